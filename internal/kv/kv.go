@@ -1,0 +1,193 @@
+// Package kv opens OpenTrail's embedded Pebble database and owns its key layout.
+//
+// One database holds the journal, the event-ID index that makes ingest idempotent,
+// projection cursors, the event-history index and control-plane state, so that a
+// projection can advance its cursor and write its output in one atomic batch.
+package kv
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"math"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+)
+
+// ---- Storage format: everything in this block is part of the on-disk format. Never change it. ----
+
+// Key prefixes. Every key in the database starts with exactly one of these bytes.
+const (
+	prefixJournal = 'j' // j | seq(8, big endian)                          → stored event
+	prefixEventID = 'd' // d | str(account) | str(eventID)                 → seq(8)
+	prefixCursor  = 'c' // c | name                                         → seq(8): next seq to read
+	prefixLookup  = 'x' // x | str(account) | str(region) | cat | attr | str(value) | ^nanos(8) | ^seq(8) → nil
+	prefixState   = 's' // s | kind | 0 | str(account) | str(region)? | name → JSON
+)
+
+// Lookup categories and attributes as they appear in index keys.
+const (
+	CatManagement byte = 'm'
+	CatInsight    byte = 'i'
+
+	AttrAll          byte = 0
+	AttrEventName    byte = 1
+	AttrReadOnly     byte = 2
+	AttrUsername     byte = 3
+	AttrResourceType byte = 4
+	AttrResourceName byte = 5
+	AttrEventSource  byte = 6
+	AttrAccessKeyID  byte = 7
+)
+
+// appendStr writes a length-prefixed string, so that no value can run into the next field.
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// JournalKey is the key of journal entry seq.
+func JournalKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixJournal}, seq)
+}
+
+// JournalSeq decodes a JournalKey.
+func JournalSeq(key []byte) (uint64, bool) {
+	if len(key) != 9 || key[0] != prefixJournal {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(key[1:]), true
+}
+
+// JournalBounds are the bounds of the whole journal key range.
+func JournalBounds() (lower, upper []byte) { return []byte{prefixJournal}, []byte{prefixJournal + 1} }
+
+// EventIDKey maps an account's eventID to the journal seq that holds it.
+func EventIDKey(account, eventID string) []byte {
+	return appendStr(appendStr([]byte{prefixEventID}, account), eventID)
+}
+
+// CursorKey holds a projection's next sequence number.
+func CursorKey(name string) []byte { return append([]byte{prefixCursor}, name...) }
+
+// LookupPrefix is the prefix of one (account, region, category, attribute, value) index run.
+func LookupPrefix(account, region string, cat, attr byte, value string) []byte {
+	b := appendStr(appendStr([]byte{prefixLookup}, account), region)
+	b = append(b, cat, attr)
+	return appendStr(b, value)
+}
+
+// LookupKey is an index entry; entries sort newest first (by event time, then seq).
+func LookupKey(prefix []byte, nanos int64, seq uint64) []byte {
+	b := make([]byte, 0, len(prefix)+16)
+	b = append(b, prefix...)
+	b = binary.BigEndian.AppendUint64(b, InvertTime(nanos))
+	return binary.BigEndian.AppendUint64(b, math.MaxUint64-seq)
+}
+
+// InvertTime maps a time (unix nanoseconds) to a key component that sorts newest first.
+func InvertTime(nanos int64) uint64 { return math.MaxUint64 - (uint64(nanos) ^ (1 << 63)) }
+
+// LookupEntry decodes the time and seq at the end of a lookup key.
+func LookupEntry(key []byte) (nanos int64, seq uint64, ok bool) {
+	if len(key) < 17 {
+		return 0, 0, false
+	}
+	t := math.MaxUint64 - binary.BigEndian.Uint64(key[len(key)-16:])
+	return int64(t ^ (1 << 63)), math.MaxUint64 - binary.BigEndian.Uint64(key[len(key)-8:]), true
+}
+
+// StateKey addresses one control-plane object (a trail, an access key, ...).
+func StateKey(kind, account, name string) []byte {
+	b := append([]byte{prefixState}, kind...)
+	b = append(b, 0)
+	return appendStr(appendStr(b, account), name)
+}
+
+// StatePrefix is the prefix of every object of one kind in one account ("" account: all accounts).
+func StatePrefix(kind, account string) []byte {
+	b := append([]byte{prefixState}, kind...)
+	b = append(b, 0)
+	if account == "" {
+		return b
+	}
+	return appendStr(b, account)
+}
+
+// ---- End of storage format. ----
+
+// EncodeSeq encodes a sequence number value.
+func EncodeSeq(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// DecodeSeq decodes a sequence number value.
+func DecodeSeq(b []byte) (uint64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("kv: sequence value has %d bytes, want 8", len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// PrefixUpper returns the smallest key greater than every key with prefix p.
+func PrefixUpper(p []byte) []byte {
+	u := append([]byte(nil), p...)
+	for i := len(u) - 1; i >= 0; i-- {
+		if u[i] < 0xff {
+			u[i]++
+			return u[:i+1]
+		}
+	}
+	return nil
+}
+
+// Options tune the database; zero values pick defaults sized for one machine.
+type Options struct {
+	CacheBytes int64 // block cache; default 256 MiB
+	Logger     *slog.Logger
+}
+
+// Open opens (creating if needed) the database in dir.
+func Open(dir string, o Options) (*pebble.DB, error) {
+	if o.CacheBytes == 0 {
+		o.CacheBytes = 256 << 20
+	}
+	cache := pebble.NewCache(o.CacheBytes)
+	defer cache.Unref()
+	opts := &pebble.Options{
+		Cache:                       cache,
+		MemTableSize:                64 << 20,
+		MemTableStopWritesThreshold: 4,
+		L0CompactionThreshold:       4,
+		L0StopWritesThreshold:       24,
+		LBaseMaxBytes:               256 << 20,
+		CompactionConcurrencyRange:  func() (int, int) { return 1, 2 },
+		Logger:                      quietLogger{o.Logger},
+	}
+	opts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionBalanced })
+	for i := range opts.Levels {
+		opts.Levels[i].BlockSize = 32 << 10
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("kv: open %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+// quietLogger routes Pebble's messages to slog; Fatalf panics as Pebble's default does.
+type quietLogger struct{ log *slog.Logger }
+
+func (l quietLogger) Infof(format string, args ...any) {
+	if l.log != nil {
+		l.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+	}
+}
+
+func (l quietLogger) Errorf(format string, args ...any) {
+	if l.log != nil {
+		l.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	}
+}
+
+func (l quietLogger) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
