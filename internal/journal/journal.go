@@ -1,0 +1,347 @@
+// Package journal is OpenTrail's durable, ordered log of records: the single
+// source of truth that every projection (event history, trails, log groups,
+// insights) consumes through a persisted cursor.
+//
+// Append is acknowledged only after the records are synced to disk. Appends
+// from concurrent producers are grouped into one Pebble batch and one fsync
+// (group commit) by a single writer goroutine, which also assigns sequence
+// numbers in order and makes appends idempotent by a per-entry key.
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/opentrail/opentrail/internal/kv"
+)
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("journal: closed")
+
+// Entry is one record to append.
+type Entry struct {
+	// ID makes the append idempotent: an entry whose ID is already in the journal
+	// (or earlier in the same group) is not stored again. Nil means always append.
+	ID    []byte
+	Value []byte
+}
+
+// Result tells where an entry landed.
+type Result struct {
+	Seq       uint64
+	Duplicate bool // the ID was already present; Seq is the existing entry's
+}
+
+// Journal is the durable log. Its zero value is not usable; use Open.
+type Journal struct {
+	db   *pebble.DB
+	log  *slog.Logger
+	reqs chan *request
+
+	last    atomic.Uint64 // highest durable seq
+	mu      sync.Mutex
+	waiters chan struct{} // closed and replaced on every commit
+
+	closeOnce sync.Once
+	done      chan struct{}
+	wg        sync.WaitGroup
+}
+
+type request struct {
+	entries []Entry
+	results []Result
+	err     error
+	done    chan struct{}
+}
+
+// maxGroupBytes bounds one group commit.
+const maxGroupBytes = 16 << 20
+
+// Open starts a journal on db, resuming after its last entry.
+func Open(db *pebble.DB, log *slog.Logger) (*Journal, error) {
+	j := &Journal{
+		db:      db,
+		log:     log.With("component", "journal"),
+		reqs:    make(chan *request, 1024),
+		waiters: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	lo, hi := kv.JournalBounds()
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, fmt.Errorf("journal: open: %w", err)
+	}
+	if it.Last() {
+		seq, ok := kv.JournalSeq(it.Key())
+		if !ok {
+			it.Close()
+			return nil, fmt.Errorf("journal: open: bad key %x", it.Key())
+		}
+		j.last.Store(seq)
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("journal: open: %w", err)
+	}
+	j.wg.Add(1)
+	go j.writer()
+	return j, nil
+}
+
+// Append durably appends entries, in order, and returns where each landed.
+// It returns only after the entries are synced to disk.
+func (j *Journal) Append(ctx context.Context, entries []Entry) ([]Result, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	r := &request{entries: entries, done: make(chan struct{})}
+	select {
+	case j.reqs <- r:
+	case <-j.done:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	// Once queued, the request is committed or failed by the writer; waiting
+	// for it even if ctx ends keeps "answered" equal to "known outcome".
+	<-r.done
+	return r.results, r.err
+}
+
+// writer is the single goroutine that assigns sequence numbers and commits.
+func (j *Journal) writer() {
+	defer j.wg.Done()
+	for {
+		var group []*request
+		select {
+		case r := <-j.reqs:
+			group = append(group, r)
+		case <-j.done:
+			j.drain()
+			return
+		}
+		size := groupSize(group[0])
+	fill:
+		for size < maxGroupBytes {
+			select {
+			case r := <-j.reqs:
+				group = append(group, r)
+				size += groupSize(r)
+			default:
+				break fill
+			}
+		}
+		j.commit(group)
+	}
+}
+
+// drain fails requests still queued at Close.
+func (j *Journal) drain() {
+	for {
+		select {
+		case r := <-j.reqs:
+			r.err = ErrClosed
+			close(r.done)
+		default:
+			return
+		}
+	}
+}
+
+func groupSize(r *request) int {
+	n := 0
+	for _, e := range r.entries {
+		n += len(e.Value) + len(e.ID)
+	}
+	return n
+}
+
+func (j *Journal) commit(group []*request) {
+	b := j.db.NewBatch()
+	defer b.Close()
+	next := j.last.Load()
+	seen := make(map[string]uint64)
+	var err error
+	for _, r := range group {
+		r.results = make([]Result, len(r.entries))
+		for i, e := range r.entries {
+			if e.ID != nil {
+				if seq, ok := seen[string(e.ID)]; ok {
+					r.results[i] = Result{Seq: seq, Duplicate: true}
+					continue
+				}
+				seq, found, gerr := j.lookupID(e.ID)
+				if gerr != nil {
+					err = gerr
+					break
+				}
+				if found {
+					r.results[i] = Result{Seq: seq, Duplicate: true}
+					continue
+				}
+			}
+			next++
+			if err = b.Set(kv.JournalKey(next), e.Value, nil); err != nil {
+				break
+			}
+			if e.ID != nil {
+				seen[string(e.ID)] = next
+				if err = b.Set(e.ID, kv.EncodeSeq(next), nil); err != nil {
+					break
+				}
+			}
+			r.results[i] = Result{Seq: next}
+		}
+	}
+	if err == nil && !b.Empty() {
+		err = b.Commit(pebble.Sync)
+	}
+	if err != nil {
+		err = fmt.Errorf("journal: append: %w", err)
+		j.log.Error("append failed", "err", err)
+	} else {
+		j.last.Store(next)
+		j.mu.Lock()
+		close(j.waiters)
+		j.waiters = make(chan struct{})
+		j.mu.Unlock()
+	}
+	for _, r := range group {
+		if err != nil {
+			r.results, r.err = nil, err
+		}
+		close(r.done)
+	}
+}
+
+func (j *Journal) lookupID(id []byte) (uint64, bool, error) {
+	v, closer, err := j.db.Get(id)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	defer closer.Close()
+	seq, err := kv.DecodeSeq(v)
+	return seq, err == nil, err
+}
+
+// Lookup returns the seq of the entry appended with id.
+func (j *Journal) Lookup(id []byte) (uint64, bool, error) { return j.lookupID(id) }
+
+// Last is the highest durable sequence number (0 when empty).
+func (j *Journal) Last() uint64 { return j.last.Load() }
+
+// Wait blocks until the journal holds an entry after seq, or ctx ends.
+func (j *Journal) Wait(ctx context.Context, seq uint64) error {
+	for {
+		j.mu.Lock()
+		ch := j.waiters
+		j.mu.Unlock()
+		if j.last.Load() > seq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-j.done:
+			return ErrClosed
+		}
+	}
+}
+
+// Get returns a copy of entry seq's value; found is false when it was trimmed or never written.
+func (j *Journal) Get(seq uint64) (value []byte, found bool, err error) {
+	v, closer, err := j.db.Get(kv.JournalKey(seq))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("journal: get %d: %w", seq, err)
+	}
+	defer closer.Close()
+	return append([]byte(nil), v...), true, nil
+}
+
+// Scan calls fn for entries with seq in [from, Last()], in order, at most max of them
+// (max <= 0: no limit). value is only valid during the call. It returns the seq
+// after the last entry visited.
+func (j *Journal) Scan(from uint64, max int, fn func(seq uint64, value []byte) error) (uint64, error) {
+	last := j.last.Load()
+	if from > last {
+		return from, nil
+	}
+	_, hi := kv.JournalBounds()
+	it, err := j.db.NewIter(&pebble.IterOptions{LowerBound: kv.JournalKey(from), UpperBound: hi})
+	if err != nil {
+		return from, fmt.Errorf("journal: scan: %w", err)
+	}
+	defer it.Close()
+	next, n := from, 0
+	for ok := it.First(); ok; ok = it.Next() {
+		seq, good := kv.JournalSeq(it.Key())
+		if !good {
+			return next, fmt.Errorf("journal: scan: bad key %x", it.Key())
+		}
+		if seq > last || (max > 0 && n >= max) {
+			break
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return next, fmt.Errorf("journal: scan %d: %w", seq, err)
+		}
+		if err := fn(seq, v); err != nil {
+			return next, err
+		}
+		next, n = seq+1, n+1
+	}
+	return next, it.Error()
+}
+
+// First is the lowest sequence number still in the journal (Last()+1 when empty).
+func (j *Journal) First() (uint64, error) {
+	lo, hi := kv.JournalBounds()
+	it, err := j.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if it.First() {
+		seq, _ := kv.JournalSeq(it.Key())
+		return seq, nil
+	}
+	return j.last.Load() + 1, it.Error()
+}
+
+// Cursor returns a projection's persisted position: the next seq it has to read (1 when new).
+func (j *Journal) Cursor(name string) (uint64, error) {
+	v, closer, err := j.db.Get(kv.CursorKey(name))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 1, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("journal: cursor %s: %w", name, err)
+	}
+	defer closer.Close()
+	return kv.DecodeSeq(v)
+}
+
+// SetCursor records, in b, that projection name will next read seq. Committing b
+// together with the projection's output makes the pair atomic.
+func SetCursor(b *pebble.Batch, name string, seq uint64) error {
+	return b.Set(kv.CursorKey(name), kv.EncodeSeq(seq), nil)
+}
+
+// Close stops the writer; queued appends fail with ErrClosed, committed ones stay.
+func (j *Journal) Close() error {
+	j.closeOnce.Do(func() { close(j.done) })
+	j.wg.Wait()
+	return nil
+}
