@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/opentrail/opentrail/internal/app"
+)
+
+func runServe(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	listen := fs.String("listen", env("127.0.0.1:4590", "OPENTRAIL_LISTEN"), "address to listen on")
+	dataDir := fs.String("data-dir", env("./opentrail-data", "OPENTRAIL_DATA_DIR"), "where OpenTrail keeps its data")
+	retention := fs.Duration("retention", 90*24*time.Hour, "how long event history keeps an event after it was recorded")
+	cache := fs.Int64("cache-mib", 256, "database block cache in MiB")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Parse(args)
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, err := app.Open(ctx, app.Config{
+		DataDir:   *dataDir,
+		Account:   env("123456789012", "OPENTRAIL_ACCOUNT_ID"),
+		Region:    env("us-east-1", "OPENTRAIL_REGION"),
+		RootKeyID: os.Getenv("OPENTRAIL_ROOT_ACCESS_KEY_ID"),
+		RootKey:   os.Getenv("OPENTRAIL_ROOT_SECRET_ACCESS_KEY"),
+		Retention: *retention,
+		CacheMiB:  *cache,
+		Version:   version,
+	}, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	a.PrintGenerated(os.Stdout)
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	log.Info("OpenTrail is listening", "addr", "http://"+ln.Addr().String(), "data_dir", *dataDir, "version", version)
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-sigs:
+	}
+	// Stop accepting, let in-flight requests (and their fsyncs) finish; a second signal aborts.
+	log.Info("shutting down")
+	go func() {
+		<-sigs
+		log.Error("second signal: aborting")
+		os.Exit(1)
+	}()
+	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+// Package app assembles one OpenTrail node from its parts: the database, the
+// journal, the event-history store, the keyring, the CloudTrail service and the
+// HTTP server. The serve command, the benchmarks and the end-to-end tests all
+// start OpenTrail through it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/opentrail/opentrail/internal/auth"
+	"github.com/opentrail/opentrail/internal/cloudtrail"
+	"github.com/opentrail/opentrail/internal/journal"
+	"github.com/opentrail/opentrail/internal/kv"
+	"github.com/opentrail/opentrail/internal/server"
+	"github.com/opentrail/opentrail/internal/store"
+)
+
+// Config is a node's configuration.
+type Config struct {
+	DataDir   string
+	Account   string        // the root key's account; default 123456789012
+	Region    string        // the home region; default us-east-1
+	RootKeyID string        // root access key; both empty = generate once and keep
+	RootKey   string        // root secret
+	Retention time.Duration // event history; default 90 days
+	CacheMiB  int64         // Pebble block cache; default 256
+	Version   string
+}
+
+var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
+
+// Validate names the first bad field.
+func (c *Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("config: data dir is empty")
+	case !accountRE.MatchString(c.Account):
+		return fmt.Errorf("config: account %q is not a 12-digit account ID", c.Account)
+	case c.Region == "":
+		return errors.New("config: region is empty")
+	case (c.RootKeyID == "") != (c.RootKey == ""):
+		return errors.New("config: set both OPENTRAIL_ROOT_ACCESS_KEY_ID and OPENTRAIL_ROOT_SECRET_ACCESS_KEY, or neither")
+	case c.Retention < 0:
+		return fmt.Errorf("config: retention %s is negative", c.Retention)
+	}
+	return nil
+}
+
+// App is a running node.
+type App struct {
+	Handler *server.Server
+	Journal *journal.Journal
+	Store   *store.Store
+	Keys    *auth.Keyring
+	CT      *cloudtrail.Service
+
+	db *pebble.DB
+	// Generated is set when this start created the root key: show it once.
+	Generated  *auth.Key
+	RootSecret string
+}
+
+// Open opens the data dir and starts the projections. Close stops them.
+func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
+	if c.Account == "" {
+		c.Account = "123456789012"
+	}
+	if c.Region == "" {
+		c.Region = "us-east-1"
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	db, err := kv.Open(filepath.Join(c.DataDir, "db"), kv.Options{CacheBytes: c.CacheMiB << 20, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	a := &App{db: db}
+	fail := func(err error) (*App, error) {
+		a.Close()
+		return nil, err
+	}
+	if a.Keys, err = auth.Open(db, filepath.Join(c.DataDir, "master.key")); err != nil {
+		return fail(err)
+	}
+	if err := a.bootstrapRoot(c); err != nil {
+		return fail(err)
+	}
+	if a.Journal, err = journal.Open(db, log); err != nil {
+		return fail(err)
+	}
+	a.Store = store.New(db, a.Journal, log, store.Options{Retention: c.Retention})
+	if err := a.Store.Start(ctx); err != nil {
+		return fail(err)
+	}
+	tokens := store.NewTokens(a.Keys.DeriveKey("lookup-next-token"))
+	a.CT = cloudtrail.New(db, a.Store, tokens, log, cloudtrail.Options{})
+	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version})
+	return a, nil
+}
+
+func (a *App) bootstrapRoot(c Config) error {
+	if c.RootKeyID != "" {
+		return a.Keys.SetRoot(auth.Key{AccessKeyID: c.RootKeyID, Account: c.Account}, c.RootKey)
+	}
+	if _, _, ok := a.Keys.Root(); ok {
+		return nil
+	}
+	key := auth.Key{AccessKeyID: auth.NewAccessKeyID(), Account: c.Account}
+	secret := auth.NewSecret()
+	if err := a.Keys.SetRoot(key, secret); err != nil {
+		return err
+	}
+	a.Generated, a.RootSecret = &key, secret
+	return nil
+}
+
+// PrintGenerated writes the generated root credentials, if this start made them.
+func (a *App) PrintGenerated(w io.Writer) {
+	if a.Generated == nil {
+		return
+	}
+	fmt.Fprintf(w, "OpenTrail generated root credentials; they are shown only this once:\n"+
+		"  export OPENTRAIL_ROOT_ACCESS_KEY_ID=%s\n  export OPENTRAIL_ROOT_SECRET_ACCESS_KEY=%s\n",
+		a.Generated.AccessKeyID, a.RootSecret)
+}
+
+// Close stops the projections and closes the database. Acknowledged records are
+// already durable; Close only releases resources.
+func (a *App) Close() error {
+	if a.Store != nil {
+		a.Store.Close()
+	}
+	if a.Journal != nil {
+		a.Journal.Close()
+	}
+	if a.db != nil {
+		return a.db.Close()
+	}
+	return nil
+}

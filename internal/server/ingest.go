@@ -1,0 +1,129 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/opentrail/opentrail/internal/auth"
+	"github.com/opentrail/opentrail/internal/awsapi"
+	"github.com/opentrail/opentrail/internal/event"
+	"github.com/opentrail/opentrail/internal/journal"
+	"github.com/opentrail/opentrail/internal/kv"
+)
+
+// IngestResponse answers POST /v1/records once every record is durable.
+type IngestResponse struct {
+	Accepted   int      `json:"Accepted"`
+	Duplicates int      `json:"Duplicates"`
+	EventIds   []string `json:"EventIds"`
+}
+
+// ingest serves POST /v1/records: {"Records":[...]}, all or nothing.
+func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rq *request, body []byte) {
+	if rq.key.Role == auth.RoleReader {
+		s.fail(w, rq, denied(rq.key, "cloudtrail:PutRecords"))
+		return
+	}
+	raws, err := splitRecords(body)
+	if err != nil {
+		s.fail(w, rq, err)
+		return
+	}
+	now := s.now()
+	entries := make([]journal.Entry, len(raws))
+	ids := make([]string, len(raws))
+	var buf []byte
+	for i, raw := range raws {
+		rec, err := event.Normalize(raw, event.Defaults{Account: rq.key.Account, Region: rq.region, Now: now})
+		if err != nil {
+			var fe *event.FieldError
+			if errors.As(err, &fe) && fe.Field != "" {
+				s.fail(w, rq, awsapi.Errorf("ValidationException", "Records[%d].%s: %s", i, fe.Field, fe.Msg))
+			} else {
+				s.fail(w, rq, awsapi.Errorf("ValidationException", "Records[%d]: %v", i, err))
+			}
+			return
+		}
+		if rec.Meta.Account != rq.key.Account && rq.key.Role != auth.RoleRoot {
+			s.fail(w, rq, awsapi.Errorf("AccessDeniedException",
+				"Records[%d].recipientAccountId: %s may only send records for account %s, not %s", i, rq.key.ARN(), rq.key.Account, rec.Meta.Account))
+			return
+		}
+		start := len(buf)
+		buf = event.Encode(buf, &rec)
+		entries[i] = journal.Entry{ID: kv.EventIDKey(rec.Meta.Account, rec.Meta.EventID), Value: buf[start:len(buf):len(buf)]}
+		ids[i] = rec.Meta.EventID
+	}
+	res, err := s.j.Append(r.Context(), entries)
+	if err != nil {
+		s.fail(w, rq, err)
+		return
+	}
+	out := IngestResponse{Accepted: len(res), EventIds: ids}
+	for _, x := range res {
+		if x.Duplicate {
+			out.Duplicates++
+		}
+	}
+	awsapi.WriteJSON(w, rq.id, http.StatusOK, out)
+}
+
+// splitRecords returns the raw records of a {"Records":[...]} body.
+func splitRecords(body []byte) ([][]byte, error) {
+	bad := func(format string, args ...any) error {
+		return awsapi.Errorf("SerializationException", format, args...)
+	}
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return nil, bad("the body must be a JSON object {\"Records\":[...]}")
+	}
+	var raws [][]byte
+	found := false
+	for dec.PeekKind() != '}' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil, bad("malformed JSON: %v", err)
+		}
+		if tok.String() != "Records" {
+			if _, err := dec.ReadValue(); err != nil {
+				return nil, bad("malformed JSON: %v", err)
+			}
+			continue
+		}
+		found = true
+		if dec.PeekKind() != '[' {
+			return nil, bad("Records must be a JSON array")
+		}
+		dec.ReadToken()
+		for dec.PeekKind() != ']' {
+			v, err := dec.ReadValue()
+			if err != nil {
+				return nil, bad("Records[%d]: malformed JSON: %v", len(raws), err)
+			}
+			if len(raws) == MaxIngestRecords {
+				return nil, awsapi.Errorf("ValidationException", "a request carries at most %d records", MaxIngestRecords)
+			}
+			if len(v) > event.MaxRecordBytes {
+				return nil, awsapi.Errorf("ValidationException", "Records[%d]: record is %d bytes; the limit is %d", len(raws), len(v), event.MaxRecordBytes)
+			}
+			raws = append(raws, bytes.Clone(v))
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, bad("malformed JSON: %v", err)
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, bad("malformed JSON: %v", err)
+	}
+	if !found {
+		return nil, bad("the body has no Records array")
+	}
+	if len(raws) == 0 {
+		return nil, awsapi.Errorf("ValidationException", "Records is empty")
+	}
+	return raws, nil
+}
+
