@@ -1,3 +1,314 @@
 package main
 
-func runBench(args []string) error { return nil }
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+)
+
+func runBench(args []string) error {
+	if len(args) == 0 {
+		return errors.New("usage: opentrail bench ingest|lookup [flags]")
+	}
+	switch args[0] {
+	case "ingest":
+		return benchIngest(args[1:])
+	case "lookup":
+		return benchLookup(args[1:])
+	}
+	return fmt.Errorf("unknown benchmark %q (ingest, lookup)", args[0])
+}
+
+// benchServer is an OpenTrail server started as a child process, so that its
+// memory and restart time are measured apart from the load generator's.
+type benchServer struct {
+	cmd      *exec.Cmd
+	endpoint string
+	dataDir  string
+	keyID    string
+	secret   string
+}
+
+func startBenchServer(dataDir string) (*benchServer, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return startBenchServerWith(self, dataDir)
+}
+
+// startBenchServerWith runs "bin serve" on a free loopback port and waits until it answers.
+func startBenchServerWith(bin, dataDir string) (*benchServer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s := &benchServer{endpoint: "http://" + addr, dataDir: dataDir, keyID: "AKIABENCHROOTKEY0001", secret: "bench-secret-bench-secret-bench-secret!!"}
+	s.cmd = exec.Command(bin, "serve", "--listen", addr, "--data-dir", dataDir, "--log-level", "warn")
+	s.cmd.Env = append(os.Environ(), "OPENTRAIL_ROOT_ACCESS_KEY_ID="+s.keyID, "OPENTRAIL_ROOT_SECRET_ACCESS_KEY="+s.secret)
+	s.cmd.Stderr = os.Stderr
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(s.endpoint + "/healthz"); err == nil {
+			resp.Body.Close()
+			return s, nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.cmd.Process.Kill()
+	return nil, errors.New("bench server did not come up within 60s")
+}
+
+func (s *benchServer) stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
+}
+
+// rssMiB reads the server's resident set size.
+func (s *benchServer) rssMiB() float64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+func (s *benchServer) client() *client {
+	return &client{endpoint: s.endpoint, region: "us-east-1",
+		creds: aws.Credentials{AccessKeyID: s.keyID, SecretAccessKey: s.secret},
+		http:  &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+}
+
+// lambdaInvoke is the seed's Lambda Invoke data event (~1.5 KB), with placeholders.
+const lambdaInvoke = `{"eventVersion":"1.08","userIdentity":{"type":"AssumedRole","principalId":"ABCDEFGHIJKLMNOPQRST:some-user","arn":"arn:aws:sts::123456789012:assumed-role/some-role/%s","accountId":"123456789012","accessKeyId":"ABCDEFGHIJKLMNOPQRST","sessionContext":{"sessionIssuer":{"type":"Role","principalId":"ABCDEFGHIJKLMNOPQRST","arn":"arn:aws:iam::123456789012:role/some-role","accountId":"123456789012","userName":"some-role"},"attributes":{"creationDate":"2021-12-04T03:12:23Z","mfaAuthenticated":"true"}}},"eventTime":"%s","eventSource":"lambda.amazonaws.com","eventName":"%s","awsRegion":"ap-northeast-1","sourceIPAddress":"1.2.3.4","userAgent":"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_5) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/96.0.4664.55 Safari/537.36","requestParameters":{"functionName":"arn:aws:lambda:ap-northeast-1:123456789012:function:vpc-lambda-1","invocationType":"RequestResponse","logType":"Tail","contentType":"application/json"},"responseElements":null,"additionalEventData":{"customerEniId":"eni-045d450a2100243b1","functionVersion":"arn:aws:lambda:ap-northeast-1:123456789012:function:vpc-lambda-1:$LATEST"},"requestID":"5a6e6f1b-4d3c-4a8e-9c1b-%012d","eventID":"%s","readOnly":false,"resources":[{"accountId":"123456789012","type":"AWS::Lambda::Function","ARN":"arn:aws:lambda:ap-northeast-1:123456789012:function:vpc-lambda-1"}],"eventType":"AwsApiCall","managementEvent":%t,"recipientAccountId":"123456789012","eventCategory":"%s"}`
+
+var benchNames = []string{"Invoke", "GetFunction", "CreateFunction", "DeleteFunction", "UpdateFunctionCode", "ListFunctions",
+	"PutObject", "GetObject", "DescribeInstances", "RunInstances", "TerminateInstances", "AssumeRole", "ConsoleLogin",
+	"CreateUser", "DeleteUser", "AttachRolePolicy", "PutBucketPolicy", "CreateTrail", "StopLogging", "DeleteTrail"}
+
+// genRecords returns a body of n records with IDs prefix-i, times spread over span ending now.
+func genRecords(prefix string, from, n int, management bool, span time.Duration, now time.Time, rng *rand.Rand) []byte {
+	var b strings.Builder
+	b.WriteString(`{"Records":[`)
+	cat := "Data"
+	if management {
+		cat = "Management"
+	}
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k := from + i
+		t := now.Add(-time.Duration(rng.Int64N(int64(span)))).UTC().Format(time.RFC3339)
+		name := benchNames[0]
+		if management {
+			name = benchNames[rng.IntN(len(benchNames))]
+		}
+		fmt.Fprintf(&b, lambdaInvoke, fmt.Sprintf("user-%d", rng.IntN(1000)), t, name, k, fmt.Sprintf("%s-%012d", prefix, k), management, cat)
+	}
+	b.WriteString(`]}`)
+	return []byte(b.String())
+}
+
+// load sends total records in batches from conc workers and returns the elapsed time and per-request latencies.
+func load(c *client, prefix string, total, batch, conc int, management bool, span time.Duration) (time.Duration, []time.Duration, error) {
+	var next atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	var firstErr error
+	now := time.Now()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 42))
+			for {
+				from := int(next.Add(int64(batch))) - batch
+				if from >= total {
+					return
+				}
+				body := genRecords(prefix, from, min(batch, total-from), management, span, now, rng)
+				t0 := time.Now()
+				err := c.post(context.Background(), "/v1/records", body, nil)
+				d := time.Since(t0)
+				mu.Lock()
+				lat = append(lat, d)
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return time.Since(start), lat, firstErr
+}
+
+func pct(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return d[min(len(d)-1, int(float64(len(d))*p))]
+}
+
+func benchIngest(args []string) error {
+	fs := flag.NewFlagSet("bench ingest", flag.ExitOnError)
+	total := fs.Int("records", 500000, "records to send")
+	batch := fs.Int("batch", 500, "records per request")
+	conc := fs.Int("concurrency", 8, "concurrent clients")
+	dataDir := fs.String("data-dir", "", "server data dir (default: a new temporary one, removed after)")
+	fs.Parse(args)
+	dir, cleanup, err := benchDir(*dataDir)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	srv, err := startBenchServer(dir)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	elapsed, lat, err := load(srv.client(), fmt.Sprintf("ingest-%d", time.Now().UnixNano()), *total, *batch, *conc, false, time.Hour)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ingest: %d records (seed Lambda Invoke, %d B each) in %d-record requests from %d clients\n",
+		*total, len(genRecords("x", 0, 1, false, time.Hour, time.Now(), rand.New(rand.NewPCG(1, 1))))-len(`{"Records":[]}`), *batch, *conc)
+	fmt.Printf("  %.0f acknowledged (fsynced) records/s; request latency p50 %v p99 %v; server RSS %.0f MiB\n",
+		float64(*total)/elapsed.Seconds(), pct(lat, 0.5).Round(time.Microsecond), pct(lat, 0.99).Round(time.Microsecond), srv.rssMiB())
+	return nil
+}
+
+func benchDir(dir string) (string, func(), error) {
+	if dir != "" {
+		return dir, func() {}, nil
+	}
+	d, err := os.MkdirTemp("", "opentrail-bench-")
+	return d, func() { os.RemoveAll(d) }, err
+}
+
+func benchLookup(args []string) error {
+	fs := flag.NewFlagSet("bench lookup", flag.ExitOnError)
+	events := fs.Int("events", 1000000, "management events to store first (skipped when --data-dir already holds them)")
+	lookups := fs.Int("lookups", 2000, "LookupEvents calls to time")
+	conc := fs.Int("concurrency", 4, "concurrent lookup clients")
+	dataDir := fs.String("data-dir", "", "server data dir, kept for reuse (default: a new temporary one, removed after)")
+	fs.Parse(args)
+	dir, cleanup, err := benchDir(*dataDir)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	marker := filepath.Join(dir, "bench-loaded")
+	srv, err := startBenchServer(dir)
+	if err != nil {
+		return err
+	}
+	if b, err := os.ReadFile(marker); err != nil || string(b) != strconv.Itoa(*events) {
+		fmt.Printf("loading %d management events spread over 80 days...\n", *events)
+		elapsed, _, err := load(srv.client(), "lookup", *events, 500, 8, true, 80*24*time.Hour)
+		if err != nil {
+			srv.stop()
+			return err
+		}
+		fmt.Printf("  loaded in %v (%.0f records/s)\n", elapsed.Round(time.Second), float64(*events)/elapsed.Seconds())
+		os.WriteFile(marker, []byte(strconv.Itoa(*events)), 0o600)
+		// Restart so that the lookups measure a freshly started server, as after a reboot.
+	}
+	srv.stop()
+	t0 := time.Now()
+	srv, err = startBenchServer(dir)
+	if err != nil {
+		return err
+	}
+	restart := time.Since(t0)
+	defer srv.stop()
+
+	ct := srv.client().cloudTrail()
+	// Wait until history has caught up with the journal (it replays after a restart).
+	for {
+		out, err := ct.LookupEvents(context.Background(), &cloudtrail.LookupEventsInput{MaxResults: aws.Int32(1),
+			LookupAttributes: []types.LookupAttribute{{AttributeKey: types.LookupAttributeKeyEventId, AttributeValue: aws.String(fmt.Sprintf("lookup-%012d", *events-1))}}})
+		if err == nil && len(out.Events) == 1 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var mu sync.Mutex
+	var lat []time.Duration
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr error
+	for w := range *conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			for next.Add(1) <= int64(*lookups) {
+				end := time.Now().Add(-time.Duration(rng.Int64N(int64(70 * 24 * time.Hour))))
+				start := end.Add(-time.Duration(1+rng.IntN(7*24)) * time.Hour)
+				in := &cloudtrail.LookupEventsInput{StartTime: &start, EndTime: &end, MaxResults: aws.Int32(50)}
+				if rng.IntN(2) == 0 {
+					in.LookupAttributes = []types.LookupAttribute{{AttributeKey: types.LookupAttributeKeyEventName, AttributeValue: aws.String(benchNames[rng.IntN(len(benchNames))])}}
+				} else {
+					in.LookupAttributes = []types.LookupAttribute{{AttributeKey: types.LookupAttributeKeyUsername, AttributeValue: aws.String(fmt.Sprintf("user-%d", rng.IntN(1000)))}}
+				}
+				t0 := time.Now()
+				_, err := ct.LookupEvents(context.Background(), in)
+				d := time.Since(t0)
+				mu.Lock()
+				lat = append(lat, d)
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	fmt.Printf("lookup: %d events stored; %d LookupEvents (one attribute + time range, MaxResults 50) from %d clients\n", *events, *lookups, *conc)
+	fmt.Printf("  p50 %v  p99 %v  max %v; server RSS %.0f MiB; restart to first answer %v\n",
+		pct(lat, 0.5).Round(time.Microsecond), pct(lat, 0.99).Round(time.Microsecond), pct(lat, 1).Round(time.Microsecond), srv.rssMiB(), restart.Round(time.Millisecond))
+	return nil
+}

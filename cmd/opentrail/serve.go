@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // served only with --pprof, on its own address
 	"os"
 	"os/signal"
 	"syscall"
@@ -23,6 +24,7 @@ func runServe(args []string) error {
 	retention := fs.Duration("retention", 90*24*time.Hour, "how long event history keeps an event after it was recorded")
 	cache := fs.Int64("cache-mib", 256, "database block cache in MiB")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
 	fs.Parse(args)
 
 	var level slog.Level
@@ -48,6 +50,9 @@ func runServe(args []string) error {
 	defer a.Close()
 	a.PrintGenerated(os.Stdout)
 
+	if *pprofAddr != "" {
+		go func() { log.Error("pprof", "err", http.ListenAndServe(*pprofAddr, nil)) }()
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err

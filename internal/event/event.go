@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -190,7 +191,7 @@ func Normalize(raw []byte, d Defaults) (Record, error) {
 // compact returns raw without insignificant whitespace, sharing raw when it has none.
 func compact(raw []byte) ([]byte, error) {
 	raw = bytes.TrimSpace(raw)
-	if bytes.IndexAny(raw, " \t\r\n") < 0 {
+	if !hasInsignificantSpace(raw) {
 		return raw, nil
 	}
 	v := jsontext.Value(bytes.Clone(raw))
@@ -198,6 +199,22 @@ func compact(raw []byte) ([]byte, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+// hasInsignificantSpace reports whether valid JSON b has white space outside strings.
+func hasInsignificantSpace(b []byte) bool {
+	inString := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case !inString && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			return true
+		}
+	}
+	return false
 }
 
 // parser walks the top level of a record once.
@@ -220,8 +237,20 @@ type identity struct {
 
 var decodeOpts = json.JoinOptions(json.DefaultOptionsV2(), jsontext.AllowInvalidUTF8(false))
 
+// decoders are reused: a Decoder reading from a *bytes.Buffer parses in place.
+var decoders = sync.Pool{New: func() any { return jsontext.NewDecoder(new(bytes.Buffer)) }}
+
+func getDecoder(b []byte) *jsontext.Decoder {
+	d := decoders.Get().(*jsontext.Decoder)
+	d.Reset(bytes.NewBuffer(b))
+	return d
+}
+
+func putDecoder(d *jsontext.Decoder) { decoders.Put(d) }
+
 func (p *parser) parse(raw []byte) error {
-	dec := jsontext.NewDecoder(bytes.NewReader(raw))
+	dec := getDecoder(raw)
+	defer putDecoder(dec)
 	if dec.PeekKind() != '{' {
 		if _, err := dec.ReadValue(); err != nil {
 			return fieldErr("", "not valid JSON: %v", trimJSONErr(err))
@@ -371,8 +400,8 @@ func (p *parser) field(name string, val jsontext.Value) error {
 		if kind != '{' {
 			return fieldErr(name, "must be a JSON object, not %s", kindName(kind))
 		}
-		if err := json.Unmarshal(val, &p.identity, decodeOpts); err != nil {
-			return fieldErr(name, "%s", trimJSONErr(err))
+		if err := p.identity.parse(val); err != nil {
+			return err
 		}
 		m.AccessKeyID, m.UserARN = p.identity.AccessKeyID, p.identity.ARN
 	case "resources":
@@ -415,6 +444,45 @@ func (p *parser) field(name string, val jsontext.Value) error {
 	return nil
 }
 
+// parse reads the identity members event history needs; each must be a string when present.
+func (id *identity) parse(v jsontext.Value) error {
+	dec := getDecoder(v)
+	defer putDecoder(dec)
+	dec.ReadToken()
+	for dec.PeekKind() != '}' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return fieldErr("userIdentity", "%s", trimJSONErr(err))
+		}
+		name := tok.String()
+		val, err := dec.ReadValue()
+		if err != nil {
+			return fieldErr("userIdentity", "%s", trimJSONErr(err))
+		}
+		var dst *string
+		switch name {
+		case "type":
+			dst = &id.Type
+		case "principalId":
+			dst = &id.PrincipalID
+		case "arn":
+			dst = &id.ARN
+		case "accessKeyId":
+			dst = &id.AccessKeyID
+		case "userName":
+			dst = &id.UserName
+		case "invokedBy":
+			dst = &id.InvokedBy
+		default:
+			continue
+		}
+		if *dst, err = str("userIdentity."+name, val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // username is the user name event history shows for the record's identity.
 func (p *parser) username() string {
 	id := p.identity
@@ -437,11 +505,15 @@ func str(name string, v jsontext.Value) (string, error) {
 	if v.Kind() != '"' {
 		return "", fieldErr(name, "must be a JSON string, not %s", kindName(v.Kind()))
 	}
-	var s string
-	if err := json.Unmarshal(v, &s, decodeOpts); err != nil {
+	// The decoder has already checked the string; without escapes it is its bytes.
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), nil
+	}
+	b, err := jsontext.AppendUnquote(nil, v)
+	if err != nil {
 		return "", fieldErr(name, "%s", trimJSONErr(err))
 	}
-	return s, nil
+	return string(b), nil
 }
 
 func nonEmpty(name string, v jsontext.Value) (string, error) {

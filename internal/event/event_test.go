@@ -98,7 +98,7 @@ func TestNormalizeRejects(t *testing.T) {
 		{`{"eventTime":"2024-01-01T00:00:00Z","eventCategory":"Other"}`, "eventCategory", "not one of"},
 		{`{"eventTime":"2024-01-01T00:00:00Z","eventID":""}`, "eventID", "printable"},
 		{`{"eventTime":"2024-01-01T00:00:00Z","userIdentity":"root"}`, "userIdentity", "must be a JSON object"},
-		{`{"eventTime":"2024-01-01T00:00:00Z","userIdentity":{"userName":5}}`, "userIdentity", ""},
+		{`{"eventTime":"2024-01-01T00:00:00Z","userIdentity":{"userName":5}}`, "userIdentity.userName", "must be a JSON string"},
 		{`{"eventTime":"2024-01-01T00:00:00Z","resources":{}}`, "resources", "must be a JSON array"},
 		{`{"eventTime":"2024-01-01T00:00:00Z","requestParameters":"x=1"}`, "requestParameters", "object or null"},
 		{`{"eventTime":"2024-01-01T00:00:00Z","eventTime":"2024-01-01T00:00:00Z"}`, "", "duplicate"},

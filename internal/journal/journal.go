@@ -48,9 +48,10 @@ type Journal struct {
 	mu      sync.Mutex
 	waiters chan struct{} // closed and replaced on every commit
 
-	closeOnce sync.Once
-	done      chan struct{}
-	wg        sync.WaitGroup
+	closeMu sync.RWMutex // held for reading while queueing, for writing while closing
+	closed  bool
+	done    chan struct{}
+	wg      sync.WaitGroup
 }
 
 type request struct {
@@ -100,13 +101,18 @@ func (j *Journal) Append(ctx context.Context, entries []Entry) ([]Result, error)
 		return nil, nil
 	}
 	r := &request{entries: entries, done: make(chan struct{})}
+	j.closeMu.RLock()
+	if j.closed {
+		j.closeMu.RUnlock()
+		return nil, ErrClosed
+	}
 	select {
 	case j.reqs <- r:
-	case <-j.done:
-		return nil, ErrClosed
 	case <-ctx.Done():
+		j.closeMu.RUnlock()
 		return nil, ctx.Err()
 	}
+	j.closeMu.RUnlock()
 	// Once queued, the request is committed or failed by the writer; waiting
 	// for it even if ctx ends keeps "answered" equal to "known outcome".
 	<-r.done
@@ -341,7 +347,12 @@ func SetCursor(b *pebble.Batch, name string, seq uint64) error {
 
 // Close stops the writer; queued appends fail with ErrClosed, committed ones stay.
 func (j *Journal) Close() error {
-	j.closeOnce.Do(func() { close(j.done) })
+	j.closeMu.Lock()
+	if !j.closed {
+		j.closed = true
+		close(j.done)
+	}
+	j.closeMu.Unlock()
 	j.wg.Wait()
 	return nil
 }

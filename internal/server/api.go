@@ -1,11 +1,11 @@
 package server
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
-	"bytes"
-	"context"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -171,4 +171,3 @@ func lowerFirst(s string) string {
 	}
 	return string(unicode.ToLower(r)) + s[n:]
 }
-

@@ -126,4 +126,3 @@ func splitRecords(body []byte) ([][]byte, error) {
 	}
 	return raws, nil
 }
-

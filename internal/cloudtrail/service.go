@@ -1,0 +1,161 @@
+// Package cloudtrail implements the CloudTrail API operations: trails, event
+// selectors, insight selectors, tags and LookupEvents. Handlers take a request
+// body that awsapi has already checked against the service model and return a
+// JSON-marshalable response or an *awsapi.Error; the server does the wire work.
+package cloudtrail
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/opentrail/opentrail/internal/awsapi"
+	"github.com/opentrail/opentrail/internal/kv"
+	"github.com/opentrail/opentrail/internal/store"
+)
+
+// Caller is the authenticated principal of one request.
+type Caller struct {
+	Account     string // the caller's account
+	Region      string // the request's signing region
+	AccessKeyID string
+	ARN         string // e.g. arn:aws:iam::123456789012:user/alice or arn:aws:iam::123456789012:root
+	UserName    string
+	Root        bool
+}
+
+// Options configure a Service.
+type Options struct {
+	Now func() time.Time
+	// Partition of the ARNs the service makes; default "aws".
+	Partition string
+}
+
+// Service serves CloudTrail operations over the shared database.
+type Service struct {
+	db     *pebble.DB
+	store  *store.Store
+	tokens *store.Tokens
+	log    *slog.Logger
+	now    func() time.Time
+	part   string
+	ops    map[string]opFunc
+
+	// trailMu serialises the read-modify-write sequences on trails (trails*.go):
+	// name uniqueness and the per-Region quota span several stored objects.
+	trailMu sync.Mutex
+	// Page sizes of ListTrails and ListTags; zero picks the default. Tests lower them.
+	trailPage, tagPage int
+}
+
+type opFunc func(s *Service, ctx context.Context, c Caller, body []byte) (any, error)
+
+// New returns a Service.
+func New(db *pebble.DB, st *store.Store, tokens *store.Tokens, log *slog.Logger, o Options) *Service {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Partition == "" {
+		o.Partition = "aws"
+	}
+	s := &Service{db: db, store: st, tokens: tokens, log: log.With("component", "cloudtrail"), now: o.Now, part: o.Partition}
+	s.ops = map[string]opFunc{}
+	maps.Copy(s.ops, trailOps)
+	maps.Copy(s.ops, lookupOps)
+	return s
+}
+
+// Handles reports whether op is implemented.
+func (s *Service) Handles(op string) bool { _, ok := s.ops[op]; return ok }
+
+// Handle runs op for c. body is the request JSON, already valid against the model.
+// Operations of the model that OpenTrail does not implement yet answer
+// UnsupportedOperationException.
+func (s *Service) Handle(ctx context.Context, c Caller, op string, body []byte) (any, error) {
+	f, ok := s.ops[op]
+	if !ok {
+		return nil, awsapi.Errorf("UnsupportedOperationException", "OpenTrail does not support %s yet.", op)
+	}
+	return f(s, ctx, c, body)
+}
+
+// ReadOnly reports whether op only reads (Get*, Describe*, List*, LookupEvents, ...):
+// what reader keys may call, and the readOnly flag of its self-audit record.
+func ReadOnly(op string) bool {
+	for _, p := range []string{"Get", "Describe", "List", "Lookup", "Search"} {
+		if len(op) > len(p) && op[:len(p)] == p {
+			return true
+		}
+	}
+	return false
+}
+
+// decode unmarshals a request body (already valid against the model).
+func decode(body []byte, v any) error {
+	if len(body) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return awsapi.Errorf("SerializationException", "%v", err)
+	}
+	return nil
+}
+
+// getState reads one control-plane object into v; found is false when absent.
+func (s *Service) getState(kind, account, name string, v any) (found bool, err error) {
+	b, closer, err := s.db.Get(kv.StateKey(kind, account, name))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("cloudtrail: read %s %s: %w", kind, name, err)
+	}
+	defer closer.Close()
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("cloudtrail: decode %s %s: %w", kind, name, err)
+	}
+	return true, nil
+}
+
+// putState durably writes one control-plane object.
+func (s *Service) putState(kind, account, name string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if err := s.db.Set(kv.StateKey(kind, account, name), b, pebble.Sync); err != nil {
+		return fmt.Errorf("cloudtrail: write %s %s: %w", kind, name, err)
+	}
+	return nil
+}
+
+// deleteState durably removes one control-plane object.
+func (s *Service) deleteState(kind, account, name string) error {
+	if err := s.db.Delete(kv.StateKey(kind, account, name), pebble.Sync); err != nil {
+		return fmt.Errorf("cloudtrail: delete %s %s: %w", kind, name, err)
+	}
+	return nil
+}
+
+// listState calls fn with every object of kind in account ("" = every account), in key order.
+func (s *Service) listState(kind, account string, fn func(raw []byte) error) error {
+	lo := kv.StatePrefix(kind, account)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: kv.PrefixUpper(lo)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		if err := fn(it.Value()); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
