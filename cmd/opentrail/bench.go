@@ -142,43 +142,65 @@ func genRecords(prefix string, from, n int, management bool, span time.Duration,
 	return []byte(b.String())
 }
 
-// load sends total records in batches from conc workers and returns the elapsed time and per-request latencies.
+// load sends total records in batches of batch from conc workers, and returns the time spent
+// sending and each request's latency. It works in rounds: the bodies of a round are generated
+// before the clock starts, then all workers send them; only the sending is timed, so the figure is
+// the server's (and the signing client's), not the load generator's JSON formatting.
 func load(c *client, prefix string, total, batch, conc int, management bool, span time.Duration) (time.Duration, []time.Duration, error) {
-	var next atomic.Int64
-	var mu sync.Mutex
-	var lat []time.Duration
-	var firstErr error
+	const perWorker = 20
 	now := time.Now()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), 42))
-			for {
-				from := int(next.Add(int64(batch))) - batch
-				if from >= total {
-					return
-				}
-				body := genRecords(prefix, from, min(batch, total-from), management, span, now, rng)
-				t0 := time.Now()
-				err := c.post(context.Background(), "/v1/records", body, nil)
-				d := time.Since(t0)
-				mu.Lock()
-				lat = append(lat, d)
-				if err != nil && firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-				if err != nil {
-					return
-				}
-			}
-		}()
+	rngs := make([]*rand.Rand, conc)
+	for w := range rngs {
+		rngs[w] = rand.New(rand.NewPCG(uint64(w), 42))
 	}
-	wg.Wait()
-	return time.Since(start), lat, firstErr
+	var lat []time.Duration
+	var sending time.Duration
+	for from := 0; from < total; {
+		bodies := make([][][]byte, conc)
+		var wg sync.WaitGroup
+		for w := range conc {
+			start := from + w*perWorker*batch
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := start; k < min(total, start+perWorker*batch); k += batch {
+					bodies[w] = append(bodies[w], genRecords(prefix, k, min(batch, total-k), management, span, now, rngs[w]))
+				}
+			}()
+		}
+		wg.Wait()
+		from += conc * perWorker * batch
+
+		var mu sync.Mutex
+		var firstErr error
+		t0 := time.Now()
+		for w := range conc {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for _, body := range bodies[w] {
+					r0 := time.Now()
+					err := c.post(context.Background(), "/v1/records", body, nil)
+					d := time.Since(r0)
+					mu.Lock()
+					lat = append(lat, d)
+					if err != nil && firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		sending += time.Since(t0)
+		if firstErr != nil {
+			return sending, lat, firstErr
+		}
+	}
+	return sending, lat, nil
 }
 
 func pct(d []time.Duration, p float64) time.Duration {

@@ -90,7 +90,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/v1/records" {
 		limit = MaxIngestBytes
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := readBody(w, r, limit)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -174,4 +174,21 @@ func principalID(k auth.Key) string {
 	}
 	sum := sha256.Sum256([]byte(k.Account + "/" + k.User))
 	return "AIDA" + strings.ToUpper(base32.StdEncoding.EncodeToString(sum[:])[:17])
+}
+
+// readBody reads the whole body, at most limit bytes, in one allocation when the length is known.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	if r.ContentLength < 0 || r.ContentLength > limit {
+		return io.ReadAll(body)
+	}
+	buf := make([]byte, r.ContentLength, r.ContentLength+1)
+	if _, err := io.ReadFull(body, buf); err != nil {
+		return nil, err
+	}
+	// A body longer than announced is an error, as net/http would report it.
+	if n, _ := body.Read(buf[len(buf):cap(buf)]); n > 0 {
+		return nil, errors.New("body longer than its Content-Length")
+	}
+	return buf, nil
 }

@@ -39,10 +39,12 @@ type env struct {
 	url string
 }
 
-func start(t testing.TB) *env {
+func start(t testing.TB) *env { return startWithCache(t, 16) }
+
+func startWithCache(t testing.TB, cacheMiB int64) *env {
 	t.Helper()
 	a, err := app.Open(context.Background(), app.Config{
-		DataDir: t.TempDir(), RootKeyID: rootID, RootKey: rootSecret, CacheMiB: 16,
+		DataDir: t.TempDir(), RootKeyID: rootID, RootKey: rootSecret, CacheMiB: cacheMiB,
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
