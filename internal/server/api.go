@@ -65,24 +65,7 @@ func (s *Server) call(r *http.Request, rq *request, op string, body []byte) (any
 
 // audit appends the management event that records one API call, and waits until it is durable.
 func (s *Server) audit(rq *request, op string, reqBody []byte, out any, callErr error) error {
-	rec := map[string]any{
-		"eventVersion":       event.DefaultEventVersion,
-		"userIdentity":       identity(rq.key),
-		"eventTime":          rq.start.Format(time.RFC3339),
-		"eventSource":        "cloudtrail.amazonaws.com",
-		"eventName":          op,
-		"awsRegion":          rq.region,
-		"sourceIPAddress":    rq.ip,
-		"userAgent":          rq.agent,
-		"requestParameters":  lowerCamelJSON(reqBody),
-		"responseElements":   nil,
-		"requestID":          rq.id,
-		"readOnly":           cloudtrail.ReadOnly(op),
-		"eventType":          "AwsApiCall",
-		"managementEvent":    true,
-		"recipientAccountId": rq.key.Account,
-		"eventCategory":      event.CategoryManagement,
-	}
+	rec := auditRecord(rq, "cloudtrail.amazonaws.com", op, cloudtrail.ReadOnly(op), lowerCamelJSON(reqBody))
 	var ae *awsapi.Error
 	switch {
 	case callErr == nil && !cloudtrail.ReadOnly(op):
@@ -95,6 +78,28 @@ func (s *Server) audit(rq *request, op string, reqBody []byte, out any, callErr 
 		rec["errorCode"], rec["errorMessage"] = "InternalFailure", "An internal error occurred."
 	}
 	return s.record(rq, rec)
+}
+
+// auditRecord is the management event for one call rq served.
+func auditRecord(rq *request, source, name string, readOnly bool, params any) map[string]any {
+	return map[string]any{
+		"eventVersion":       event.DefaultEventVersion,
+		"userIdentity":       identity(rq.key),
+		"eventTime":          rq.start.Format(time.RFC3339),
+		"eventSource":        source,
+		"eventName":          name,
+		"awsRegion":          rq.region,
+		"sourceIPAddress":    rq.ip,
+		"userAgent":          rq.agent,
+		"requestParameters":  params,
+		"responseElements":   nil,
+		"requestID":          rq.id,
+		"readOnly":           readOnly,
+		"eventType":          "AwsApiCall",
+		"managementEvent":    true,
+		"recipientAccountId": rq.key.Account,
+		"eventCategory":      event.CategoryManagement,
+	}
 }
 
 // record normalises and durably appends one self-audit record.

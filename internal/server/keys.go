@@ -8,7 +8,6 @@ import (
 
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
-	"github.com/opentrail/opentrail/internal/event"
 )
 
 // CreateKeyRequest is the body of POST /v1/keys.
@@ -54,24 +53,8 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, rq *request, 
 	default:
 		err = denied(rq.key, "iam:CreateAccessKey")
 	}
-	rec := map[string]any{
-		"eventVersion":       event.DefaultEventVersion,
-		"userIdentity":       identity(rq.key),
-		"eventTime":          rq.start.Format(time.RFC3339),
-		"eventSource":        "iam.amazonaws.com",
-		"eventName":          "CreateAccessKey",
-		"awsRegion":          rq.region,
-		"sourceIPAddress":    rq.ip,
-		"userAgent":          rq.agent,
-		"requestParameters":  map[string]any{"userName": in.User, "account": in.Account, "role": in.Role},
-		"responseElements":   nil,
-		"requestID":          rq.id,
-		"readOnly":           false,
-		"eventType":          "AwsApiCall",
-		"managementEvent":    true,
-		"recipientAccountId": rq.key.Account,
-		"eventCategory":      event.CategoryManagement,
-	}
+	rec := auditRecord(rq, "iam.amazonaws.com", "CreateAccessKey", false,
+		map[string]any{"userName": in.User, "account": in.Account, "role": in.Role})
 	var ae *awsapi.Error
 	if errors.As(err, &ae) {
 		rec["errorCode"], rec["errorMessage"] = ae.Code, ae.Message

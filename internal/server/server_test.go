@@ -432,6 +432,15 @@ func TestSelfAudit(t *testing.T) {
 	if len(out.Events) != 1 || !strings.Contains(aws.ToString(out.Events[0].CloudTrailEvent), `"errorCode":"TrailNotFoundException"`) {
 		t.Fatalf("failed call not recorded with its error: %d", len(out.Events))
 	}
+	// Key creation is recorded as iam:CreateAccessKey in root's account, without the secret.
+	out, err = e.ct(root, "us-east-1").LookupEvents(ctx, &cloudtrail.LookupEventsInput{LookupAttributes: []types.LookupAttribute{
+		{AttributeKey: types.LookupAttributeKeyEventName, AttributeValue: aws.String("CreateAccessKey")}}})
+	if err != nil || len(out.Events) != 1 {
+		t.Fatalf("CreateAccessKey not recorded: %v %d", err, len(out.Events))
+	}
+	if ev := aws.ToString(out.Events[0].CloudTrailEvent); !strings.Contains(ev, `"userName":"alice"`) || !strings.Contains(ev, admin.id) || strings.Contains(ev, admin.secret) {
+		t.Fatalf("CreateAccessKey record: %s", ev)
+	}
 	// Another account sees neither the trail nor the events.
 	other := e.newKey("333333333333", "bob", "admin")
 	trails, err := e.ct(other, "us-east-1").DescribeTrails(ctx, &cloudtrail.DescribeTrailsInput{})
