@@ -57,7 +57,7 @@ func startBenchServer(dataDir string) (*benchServer, error) {
 }
 
 // startBenchServerWith runs "bin serve" on a free loopback port and waits until it answers.
-func startBenchServerWith(bin, dataDir string) (*benchServer, error) {
+func startBenchServerWith(bin, dataDir string, extra ...string) (*benchServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -65,7 +65,7 @@ func startBenchServerWith(bin, dataDir string) (*benchServer, error) {
 	addr := ln.Addr().String()
 	ln.Close()
 	s := &benchServer{endpoint: "http://" + addr, dataDir: dataDir, keyID: "AKIABENCHROOTKEY0001", secret: "bench-secret-bench-secret-bench-secret!!"}
-	s.cmd = exec.Command(bin, "serve", "--listen", addr, "--data-dir", dataDir, "--log-level", "warn")
+	s.cmd = exec.Command(bin, append([]string{"serve", "--listen", addr, "--data-dir", dataDir, "--log-level", "warn"}, extra...)...)
 	s.cmd.Env = append(os.Environ(), "OPENTRAIL_ROOT_ACCESS_KEY_ID="+s.keyID, "OPENTRAIL_ROOT_SECRET_ACCESS_KEY="+s.secret)
 	s.cmd.Stderr = os.Stderr
 	if err := s.cmd.Start(); err != nil {

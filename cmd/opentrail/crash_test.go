@@ -1,7 +1,9 @@
 package main
 
 import (
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -182,12 +184,110 @@ func TestKill9LosesNoAcknowledgedRecord(t *testing.T) {
 	t.Logf("%d acknowledged before SIGKILL, %d stored (the rest were in flight), all acknowledged present once", len(acked), len(count))
 }
 
-func startServerBinary(t *testing.T, bin, dir string) *benchServer {
+func startServerBinary(t *testing.T, bin, dir string, extra ...string) *benchServer {
 	t.Helper()
-	s, err := startBenchServerWith(bin, dir)
+	s, err := startBenchServerWith(bin, dir, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.cmd.Process.Kill(); s.cmd.Wait() })
 	return s
+}
+
+// TestKill9DeliveryExactlyOnce kills the server repeatedly while a trail is
+// delivering, and checks that in the end every acknowledged event the trail
+// selects is in exactly one log file in the bucket.
+func TestKill9DeliveryExactlyOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "buckets", "crash-bucket"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	flags := []string{"--delivery-interval", "200ms"}
+	srv := startServerBinary(t, bin, dir, flags...)
+	lc := srv.client()
+	lc.region = "ap-northeast-1" // the generated records' region
+	ct := lc.cloudTrail()
+	ctx := context.Background()
+	if _, err := ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("crash-trail"), S3BucketName: aws.String("crash-bucket")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("crash-trail")}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // the worker reads trails every second
+	acked := map[string]bool{}
+	rng := rand.New(rand.NewPCG(9, 9))
+	for round := range 4 {
+		c := srv.client()
+		stop := time.Now().Add(time.Duration(300+rng.IntN(700)) * time.Millisecond)
+		for i := 0; time.Now().Before(stop); i++ {
+			body := genRecords(fmt.Sprintf("dlv-r%d-b%d", round, i), 0, 50, true, time.Hour, time.Now(), rng)
+			var out struct{ EventIds []string }
+			if err := c.post(ctx, "/v1/records", body, &out); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range out.EventIds {
+				acked[id] = true
+			}
+		}
+		srv.cmd.Process.Signal(syscall.SIGKILL)
+		srv.cmd.Wait()
+		srv = startServerBinary(t, bin, dir, flags...)
+	}
+	// Let the last server deliver everything, then count.
+	var counts map[string]int
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		counts = countDelivered(t, filepath.Join(dir, "buckets", "crash-bucket"))
+		if len(counts) >= len(acked) {
+			break
+		}
+	}
+	for id := range acked {
+		if counts[id] != 1 {
+			t.Fatalf("acknowledged %s is in %d delivered files (of %d acknowledged, %d delivered)", id, counts[id], len(acked), len(counts))
+		}
+	}
+	for id, n := range counts {
+		if n != 1 {
+			t.Fatalf("%s delivered %d times", id, n)
+		}
+	}
+	t.Logf("%d acknowledged events across 4 kills, each in exactly one log file", len(acked))
+}
+
+// countDelivered counts eventIDs over every log file under dir.
+func countDelivered(t *testing.T, dir string) map[string]int {
+	counts := map[string]int{}
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && strings.HasPrefix(d.Name(), ".") {
+			return filepath.SkipDir // the folder backend's metadata
+		}
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json.gz") || !strings.Contains(path, "/CloudTrail/") {
+			return nil
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+			return nil
+		}
+		var file struct{ Records []struct{ EventID string } }
+		if err := json.NewDecoder(zr).Decode(&file); err != nil {
+			t.Errorf("%s: %v", path, err)
+			return nil
+		}
+		for _, r := range file.Records {
+			counts[r.EventID]++
+		}
+		return nil
+	})
+	return counts
 }

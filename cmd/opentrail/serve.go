@@ -23,6 +23,8 @@ func runServe(args []string) error {
 	dataDir := fs.String("data-dir", env("./opentrail-data", "OPENTRAIL_DATA_DIR"), "where OpenTrail keeps its data")
 	retention := fs.Duration("retention", 90*24*time.Hour, "how long event history keeps an event after it was recorded")
 	cache := fs.Int64("cache-mib", 256, "database block cache in MiB")
+	deliveryInterval := fs.Duration("delivery-interval", 5*time.Minute, "how long a trail's log file collects events before it is written")
+	digestInterval := fs.Duration("digest-interval", time.Hour, "how often trails with log file validation write a digest file")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
 	fs.Parse(args)
@@ -43,6 +45,9 @@ func runServe(args []string) error {
 		Retention: *retention,
 		CacheMiB:  *cache,
 		Version:   version,
+
+		DeliveryInterval: *deliveryInterval,
+		DigestInterval:   *digestInterval,
 	}, log)
 	if err != nil {
 		return err

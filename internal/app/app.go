@@ -19,8 +19,10 @@ import (
 
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
+	"github.com/opentrail/opentrail/internal/delivery"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
+	"github.com/opentrail/opentrail/internal/objstore"
 	"github.com/opentrail/opentrail/internal/server"
 	"github.com/opentrail/opentrail/internal/store"
 )
@@ -35,6 +37,12 @@ type Config struct {
 	Retention time.Duration // event history; default 90 days
 	CacheMiB  int64         // Pebble block cache; default 256
 	Version   string
+
+	// Delivery: buckets are folders under DataDir/buckets unless Buckets is set
+	// (an S3-compatible store).
+	Buckets          objstore.Store
+	DeliveryInterval time.Duration // default 5m
+	DigestInterval   time.Duration // default 1h
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
@@ -63,6 +71,8 @@ type App struct {
 	Store   *store.Store
 	Keys    *auth.Keyring
 	CT      *cloudtrail.Service
+	Buckets objstore.Store
+	Deliver *delivery.Worker
 
 	db *pebble.DB
 	// Generated is set when this start created the root key: show it once.
@@ -106,8 +116,16 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	if err := a.Store.Start(ctx); err != nil {
 		return fail(err)
 	}
+	a.Buckets = c.Buckets
+	if a.Buckets == nil {
+		a.Buckets = objstore.NewFS(filepath.Join(c.DataDir, "buckets"))
+	}
 	tokens := store.NewTokens(a.Keys.DeriveKey("lookup-next-token"))
-	a.CT = cloudtrail.New(db, a.Store, tokens, log, cloudtrail.Options{})
+	a.CT = cloudtrail.New(db, a.Store, tokens, log, cloudtrail.Options{Buckets: a.Buckets})
+	a.Deliver = delivery.New(db, a.Journal, a.CT, a.Buckets, log, delivery.Options{Interval: c.DeliveryInterval})
+	if err := a.Deliver.Start(ctx); err != nil {
+		return fail(err)
+	}
 	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version})
 	return a, nil
 }
@@ -141,6 +159,9 @@ func (a *App) PrintGenerated(w io.Writer) {
 // Close stops the projections and closes the database. Acknowledged records are
 // already durable; Close only releases resources.
 func (a *App) Close() error {
+	if a.Deliver != nil {
+		a.Deliver.Close()
+	}
 	if a.Store != nil {
 		a.Store.Close()
 	}

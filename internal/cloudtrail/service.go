@@ -18,6 +18,7 @@ import (
 
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/kv"
+	"github.com/opentrail/opentrail/internal/objstore"
 	"github.com/opentrail/opentrail/internal/store"
 )
 
@@ -36,17 +37,21 @@ type Options struct {
 	Now func() time.Time
 	// Partition of the ARNs the service makes; default "aws".
 	Partition string
+	// Buckets, when set, is where trails deliver: CreateTrail and UpdateTrail
+	// check that the named bucket exists.
+	Buckets objstore.Store
 }
 
 // Service serves CloudTrail operations over the shared database.
 type Service struct {
-	db     *pebble.DB
-	store  *store.Store
-	tokens *store.Tokens
-	log    *slog.Logger
-	now    func() time.Time
-	part   string
-	ops    map[string]opFunc
+	db      *pebble.DB
+	store   *store.Store
+	tokens  *store.Tokens
+	log     *slog.Logger
+	now     func() time.Time
+	part    string
+	buckets objstore.Store
+	ops     map[string]opFunc
 
 	// trailMu serialises the read-modify-write sequences on trails (trails*.go):
 	// name uniqueness and the per-Region quota span several stored objects.
@@ -65,7 +70,7 @@ func New(db *pebble.DB, st *store.Store, tokens *store.Tokens, log *slog.Logger,
 	if o.Partition == "" {
 		o.Partition = "aws"
 	}
-	s := &Service{db: db, store: st, tokens: tokens, log: log.With("component", "cloudtrail"), now: o.Now, part: o.Partition}
+	s := &Service{db: db, store: st, tokens: tokens, log: log.With("component", "cloudtrail"), now: o.Now, part: o.Partition, buckets: o.Buckets}
 	s.ops = map[string]opFunc{}
 	maps.Copy(s.ops, trailOps)
 	maps.Copy(s.ops, lookupOps)
@@ -158,4 +163,19 @@ func (s *Service) listState(kind, account string, fn func(raw []byte) error) err
 		}
 	}
 	return it.Error()
+}
+
+// checkBucketExists answers S3BucketDoesNotExistException for a missing bucket.
+func (s *Service) checkBucketExists(ctx context.Context, name string) error {
+	if s.buckets == nil {
+		return nil
+	}
+	_, err := s.buckets.Bucket(ctx, name)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return awsapi.Errorf("S3BucketDoesNotExistException", "S3 bucket %s does not exist.", name)
+	}
+	if err != nil {
+		return fmt.Errorf("check bucket %s: %w", name, err)
+	}
+	return nil
 }

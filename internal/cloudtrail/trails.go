@@ -222,9 +222,12 @@ type trailSettings struct {
 
 // applySettings checks the given members and sets them on t, then checks the
 // combination. An empty string removes an optional setting, as UpdateTrail does.
-func (s *Service) applySettings(t *storedTrail, in *trailSettings) error {
+func (s *Service) applySettings(ctx context.Context, t *storedTrail, in *trailSettings) error {
 	if v := in.S3BucketName; v != nil {
 		if err := checkBucketName(*v); err != nil {
+			return err
+		}
+		if err := s.checkBucketExists(ctx, *v); err != nil {
 			return err
 		}
 		t.S3BucketName = *v
@@ -402,7 +405,7 @@ func (s *Service) trailOut(t *storedTrail) trailOut {
 	}
 }
 
-func (s *Service) createTrail(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) createTrail(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in createTrailInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -420,7 +423,7 @@ func (s *Service) createTrail(_ context.Context, c Caller, body []byte) (any, er
 		Created:                    s.now().UTC(),
 		IncludeGlobalServiceEvents: true,
 	}
-	if err := s.applySettings(t, &in.trailSettings); err != nil {
+	if err := s.applySettings(ctx, t, &in.trailSettings); err != nil {
 		return nil, err
 	}
 	tags, err := mergeTags(t.Name, nil, in.TagsList)
@@ -449,7 +452,7 @@ type updateTrailInput struct {
 	trailSettings
 }
 
-func (s *Service) updateTrail(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) updateTrail(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in updateTrailInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -461,7 +464,7 @@ func (s *Service) updateTrail(_ context.Context, c Caller, body []byte) (any, er
 		return nil, err
 	}
 	wasMulti := t.IsMultiRegionTrail
-	if err := s.applySettings(t, &in.trailSettings); err != nil {
+	if err := s.applySettings(ctx, t, &in.trailSettings); err != nil {
 		return nil, err
 	}
 	if t.IsMultiRegionTrail && !wasMulti {

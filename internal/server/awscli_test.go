@@ -38,6 +38,7 @@ func TestAWSCLI(t *testing.T) {
 		return m
 	}
 
+	e.buckets("cli-bucket")
 	created := mustRun("cloudtrail", "create-trail", "--name", "cli-trail", "--s3-bucket-name", "cli-bucket", "--is-multi-region-trail")
 	if created["TrailARN"] != "arn:aws:cloudtrail:us-east-1:123456789012:trail/cli-trail" || created["IsMultiRegionTrail"] != true {
 		t.Fatalf("create-trail: %v", created)

@@ -54,6 +54,16 @@ func startWithCache(t testing.TB, cacheMiB int64) *env {
 	return &env{t: t, a: a, url: ts.URL}
 }
 
+// buckets creates buckets in the node's (folder) bucket store.
+func (e *env) buckets(names ...string) {
+	e.t.Helper()
+	for _, n := range names {
+		if err := e.a.Buckets.CreateBucket(context.Background(), n); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
 type key struct{ id, secret string }
 
 var root = key{rootID, rootSecret}
@@ -396,6 +406,7 @@ func TestSelfAudit(t *testing.T) {
 	e := start(t)
 	ctx := context.Background()
 	admin := e.newKey("222222222222", "alice", "admin")
+	e.buckets("audit-bucket")
 	_, err := e.ct(admin, "us-east-1").CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("audit-trail"), S3BucketName: aws.String("audit-bucket")})
 	if err != nil {
 		t.Fatal(err)

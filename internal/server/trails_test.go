@@ -24,6 +24,10 @@ func TestTrailOperationsSDK(t *testing.T) {
 		}
 	}
 
+	_, err := east.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("no-bucket"), S3BucketName: aws.String("missing-bucket")})
+	mustCode("S3BucketDoesNotExistException", err)
+	e.buckets("audit-logs", "west-logs", "audit-bucket")
+
 	// Create: a multi-region trail in us-east-1 and a single-region one in us-west-2.
 	org, err := east.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("org-trail"), S3BucketName: aws.String("audit-logs"),
 		S3KeyPrefix: aws.String("ct"), IsMultiRegionTrail: aws.Bool(true), EnableLogFileValidation: aws.Bool(true),
