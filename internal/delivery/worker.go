@@ -62,8 +62,8 @@ type Worker struct {
 	readPos  uint64 // next journal seq to read
 	startPos uint64 // where this run started reading
 	marks    []mark // recent (seq, ingest time) pairs
-	streams map[streamID]*stream
-	configs []cloudtrail.TrailConfig
+	streams  map[streamID]*stream
+	configs  []cloudtrail.TrailConfig
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
