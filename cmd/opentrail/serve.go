@@ -11,6 +11,7 @@ import (
 	_ "net/http/pprof" // served only with --pprof, on its own address
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -25,6 +26,15 @@ func runServe(args []string) error {
 	cache := fs.Int64("cache-mib", 256, "database block cache in MiB")
 	deliveryInterval := fs.Duration("delivery-interval", 5*time.Minute, "how long a trail's log file collects events before it is written")
 	digestInterval := fs.Duration("digest-interval", time.Hour, "how often trails with log file validation write a digest file")
+	topics := map[string]string{}
+	fs.Func("sns-topic", "NAME=URL: POST SNS notifications for topic NAME to URL (repeatable)", func(v string) error {
+		name, url, ok := strings.Cut(v, "=")
+		if !ok || name == "" || !(strings.HasPrefix(url, "http://") || strings.HasPrefix(url, "https://")) {
+			return fmt.Errorf("want NAME=http(s)://..., got %q", v)
+		}
+		topics[name] = url
+		return nil
+	})
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
 	fs.Parse(args)
@@ -48,6 +58,7 @@ func runServe(args []string) error {
 
 		DeliveryInterval: *deliveryInterval,
 		DigestInterval:   *digestInterval,
+		SNSTopics:        topics,
 	}, log)
 	if err != nil {
 		return err

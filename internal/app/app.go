@@ -41,8 +41,9 @@ type Config struct {
 	// Delivery: buckets are folders under DataDir/buckets unless Buckets is set
 	// (an S3-compatible store).
 	Buckets          objstore.Store
-	DeliveryInterval time.Duration // default 5m
-	DigestInterval   time.Duration // default 1h
+	DeliveryInterval time.Duration     // default 5m
+	DigestInterval   time.Duration     // default 1h
+	SNSTopics        map[string]string // SNS topic name → URL that receives its notifications
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
@@ -73,6 +74,7 @@ type App struct {
 	CT      *cloudtrail.Service
 	Buckets objstore.Store
 	Deliver *delivery.Worker
+	Notify  *delivery.Notifier
 
 	db *pebble.DB
 	// Generated is set when this start created the root key: show it once.
@@ -122,7 +124,9 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	}
 	tokens := store.NewTokens(a.Keys.DeriveKey("lookup-next-token"))
 	a.CT = cloudtrail.New(db, a.Store, tokens, log, cloudtrail.Options{Buckets: a.Buckets})
-	a.Deliver = delivery.New(db, a.Journal, a.CT, a.Buckets, log, delivery.Options{Interval: c.DeliveryInterval})
+	a.Notify = delivery.NewNotifier(db, a.CT, c.SNSTopics, log)
+	a.Notify.Start(ctx)
+	a.Deliver = delivery.New(db, a.Journal, a.CT, a.Buckets, log, delivery.Options{Interval: c.DeliveryInterval, Notify: a.Notify})
 	if err := a.Deliver.Start(ctx); err != nil {
 		return fail(err)
 	}
@@ -161,6 +165,9 @@ func (a *App) PrintGenerated(w io.Writer) {
 func (a *App) Close() error {
 	if a.Deliver != nil {
 		a.Deliver.Close()
+	}
+	if a.Notify != nil {
+		a.Notify.Close()
 	}
 	if a.Store != nil {
 		a.Store.Close()

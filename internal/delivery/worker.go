@@ -48,6 +48,8 @@ type Options struct {
 	Now          func() time.Time
 	// Digests writes digest files; nil disables log file validation.
 	Digests *Digester
+	// Notify sends SNS notifications of delivered files; nil sends none.
+	Notify *Notifier
 }
 
 // Worker is the delivery projection.
@@ -504,8 +506,15 @@ func (w *Worker) deliver(ctx context.Context, s *stream) error {
 	return w.complete(s, rec)
 }
 
-// complete records a delivered file: the watermark moves past its events.
+// complete records a delivered file: the watermark moves past its events. The
+// notification is queued first, so that a crash in between repeats it rather
+// than losing it (at least once).
 func (w *Worker) complete(s *stream, rec fileRecord) error {
+	if w.o.Notify != nil {
+		if err := w.o.Notify.enqueue(s, rec.Bucket, rec.Key); err != nil {
+			return err
+		}
+	}
 	s.state.Intent = nil
 	s.state.Delivered = rec.ToSeq
 	if !s.id.Insight && s.trail.LogFileValidation {

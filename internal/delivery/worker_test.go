@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"sort"
 	"strings"
 	"sync"
@@ -221,7 +223,8 @@ func (r *rig) ingest(region string, from, to int, tmpl string) {
 	}
 }
 
-// waitFor polls cond for up to 5 s of real time.
+// waitFor polls cond for up to 5 s of real time, moving the worker's clock on
+// by a second each time, so that intervals and backoffs elapse.
 func (r *rig) waitFor(what string, cond func() bool) {
 	r.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -229,6 +232,7 @@ func (r *rig) waitFor(what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			r.t.Fatalf("timed out waiting for %s", what)
 		}
+		r.advance(time.Second)
 		time.Sleep(20 * time.Millisecond)
 	}
 }
@@ -361,5 +365,52 @@ func TestFailingBucketRetriesAndCatchesUp(t *testing.T) {
 	}
 	if len(keys) < 10 {
 		t.Fatalf("size bound not honoured: %d files", len(keys))
+	}
+}
+
+// TestSNSNotification: each delivered file is announced to the trail's topic in
+// the SNS HTTP format; a failing endpoint shows in the status and is retried.
+func TestSNSNotification(t *testing.T) {
+	var mu sync.Mutex
+	var got []map[string]string
+	failing := true
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if failing {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		var m map[string]string
+		json.NewDecoder(req.Body).Decode(&m)
+		m["header-type"] = req.Header.Get("x-amz-sns-message-type")
+		got = append(got, m)
+	}))
+	defer srv.Close()
+	store := newMemStore("sns-bucket")
+	r := newRig(t, store)
+	defer r.close()
+	n := NewNotifier(r.db, r.ct, map[string]string{"trail-topic": srv.URL}, slog.New(slog.DiscardHandler))
+	n.Start(context.Background())
+	defer n.Close()
+	r.w.o.Notify = n
+	r.call("us-east-1", "CreateTrail", `{"Name":"trail-1","S3BucketName":"sns-bucket","SnsTopicName":"trail-topic"}`)
+	r.call("us-east-1", "StartLogging", `{"Name":"trail-1"}`)
+	r.advance(time.Second)
+	r.ingest("us-east-1", 0, 5, mgmt)
+	r.advance(2 * time.Minute)
+	r.waitFor("the failure in the status", func() bool {
+		b, _ := json.Marshal(r.call("us-east-1", "GetTrailStatus", `{"Name":"trail-1"}`))
+		return strings.Contains(string(b), "HTTP 503")
+	})
+	mu.Lock()
+	failing = false
+	mu.Unlock()
+	r.waitFor("the notification", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
+	_, keys := store.delivered(t, "sns-bucket")
+	m := got[0]
+	if m["Type"] != "Notification" || m["header-type"] != "Notification" || m["TopicArn"] != "arn:aws:sns:us-east-1:123456789012:trail-topic" ||
+		m["Message"] != fmt.Sprintf(`{"s3Bucket":"sns-bucket","s3ObjectKey":[%q]}`, keys[0]) {
+		t.Fatalf("notification: %v", m)
 	}
 }
