@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/opentrail/opentrail/internal/app"
+	"github.com/opentrail/opentrail/internal/objstore"
 )
 
 func runServe(args []string) error {
@@ -26,6 +27,9 @@ func runServe(args []string) error {
 	cache := fs.Int64("cache-mib", 256, "database block cache in MiB")
 	deliveryInterval := fs.Duration("delivery-interval", 5*time.Minute, "how long a trail's log file collects events before it is written")
 	digestInterval := fs.Duration("digest-interval", time.Hour, "how often trails with log file validation write a digest file")
+	s3Endpoint := fs.String("s3-endpoint", env("", "OPENTRAIL_S3_ENDPOINT"), "deliver to this S3-compatible service instead of folders under DATA-DIR/buckets (credentials: OPENTRAIL_S3_ACCESS_KEY_ID/OPENTRAIL_S3_SECRET_ACCESS_KEY, else the AWS default chain)")
+	s3Region := fs.String("s3-region", env("us-east-1", "OPENTRAIL_S3_REGION"), "region of the S3 service")
+	s3PathStyle := fs.Bool("s3-path-style", true, "address buckets as ENDPOINT/BUCKET (most S3-compatible services) rather than BUCKET.ENDPOINT")
 	topics := map[string]string{}
 	fs.Func("sns-topic", "NAME=URL: POST SNS notifications for topic NAME to URL (repeatable)", func(v string) error {
 		name, url, ok := strings.Cut(v, "=")
@@ -46,7 +50,17 @@ func runServe(args []string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	var buckets objstore.Store
+	if *s3Endpoint != "" {
+		s3, err := objstore.NewS3(ctx, objstore.S3Config{Endpoint: *s3Endpoint, Region: *s3Region, PathStyle: *s3PathStyle,
+			AccessKeyID: os.Getenv("OPENTRAIL_S3_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("OPENTRAIL_S3_SECRET_ACCESS_KEY")})
+		if err != nil {
+			return fmt.Errorf("--s3-endpoint: %w", err)
+		}
+		buckets = s3
+	}
 	a, err := app.Open(ctx, app.Config{
+		Buckets:   buckets,
 		DataDir:   *dataDir,
 		Account:   env("123456789012", "OPENTRAIL_ACCOUNT_ID"),
 		Region:    env("us-east-1", "OPENTRAIL_REGION"),
