@@ -20,6 +20,7 @@ var commands = []command{
 	{"serve", "run the OpenTrail server", runServe},
 	{"keys", "create access keys through a running server", runKeys},
 	{"lookup", "look up events (LookupEvents) on a running server", runLookup},
+	{"validate-logs", "validate a trail's digest and log files, as aws cloudtrail validate-logs does", runValidateLogs},
 	{"bench", "measure ingest and lookup performance", runBench},
 	{"version", "print the version", func([]string) error { fmt.Println("opentrail", version); return nil }},
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/delivery"
+	"github.com/opentrail/opentrail/internal/digest"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/objstore"
@@ -122,11 +123,20 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	if a.Buckets == nil {
 		a.Buckets = objstore.NewFS(filepath.Join(c.DataDir, "buckets"))
 	}
+	ks, err := delivery.NewSealedKeyStore(db, a.Keys.DeriveKey("digest-signing-keys"))
+	if err != nil {
+		return fail(err)
+	}
+	ring, err := digest.OpenKeyRing(ks, 0)
+	if err != nil {
+		return fail(err)
+	}
 	tokens := store.NewTokens(a.Keys.DeriveKey("lookup-next-token"))
-	a.CT = cloudtrail.New(db, a.Store, tokens, log, cloudtrail.Options{Buckets: a.Buckets})
+	a.CT = cloudtrail.New(db, a.Store, tokens, log, cloudtrail.Options{Buckets: a.Buckets, PublicKeys: ring.PublicKeys})
 	a.Notify = delivery.NewNotifier(db, a.CT, c.SNSTopics, log)
 	a.Notify.Start(ctx)
-	a.Deliver = delivery.New(db, a.Journal, a.CT, a.Buckets, log, delivery.Options{Interval: c.DeliveryInterval, Notify: a.Notify})
+	a.Deliver = delivery.New(db, a.Journal, a.CT, a.Buckets, log, delivery.Options{
+		Interval: c.DeliveryInterval, Notify: a.Notify, Digests: delivery.NewDigester(ring, c.DigestInterval)})
 	if err := a.Deliver.Start(ctx); err != nil {
 		return fail(err)
 	}

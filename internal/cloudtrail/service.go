@@ -17,6 +17,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/opentrail/opentrail/internal/awsapi"
+	"github.com/opentrail/opentrail/internal/digest"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/objstore"
 	"github.com/opentrail/opentrail/internal/store"
@@ -40,18 +41,21 @@ type Options struct {
 	// Buckets, when set, is where trails deliver: CreateTrail and UpdateTrail
 	// check that the named bucket exists.
 	Buckets objstore.Store
+	// PublicKeys lists the digest signing keys of a region valid in [start, end], for ListPublicKeys.
+	PublicKeys func(region string, start, end time.Time) []digest.PublicKey
 }
 
 // Service serves CloudTrail operations over the shared database.
 type Service struct {
-	db      *pebble.DB
-	store   *store.Store
-	tokens  *store.Tokens
-	log     *slog.Logger
-	now     func() time.Time
-	part    string
-	buckets objstore.Store
-	ops     map[string]opFunc
+	db         *pebble.DB
+	store      *store.Store
+	tokens     *store.Tokens
+	log        *slog.Logger
+	now        func() time.Time
+	part       string
+	buckets    objstore.Store
+	publicKeys func(region string, start, end time.Time) []digest.PublicKey
+	ops        map[string]opFunc
 
 	// trailMu serialises the read-modify-write sequences on trails (trails*.go):
 	// name uniqueness and the per-Region quota span several stored objects.
@@ -70,10 +74,11 @@ func New(db *pebble.DB, st *store.Store, tokens *store.Tokens, log *slog.Logger,
 	if o.Partition == "" {
 		o.Partition = "aws"
 	}
-	s := &Service{db: db, store: st, tokens: tokens, log: log.With("component", "cloudtrail"), now: o.Now, part: o.Partition, buckets: o.Buckets}
+	s := &Service{db: db, store: st, tokens: tokens, log: log.With("component", "cloudtrail"), now: o.Now, part: o.Partition, buckets: o.Buckets, publicKeys: o.PublicKeys}
 	s.ops = map[string]opFunc{}
 	maps.Copy(s.ops, trailOps)
 	maps.Copy(s.ops, lookupOps)
+	s.ops["ListPublicKeys"] = (*Service).listPublicKeys
 	return s
 }
 

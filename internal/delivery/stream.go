@@ -33,6 +33,18 @@ type streamState struct {
 	Intent    *fileRecord `json:"intent,omitempty"`
 	// Files delivered since the last digest, for the next digest.
 	Files []fileRecord `json:"files,omitempty"`
+	// The digest chain: the next digest covers [DigestStart, its end]; Prev is
+	// the digest it follows (nil: the next digest starts a chain).
+	DigestStart time.Time   `json:"digestStart,omitzero"`
+	Prev        *digestLink `json:"prev,omitempty"`
+}
+
+// digestLink is what a digest needs of the one before it.
+type digestLink struct {
+	Bucket    string `json:"bucket"`
+	Key       string `json:"key"`
+	Hash      string `json:"hash"`
+	Signature string `json:"signature"`
 }
 
 // fileRecord describes one delivered log file.

@@ -29,6 +29,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/opentrail/opentrail/internal/cloudtrail"
+	"github.com/opentrail/opentrail/internal/digest"
 	"github.com/opentrail/opentrail/internal/event"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
@@ -606,18 +607,10 @@ func (w *Worker) saveState(s *stream) error {
 
 // logFileKey names a log file as CloudTrail does.
 func logFileKey(prefix, account, region string, t time.Time, insight bool) string {
-	kind := "CloudTrail"
 	if insight {
-		kind = "CloudTrail-Insight"
+		return digest.InsightFileKey(prefix, account, region, t, digest.RandomUnique())
 	}
-	var b bytes.Buffer
-	if prefix != "" {
-		b.WriteString(prefix)
-		b.WriteByte('/')
-	}
-	fmt.Fprintf(&b, "AWSLogs/%s/%s/%s/%s/%s_%s_%s_%s_%s.json.gz", account, kind, region, t.Format("2006/01/02"),
-		account, kind, region, t.Format("20060102T1504Z"), randomUnique())
-	return b.String()
+	return digest.LogFileKey(prefix, account, region, t, digest.RandomUnique())
 }
 
 // gzipBytes compresses b as one gzip member (the AWS CLI rejects trailing data).

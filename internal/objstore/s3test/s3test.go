@@ -37,7 +37,7 @@ const Region = "us-east-1"
 func Start(t testing.TB) (endpoint, accessKey, secretKey string) {
 	t.Helper()
 	bin := binary(t)
-	accessKey, secretKey = "opentrail-test", randomHex(20)
+	accessKey, secretKey = "AKIAOPENTRAILTEST000", randomHex(20) // shaped like an AWS key, so OpenTrail accepts it too
 
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ { // the free port may be taken before we bind it
