@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -219,17 +221,34 @@ func benchIngest(args []string) error {
 	batch := fs.Int("batch", 500, "records per request")
 	conc := fs.Int("concurrency", 8, "concurrent clients")
 	dataDir := fs.String("data-dir", "", "server data dir (default: a new temporary one, removed after)")
+	withTrail := fs.Bool("trail", false, "also run a trail that takes every record (Lambda data events) into a folder bucket, and report how far delivery lags")
 	fs.Parse(args)
 	dir, cleanup, err := benchDir(*dataDir)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	srv, err := startBenchServer(dir)
+	var flags []string
+	if *withTrail {
+		flags = []string{"--delivery-interval", "1s"}
+		if err := os.MkdirAll(filepath.Join(dir, "buckets", "bench-bucket"), 0o755); err != nil {
+			return err
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	srv, err := startBenchServerWith(self, dir, flags...)
 	if err != nil {
 		return err
 	}
 	defer srv.stop()
+	if *withTrail {
+		if err := benchTrail(srv); err != nil {
+			return err
+		}
+	}
 	elapsed, lat, err := load(srv.client(), fmt.Sprintf("ingest-%d", time.Now().UnixNano()), *total, *batch, *conc, false, time.Hour)
 	if err != nil {
 		return err
@@ -238,7 +257,82 @@ func benchIngest(args []string) error {
 		*total, len(genRecords("x", 0, 1, false, time.Hour, time.Now(), rand.New(rand.NewPCG(1, 1))))-len(`{"Records":[]}`), *batch, *conc)
 	fmt.Printf("  %.0f acknowledged (fsynced) records/s; request latency p50 %v p99 %v; server RSS %.0f MiB\n",
 		float64(*total)/elapsed.Seconds(), pct(lat, 0.5).Round(time.Microsecond), pct(lat, 0.99).Round(time.Microsecond), srv.rssMiB())
+	if *withTrail {
+		ended := time.Now()
+		n, err := waitDelivered(filepath.Join(dir, "buckets", "bench-bucket"), *total, 5*time.Minute)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  trail delivery: all %d records in log files %v after the last acknowledgement (delivery interval 1s)\n", n, time.Since(ended).Round(10*time.Millisecond))
+	}
 	return nil
+}
+
+// benchTrail creates a logging trail that takes every Lambda data event.
+func benchTrail(srv *benchServer) error {
+	c := srv.client()
+	c.region = "ap-northeast-1"
+	ct := c.cloudTrail()
+	ctx := context.Background()
+	if _, err := ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("bench"), S3BucketName: aws.String("bench-bucket")}); err != nil {
+		return err
+	}
+	if _, err := ct.PutEventSelectors(ctx, &cloudtrail.PutEventSelectorsInput{TrailName: aws.String("bench"), EventSelectors: []types.EventSelector{{
+		ReadWriteType: types.ReadWriteTypeAll, IncludeManagementEvents: aws.Bool(true),
+		DataResources: []types.DataResource{{Type: aws.String("AWS::Lambda::Function"), Values: []string{"arn:aws:lambda"}}}}}}); err != nil {
+		return err
+	}
+	if _, err := ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("bench")}); err != nil {
+		return err
+	}
+	time.Sleep(1500 * time.Millisecond) // delivery reads the trails every second
+	return nil
+}
+
+// waitDelivered counts records in the log files under dir until want are there.
+func waitDelivered(dir string, want int, timeout time.Duration) (int, error) {
+	seen := map[string]int{}
+	total := 0
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json.gz") {
+				return nil
+			}
+			if _, ok := seen[path]; ok {
+				return nil
+			}
+			n, err := countRecords(path)
+			if err == nil {
+				seen[path] = n
+				total += n
+			}
+			return nil
+		})
+		if total >= want {
+			return total, nil
+		}
+	}
+	return total, fmt.Errorf("only %d of %d records delivered within %v", total, want, timeout)
+}
+
+func countRecords(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return 0, err
+	}
+	var file struct{ Records []json.RawMessage }
+	if err := json.NewDecoder(zr).Decode(&file); err != nil {
+		return 0, err
+	}
+	return len(file.Records), nil
 }
 
 func benchDir(dir string) (string, func(), error) {
