@@ -2,10 +2,16 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 )
 
 // TestClientCommands runs "opentrail keys create", "opentrail lookup" and
@@ -63,5 +69,70 @@ func TestClientCommands(t *testing.T) {
 	}
 	if out, err := run(nil, "version"); err != nil || !strings.HasPrefix(out, "opentrail ") {
 		t.Fatalf("version: %v %s", err, out)
+	}
+}
+
+// TestValidateLogsCommand: "opentrail validate-logs" checks what a trail
+// delivered to folder buckets, and fails once a log file is deleted.
+func TestValidateLogsCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "buckets", "cli-logs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServerBinary(t, bin, dir, "--delivery-interval", "200ms", "--digest-interval", "1s")
+	c := srv.client()
+	ct := c.cloudTrail()
+	ctx := t.Context()
+	start := time.Now().UTC().Add(-time.Minute)
+	tr, err := ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("cli-trail"), S3BucketName: aws.String("cli-logs"), EnableLogFileValidation: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: tr.Name}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1200 * time.Millisecond)
+	for range 3 {
+		body := []byte(fmt.Sprintf(`{"Records":[{"eventTime":%q,"eventName":"Deploy","eventSource":"ci.example.com"}]}`, time.Now().UTC().Format(time.RFC3339)))
+		if err := c.post(ctx, "/v1/records", body, nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(600 * time.Millisecond)
+	}
+	time.Sleep(2500 * time.Millisecond) // a digest listing the last file
+	run := func() (string, error) {
+		cmd := exec.Command(bin, "validate-logs", "--trail-arn", aws.ToString(tr.TrailARN), "--start-time", start.Format(time.RFC3339),
+			"--data-dir", dir, "--endpoint", srv.endpoint, "--verbose")
+		cmd.Env = append(os.Environ(), "OPENTRAIL_ACCESS_KEY_ID="+srv.keyID, "OPENTRAIL_SECRET_ACCESS_KEY="+srv.secret)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run()
+	if err != nil || !strings.Contains(out, "digest files valid") || strings.Contains(out, "INVALID") {
+		t.Fatalf("validate-logs: %v\n%s", err, out)
+	}
+	var logs []string
+	filepath.WalkDir(filepath.Join(dir, "buckets", "cli-logs"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && strings.HasPrefix(d.Name(), ".") {
+			return filepath.SkipDir
+		}
+		if err == nil && !d.IsDir() && strings.Contains(p, "/CloudTrail/") {
+			logs = append(logs, p)
+		}
+		return nil
+	})
+	if len(logs) < 2 {
+		t.Fatalf("%d log files delivered", len(logs))
+	}
+	if err := os.Remove(logs[0]); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run()
+	if err == nil || !strings.Contains(out, "INVALID: not found") {
+		t.Fatalf("validate-logs after deleting a log file: %v\n%s", err, out)
 	}
 }
