@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/opentrail/opentrail/internal/cloudtrail"
+	"github.com/opentrail/opentrail/internal/digest"
 	"github.com/opentrail/opentrail/internal/event"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
@@ -30,11 +32,12 @@ import (
 type memStore struct {
 	mu      sync.Mutex
 	objects map[string]map[string][]byte // bucket → key → body
+	meta    map[string]map[string]string // bucket + "/" + key → metadata
 	fail    error
 }
 
 func newMemStore(buckets ...string) *memStore {
-	m := &memStore{objects: map[string]map[string][]byte{}}
+	m := &memStore{objects: map[string]map[string][]byte{}, meta: map[string]map[string]string{}}
 	for _, b := range buckets {
 		m.objects[b] = map[string][]byte{}
 	}
@@ -70,13 +73,14 @@ type memBucket struct {
 }
 
 func (b *memBucket) Name() string { return b.name }
-func (b *memBucket) Put(_ context.Context, key string, body []byte, _ map[string]string) error {
+func (b *memBucket) Put(_ context.Context, key string, body []byte, meta map[string]string) error {
 	b.m.mu.Lock()
 	defer b.m.mu.Unlock()
 	if b.m.fail != nil {
 		return b.m.fail
 	}
 	b.m.objects[b.name][key] = bytes.Clone(body)
+	b.m.meta[b.name+"/"+key] = meta
 	return nil
 }
 func (b *memBucket) Get(_ context.Context, key string) ([]byte, map[string]string, error) {
@@ -86,7 +90,7 @@ func (b *memBucket) Get(_ context.Context, key string) ([]byte, map[string]strin
 	if !ok {
 		return nil, nil, objstore.ErrNotFound
 	}
-	return v, nil, nil
+	return v, b.m.meta[b.name+"/"+key], nil
 }
 func (b *memBucket) Head(ctx context.Context, key string) (objstore.Object, map[string]string, error) {
 	v, meta, err := b.Get(ctx, key)
@@ -412,5 +416,59 @@ func TestSNSNotification(t *testing.T) {
 	if m["Type"] != "Notification" || m["header-type"] != "Notification" || m["TopicArn"] != "arn:aws:sns:us-east-1:123456789012:trail-topic" ||
 		m["Message"] != fmt.Sprintf(`{"s3Bucket":"sns-bucket","s3ObjectKey":[%q]}`, keys[0]) {
 		t.Fatalf("notification: %v", m)
+	}
+}
+
+// TestDigestChainAndFinalDigest: digests chain every interval, even with no
+// log files; StopLogging writes a final digest, and the next logging period
+// starts a new chain; the whole range validates.
+func TestDigestChainAndFinalDigest(t *testing.T) {
+	store := newMemStore("dg-bucket")
+	r := newRig(t, store)
+	defer r.close()
+	ring, err := digest.OpenKeyRing(digest.FileKeyStore(filepath.Join(t.TempDir(), "keys.json")), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.w.o.Digests = NewDigester(ring, 10*time.Minute)
+	start := r.clock().Add(-time.Minute)
+	r.call("us-east-1", "CreateTrail", `{"Name":"trail-1","S3BucketName":"dg-bucket","EnableLogFileValidation":true}`)
+	r.call("us-east-1", "StartLogging", `{"Name":"trail-1"}`)
+	r.advance(time.Second)
+	r.ingest("us-east-1", 0, 10, mgmt)
+	digests := func() []string {
+		b, _ := store.Bucket(context.Background(), "dg-bucket")
+		objs, _ := b.List(context.Background(), "AWSLogs/123456789012/CloudTrail-Digest/", "", 0)
+		var keys []string
+		for _, o := range objs {
+			keys = append(keys, o.Key)
+		}
+		return keys
+	}
+	r.waitFor("two digests", func() bool { r.advance(2 * time.Minute); return len(digests()) >= 2 })
+	r.call("us-east-1", "StopLogging", `{"Name":"trail-1"}`)
+	n := len(digests())
+	r.waitFor("the final digest", func() bool { return len(digests()) == n+1 })
+	final := digests()[len(digests())-1]
+	time.Sleep(300 * time.Millisecond)
+	r.advance(time.Hour)
+	time.Sleep(300 * time.Millisecond)
+	if got := digests(); got[len(got)-1] != final {
+		t.Fatalf("a digest was written after StopLogging: %v", got)
+	}
+	b, _ := store.Bucket(context.Background(), "dg-bucket")
+	rep, err := digest.Validate(context.Background(), digest.ValidateOptions{
+		TrailARN: "arn:aws:cloudtrail:us-east-1:123456789012:trail/trail-1", Bucket: b, Buckets: store.Bucket,
+		Start: start, End: r.clock(),
+		PublicKeys: func(_ context.Context, region string, s, e time.Time) ([]digest.PublicKey, error) {
+			return ring.PublicKeys(region, s, e), nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Valid() || rep.ValidLogs != 1 {
+		var out strings.Builder
+		rep.Print(&out, &out)
+		t.Fatalf("chain not valid:\n%s", out.String())
 	}
 }
