@@ -472,3 +472,34 @@ func TestDigestChainAndFinalDigest(t *testing.T) {
 		t.Fatalf("chain not valid:\n%s", out.String())
 	}
 }
+
+// TestInsightFiles: insight events go to CloudTrail-Insight files of trails
+// with insight selectors, and to no other trail.
+func TestInsightFiles(t *testing.T) {
+	store := newMemStore("ins-bucket", "plain-bucket")
+	r := newRig(t, store)
+	defer r.close()
+	r.call("us-east-1", "CreateTrail", `{"Name":"with-insights","S3BucketName":"ins-bucket"}`)
+	r.call("us-east-1", "PutInsightSelectors", `{"TrailName":"with-insights","InsightSelectors":[{"InsightType":"ApiCallRateInsight"}]}`)
+	r.call("us-east-1", "StartLogging", `{"Name":"with-insights"}`)
+	r.call("us-east-1", "CreateTrail", `{"Name":"plain","S3BucketName":"plain-bucket"}`)
+	r.call("us-east-1", "StartLogging", `{"Name":"plain"}`)
+	r.advance(time.Second)
+	r.ingest("us-east-1", 0, 2, `{"eventID":"ins-%d","eventTime":"2024-01-01T00:00:00Z","eventType":"AwsCloudTrailInsight","insightDetails":{"state":"Start","eventSource":"s3.amazonaws.com","eventName":"PutObject","insightType":"ApiCallRateInsight"}}`)
+	r.ingest("us-east-1", 0, 3, mgmt)
+	r.waitFor("both files in the insights trail", func() bool { ids, _ := store.delivered(t, "ins-bucket"); return len(ids) == 5 })
+	_, keys := store.delivered(t, "ins-bucket")
+	var insightKeys int
+	for _, k := range keys {
+		if strings.HasPrefix(k, "AWSLogs/123456789012/CloudTrail-Insight/us-east-1/") && strings.Contains(k, "_CloudTrail-Insight_us-east-1_") {
+			insightKeys++
+		}
+	}
+	if insightKeys != 1 {
+		t.Fatalf("insight files: %v", keys)
+	}
+	r.waitFor("the plain trail's file", func() bool { ids, _ := store.delivered(t, "plain-bucket"); return len(ids) == 3 })
+	if ids, _ := store.delivered(t, "plain-bucket"); ids["ins-0"] != 0 {
+		t.Fatal("an insight event went to a trail without insight selectors")
+	}
+}

@@ -70,40 +70,63 @@ func (s *Server) audit(rq *request, op string, reqBody []byte, out any, callErr 
 	switch {
 	case callErr == nil && !cloudtrail.ReadOnly(op):
 		if b, err := json.Marshal(out); err == nil {
-			rec["responseElements"] = lowerCamelJSON(b)
+			rec.ResponseElements = lowerCamelJSON(b)
 		}
 	case errors.As(callErr, &ae):
-		rec["errorCode"], rec["errorMessage"] = ae.Code, ae.Message
+		rec.ErrorCode, rec.ErrorMessage = ae.Code, ae.Message
 	case callErr != nil:
-		rec["errorCode"], rec["errorMessage"] = "InternalFailure", "An internal error occurred."
+		rec.ErrorCode, rec.ErrorMessage = "InternalFailure", "An internal error occurred."
 	}
 	return s.record(rq, rec)
 }
 
+// auditRec is one self-audit record, with its members in the order CloudTrail writes them.
+type auditRec struct {
+	EventVersion       string       `json:"eventVersion"`
+	UserIdentity       userIdentity `json:"userIdentity"`
+	EventTime          string       `json:"eventTime"`
+	EventSource        string       `json:"eventSource"`
+	EventName          string       `json:"eventName"`
+	AWSRegion          string       `json:"awsRegion"`
+	SourceIPAddress    string       `json:"sourceIPAddress"`
+	UserAgent          string       `json:"userAgent"`
+	ErrorCode          string       `json:"errorCode,omitempty"`
+	ErrorMessage       string       `json:"errorMessage,omitempty"`
+	RequestParameters  any          `json:"requestParameters"`
+	ResponseElements   any          `json:"responseElements"`
+	RequestID          string       `json:"requestID"`
+	EventID            string       `json:"eventID"`
+	ReadOnly           bool         `json:"readOnly"`
+	EventType          string       `json:"eventType"`
+	ManagementEvent    bool         `json:"managementEvent"`
+	RecipientAccountID string       `json:"recipientAccountId"`
+	EventCategory      string       `json:"eventCategory"`
+}
+
 // auditRecord is the management event for one call rq served.
-func auditRecord(rq *request, source, name string, readOnly bool, params any) map[string]any {
-	return map[string]any{
-		"eventVersion":       event.DefaultEventVersion,
-		"userIdentity":       identity(rq.key),
-		"eventTime":          rq.start.Format(time.RFC3339),
-		"eventSource":        source,
-		"eventName":          name,
-		"awsRegion":          rq.region,
-		"sourceIPAddress":    rq.ip,
-		"userAgent":          rq.agent,
-		"requestParameters":  params,
-		"responseElements":   nil,
-		"requestID":          rq.id,
-		"readOnly":           readOnly,
-		"eventType":          "AwsApiCall",
-		"managementEvent":    true,
-		"recipientAccountId": rq.key.Account,
-		"eventCategory":      event.CategoryManagement,
+func auditRecord(rq *request, source, name string, readOnly bool, params any) *auditRec {
+	return &auditRec{
+		EventVersion:       event.DefaultEventVersion,
+		UserIdentity:       identity(rq.key),
+		EventTime:          rq.start.Format(time.RFC3339),
+		EventSource:        source,
+		EventName:          name,
+		AWSRegion:          rq.region,
+		SourceIPAddress:    rq.ip,
+		UserAgent:          rq.agent,
+		RequestParameters:  params,
+		RequestID:          rq.id,
+		EventID:            newRequestID(),
+		ReadOnly:           readOnly,
+		EventType:          "AwsApiCall",
+		ManagementEvent:    true,
+		RecipientAccountID: rq.key.Account,
+		EventCategory:      event.CategoryManagement,
 	}
 }
 
 // record normalises and durably appends one self-audit record.
-func (s *Server) record(rq *request, rec map[string]any) error {
+func (s *Server) record(rq *request, rec *auditRec) error {
 	raw, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -117,19 +140,21 @@ func (s *Server) record(rq *request, rec map[string]any) error {
 	return err
 }
 
+// userIdentity is the identity block of a self-audit record, in CloudTrail's member order.
+type userIdentity struct {
+	Type        string `json:"type"`
+	PrincipalID string `json:"principalId"`
+	ARN         string `json:"arn"`
+	AccountID   string `json:"accountId"`
+	AccessKeyID string `json:"accessKeyId"`
+	UserName    string `json:"userName,omitempty"`
+}
+
 // identity is the userIdentity of a key's owner, as AWS writes it.
-func identity(k auth.Key) map[string]any {
-	id := map[string]any{
-		"principalId": principalID(k),
-		"arn":         k.ARN(),
-		"accountId":   k.Account,
-		"accessKeyId": k.AccessKeyID,
-	}
+func identity(k auth.Key) userIdentity {
+	id := userIdentity{Type: "IAMUser", PrincipalID: principalID(k), ARN: k.ARN(), AccountID: k.Account, AccessKeyID: k.AccessKeyID, UserName: k.User}
 	if k.Role == auth.RoleRoot {
-		id["type"] = "Root"
-	} else {
-		id["type"] = "IAMUser"
-		id["userName"] = k.User
+		id.Type, id.UserName = "Root", ""
 	}
 	return id
 }

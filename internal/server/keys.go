@@ -57,9 +57,9 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, rq *request, 
 		map[string]any{"userName": in.User, "account": in.Account, "role": in.Role})
 	var ae *awsapi.Error
 	if errors.As(err, &ae) {
-		rec["errorCode"], rec["errorMessage"] = ae.Code, ae.Message
+		rec.ErrorCode, rec.ErrorMessage = ae.Code, ae.Message
 	} else if err == nil {
-		rec["responseElements"] = map[string]any{"accessKey": map[string]any{
+		rec.ResponseElements = map[string]any{"accessKey": map[string]any{
 			"accessKeyId": key.AccessKeyID, "status": "Active", "userName": key.User, "createDate": key.Created.Format(time.RFC3339)}}
 	}
 	if aerr := s.record(rq, rec); aerr != nil {
