@@ -80,8 +80,7 @@ func (d *Digester) write(ctx context.Context, w *Worker, s *stream, end time.Tim
 	err := d.put(ctx, w, s, end, last)
 	w.report(s, cloudtrail.DeliveryDigest, end, err)
 	if err != nil {
-		s.backoff = min(max(2*s.backoff, time.Second), 5*time.Minute)
-		s.retryAt = w.o.Now().Add(s.backoff)
+		s.failed(err, w.o.Now())
 		w.log.Warn("digest delivery failed; will retry", "trail", s.trail.ARN, "region", s.id.Region, "err", err)
 	}
 }

@@ -3,7 +3,6 @@ package delivery
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/google/uuid"
 
 	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/kv"
@@ -184,7 +184,7 @@ func (n *Notifier) send(ctx context.Context, p pendingNotification) error {
 		Bucket string   `json:"s3Bucket"`
 		Keys   []string `json:"s3ObjectKey"`
 	}{p.Bucket, p.Keys})
-	id := newMessageID()
+	id := uuid.NewString()
 	body, _ := json.Marshal(map[string]string{
 		"Type":      "Notification",
 		"MessageId": id,
@@ -210,12 +210,4 @@ func (n *Notifier) send(ctx context.Context, p pendingNotification) error {
 		return fmt.Errorf("POST %s: HTTP %d", url, resp.StatusCode)
 	}
 	return nil
-}
-
-func newMessageID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }

@@ -299,6 +299,13 @@ func selectorEvent(m *event.Meta) *selector.Event {
 	return ev
 }
 
+// failed backs the stream off after a delivery error: 1 s, doubling, at most 5 min.
+func (s *stream) failed(err error, now time.Time) {
+	s.failing = err.Error()
+	s.backoff = min(max(2*s.backoff, time.Second), 5*time.Minute)
+	s.retryAt = now.Add(s.backoff)
+}
+
 // stream returns the stream for id, loading its persisted state on first use.
 func (w *Worker) stream(tc *cloudtrail.TrailConfig, id streamID) *stream {
 	if s, ok := w.streams[id]; ok {
@@ -406,9 +413,7 @@ func (w *Worker) flushDue(ctx context.Context, all bool) {
 func (w *Worker) flush(ctx context.Context, s *stream) {
 	if s.state.Intent != nil {
 		if err := w.recover(ctx, s); err != nil {
-			s.failing = err.Error()
-			s.backoff = min(max(2*s.backoff, time.Second), 5*time.Minute)
-			s.retryAt = w.o.Now().Add(s.backoff)
+			s.failed(err, w.o.Now())
 			return
 		}
 	}
@@ -422,9 +427,7 @@ func (w *Worker) flush(ctx context.Context, s *stream) {
 	now := w.o.Now()
 	w.report(s, cloudtrail.DeliveryLogFile, now, err)
 	if err != nil {
-		s.failing = err.Error()
-		s.backoff = min(max(2*s.backoff, time.Second), 5*time.Minute)
-		s.retryAt = now.Add(s.backoff)
+		s.failed(err, now)
 		w.log.Warn("log file delivery failed; will retry", "trail", s.trail.ARN, "region", s.id.Region, "retry_in", s.backoff, "err", err)
 		return
 	}
