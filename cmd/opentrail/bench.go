@@ -36,8 +36,10 @@ func runBench(args []string) error {
 		return benchIngest(args[1:])
 	case "lookup":
 		return benchLookup(args[1:])
+	case "deliver":
+		return benchDeliver(args[1:])
 	}
-	return fmt.Errorf("unknown benchmark %q (ingest, lookup)", args[0])
+	return fmt.Errorf("unknown benchmark %q (ingest, lookup, deliver)", args[0])
 }
 
 // benchServer is an OpenTrail server started as a child process, so that its
@@ -333,6 +335,53 @@ func countRecords(path string) (int, error) {
 		return 0, err
 	}
 	return len(file.Records), nil
+}
+
+// benchDeliver measures how soon after its interval closes a log file is in the bucket.
+func benchDeliver(args []string) error {
+	fs := flag.NewFlagSet("bench deliver", flag.ExitOnError)
+	rounds := fs.Int("rounds", 10, "files to time")
+	fs.Parse(args)
+	dir, cleanup, err := benchDir("")
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	bucketDir := filepath.Join(dir, "buckets", "bench-bucket")
+	if err := os.MkdirAll(bucketDir, 0o755); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	const interval = time.Second
+	srv, err := startBenchServerWith(self, dir, "--delivery-interval", interval.String())
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	if err := benchTrail(srv); err != nil {
+		return err
+	}
+	c := srv.client()
+	rng := rand.New(rand.NewPCG(3, 3))
+	var delays []time.Duration
+	for i := range *rounds {
+		before, _ := waitDelivered(bucketDir, 0, time.Second)
+		if err := c.post(context.Background(), "/v1/records", genRecords("deliver", i, 1, false, time.Minute, time.Now(), rng), nil); err != nil {
+			return err
+		}
+		acked := time.Now()
+		if _, err := waitDelivered(bucketDir, before+1, 30*time.Second); err != nil {
+			return err
+		}
+		// The file's interval opened when delivery first saw the record (at most one poll after the ack).
+		delays = append(delays, time.Since(acked)-interval)
+	}
+	fmt.Printf("deliver: a log file is in the bucket p50 %v, max %v after its %v interval closes (%d files; includes up to 20 ms of polling)\n",
+		pct(delays, 0.5).Round(time.Millisecond), pct(delays, 1).Round(time.Millisecond), interval, *rounds)
+	return nil
 }
 
 func benchDir(dir string) (string, func(), error) {
