@@ -155,16 +155,16 @@ func (m *memStore) delivered(t *testing.T, bucket string) (map[string]int, []str
 }
 
 type rig struct {
-	t      *testing.T
-	dir    string
-	db     *pebble.DB
-	j      *journal.Journal
-	ct     *cloudtrail.Service
-	w      *Worker
-	store  *memStore
-	now    time.Time
-	nowMu  sync.Mutex
-	worker Options
+	t         *testing.T
+	dir       string
+	db        *pebble.DB
+	j         *journal.Journal
+	ct        *cloudtrail.Service
+	w         *Worker
+	store     *memStore
+	now       time.Time
+	nowMu     sync.Mutex
+	configure []func(*rig, *Options)
 }
 
 func (r *rig) clock() time.Time { r.nowMu.Lock(); defer r.nowMu.Unlock(); return r.now }
@@ -174,8 +174,9 @@ func (r *rig) advance(d time.Duration) {
 	r.nowMu.Unlock()
 }
 
-func newRig(t *testing.T, store *memStore) *rig {
-	r := &rig{t: t, dir: t.TempDir(), store: store, now: time.Now()}
+// newRig starts a worker; configure adjusts its options (e.g. a Digester) before it starts.
+func newRig(t *testing.T, store *memStore, configure ...func(*rig, *Options)) *rig {
+	r := &rig{t: t, dir: t.TempDir(), store: store, now: time.Now(), configure: configure}
 	r.open()
 	return r
 }
@@ -193,7 +194,11 @@ func (r *rig) open() {
 	}
 	r.db, r.j = db, j
 	r.ct = cloudtrail.New(db, nil, nil, log, cloudtrail.Options{})
-	r.w = New(db, j, r.ct, r.store, log, Options{Interval: time.Minute, Now: r.clock})
+	o := Options{Interval: time.Minute, Now: r.clock}
+	for _, f := range r.configure {
+		f(r, &o)
+	}
+	r.w = New(db, j, r.ct, r.store, log, o)
 	if err := r.w.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -337,9 +342,9 @@ func TestCrashDuringUploadDeliversOnce(t *testing.T) {
 // delivery resumes when it is back, and the status shows the error meanwhile.
 func TestFailingBucketRetriesAndCatchesUp(t *testing.T) {
 	store := newMemStore("flaky-bucket")
-	r := newRig(t, store)
+	// Small files, so that the buffer fills while the bucket is down.
+	r := newRig(t, store, func(_ *rig, o *Options) { o.MaxFileBytes = 4 << 10 })
 	defer r.close()
-	r.w.o.MaxFileBytes = 4 << 10 // small files, so the buffer fills while the bucket is down
 	r.call("us-east-1", "CreateTrail", `{"Name":"trail-1","S3BucketName":"flaky-bucket"}`)
 	r.call("us-east-1", "StartLogging", `{"Name":"trail-1"}`)
 	r.advance(time.Second)
@@ -392,12 +397,14 @@ func TestSNSNotification(t *testing.T) {
 	}))
 	defer srv.Close()
 	store := newMemStore("sns-bucket")
-	r := newRig(t, store)
+	var n *Notifier
+	r := newRig(t, store, func(r *rig, o *Options) {
+		n = NewNotifier(r.db, r.ct, map[string]string{"trail-topic": srv.URL}, slog.New(slog.DiscardHandler))
+		o.Notify = n
+	})
 	defer r.close()
-	n := NewNotifier(r.db, r.ct, map[string]string{"trail-topic": srv.URL}, slog.New(slog.DiscardHandler))
 	n.Start(context.Background())
 	defer n.Close()
-	r.w.o.Notify = n
 	r.call("us-east-1", "CreateTrail", `{"Name":"trail-1","S3BucketName":"sns-bucket","SnsTopicName":"trail-topic"}`)
 	r.call("us-east-1", "StartLogging", `{"Name":"trail-1"}`)
 	r.advance(time.Second)
@@ -424,13 +431,12 @@ func TestSNSNotification(t *testing.T) {
 // starts a new chain; the whole range validates.
 func TestDigestChainAndFinalDigest(t *testing.T) {
 	store := newMemStore("dg-bucket")
-	r := newRig(t, store)
-	defer r.close()
 	ring, err := digest.OpenKeyRing(digest.FileKeyStore(filepath.Join(t.TempDir(), "keys.json")), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.w.o.Digests = NewDigester(ring, 10*time.Minute)
+	r := newRig(t, store, func(_ *rig, o *Options) { o.Digests = NewDigester(ring, 10*time.Minute) })
+	defer r.close()
 	start := r.clock().Add(-time.Minute)
 	r.call("us-east-1", "CreateTrail", `{"Name":"trail-1","S3BucketName":"dg-bucket","EnableLogFileValidation":true}`)
 	r.call("us-east-1", "StartLogging", `{"Name":"trail-1"}`)
