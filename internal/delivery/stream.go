@@ -86,11 +86,14 @@ func (b *buffer) add(seq uint64, m *event.Meta, raw []byte, now time.Time) {
 	b.newest = max(b.newest, m.EventTime)
 }
 
-// file returns the complete uncompressed log file.
+// file closes the buffer into the complete uncompressed log file, in place;
+// reopen must be called before the buffer takes more records.
 func (b *buffer) file() []byte {
-	out := make([]byte, 0, b.body.Len()+2)
-	out = append(out, b.body.Bytes()...)
-	return append(out, ']', '}')
+	b.body.WriteString("]}")
+	return b.body.Bytes()
 }
+
+// reopen undoes file, so that a buffer whose upload failed can grow again.
+func (b *buffer) reopen() { b.body.Truncate(b.body.Len() - 2) }
 
 func (b *buffer) reset() { *b = buffer{body: b.body}; b.body.Reset() }

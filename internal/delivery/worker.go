@@ -487,6 +487,7 @@ func (w *Worker) deliver(ctx context.Context, s *stream) error {
 		return fmt.Errorf("bucket %s: %w", s.trail.S3BucketName, err)
 	}
 	raw := s.buf.file()
+	defer s.buf.reopen()
 	sum := sha256.Sum256(raw)
 	now := w.o.Now().UTC()
 	key := logFileKey(s.trail.S3KeyPrefix, s.id.Account, s.id.Region, now, s.id.Insight)

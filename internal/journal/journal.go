@@ -181,7 +181,7 @@ func (j *Journal) commit(group []*request) {
 					r.results[i] = Result{Seq: seq, Duplicate: true}
 					continue
 				}
-				seq, found, gerr := j.lookupID(e.ID)
+				seq, found, gerr := j.Lookup(e.ID)
 				if gerr != nil {
 					err = gerr
 					break
@@ -225,7 +225,8 @@ func (j *Journal) commit(group []*request) {
 	}
 }
 
-func (j *Journal) lookupID(id []byte) (uint64, bool, error) {
+// Lookup returns the seq of the entry appended with id.
+func (j *Journal) Lookup(id []byte) (uint64, bool, error) {
 	v, closer, err := j.db.Get(id)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, false, nil
@@ -238,8 +239,6 @@ func (j *Journal) lookupID(id []byte) (uint64, bool, error) {
 	return seq, err == nil, err
 }
 
-// Lookup returns the seq of the entry appended with id.
-func (j *Journal) Lookup(id []byte) (uint64, bool, error) { return j.lookupID(id) }
 
 // Last is the highest durable sequence number (0 when empty).
 func (j *Journal) Last() uint64 { return j.last.Load() }
