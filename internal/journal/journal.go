@@ -239,7 +239,6 @@ func (j *Journal) Lookup(id []byte) (uint64, bool, error) {
 	return seq, err == nil, err
 }
 
-
 // Last is the highest durable sequence number (0 when empty).
 func (j *Journal) Last() uint64 { return j.last.Load() }
 
