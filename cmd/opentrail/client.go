@@ -48,16 +48,7 @@ func newClient(endpoint, region string, root bool) (*client, error) {
 
 // post sends a SigV4-signed JSON POST to path and decodes a 200 answer into out.
 func (c *client) post(ctx context.Context, path string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	sum := sha256.Sum256(body)
-	if err := v4.NewSigner().SignHTTP(ctx, c.creds, req, hex.EncodeToString(sum[:]), "cloudtrail", c.region, time.Now()); err != nil {
-		return err
-	}
-	resp, err := c.http.Do(req)
+	resp, err := c.open(ctx, path, body)
 	if err != nil {
 		return err
 	}
@@ -66,18 +57,38 @@ func (c *client) post(ctx context.Context, path string, body []byte, out any) er
 	if err != nil {
 		return err
 	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// open sends a SigV4-signed JSON POST to path and returns a 200 answer with its body unread.
+func (c *client) open(ctx context.Context, path string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(ctx, c.creds, req, hex.EncodeToString(sum[:]), "cloudtrail", c.region, time.Now()); err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
 	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		var e struct {
 			Type    string `json:"__type"`
 			Message string `json:"message"`
 		}
 		json.Unmarshal(b, &e)
-		return fmt.Errorf("%s: %s (HTTP %d)", e.Type, e.Message, resp.StatusCode)
+		return nil, fmt.Errorf("%s: %s (HTTP %d)", e.Type, e.Message, resp.StatusCode)
 	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
+	return resp, nil
 }
 
 // cloudTrail returns an AWS SDK CloudTrail client for the server.

@@ -110,8 +110,14 @@ func (s *Service) trailARN(t *storedTrail) string {
 }
 
 func (s *Service) putTrail(t *storedTrail) error {
-	return s.putState(stateTrail, t.Account, trailStateName(t.HomeRegion, t.Name), t)
+	err := s.putState(stateTrail, t.Account, trailStateName(t.HomeRegion, t.Name), t)
+	s.trailsVersion.Add(1)
+	return err
 }
+
+// TrailsVersion changes whenever a trail's configuration does (not its
+// delivery status): projections that cache Trails re-read them when it moves.
+func (s *Service) TrailsVersion() uint64 { return s.trailsVersion.Load() }
 
 // accountTrails returns every trail of account ("" = of every account), ordered
 // by account, home Region and name.
@@ -624,6 +630,7 @@ func (s *Service) deleteTrail(_ context.Context, c Caller, body []byte) (any, er
 	if err != nil {
 		return nil, err
 	}
+	s.trailsVersion.Add(1)
 	if err := s.deleteState(stateTrail, t.Account, trailStateName(t.HomeRegion, t.Name)); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/opentrail/opentrail/internal/event"
 	"github.com/opentrail/opentrail/internal/selector"
 )
 
@@ -36,6 +37,8 @@ type TrailConfig struct {
 	KmsKeyID          string
 	// InsightTypes are the enabled Insights types (ApiCallRateInsight, ApiErrorRateInsight).
 	InsightTypes []string
+	// CloudWatchLogsLogGroupArn is the log group the trail also sends its events to ("" = none).
+	CloudWatchLogsLogGroupArn string
 	// Matcher decides which events the trail takes.
 	Matcher *selector.Matcher
 }
@@ -70,6 +73,7 @@ func (s *Service) Trails(ctx context.Context) ([]TrailConfig, error) {
 			LogFileValidation:          t.LogFileValidationEnabled,
 			SnsTopicARN:                t.SnsTopicARN,
 			KmsKeyID:                   t.KmsKeyID,
+			CloudWatchLogsLogGroupArn:  t.CloudWatchLogsLogGroupArn,
 			Matcher:                    m,
 		}
 		for _, is := range t.InsightSelectors {
@@ -132,5 +136,41 @@ func (s *Service) RecordDelivery(account, homeRegion, name string, u DeliveryUpd
 	if u.Err == "" {
 		*last = at
 	}
-	return s.putTrail(t)
+	return s.putState(stateTrail, t.Account, trailStateName(t.HomeRegion, t.Name), t)
+}
+
+// Takes applies a trail's scope: its account, logging window, regions and insight settings.
+func (tc *TrailConfig) Takes(m *event.Meta) bool {
+	if !tc.Logging || m.Account != tc.Account || m.IngestTime < tc.LoggingSince.UnixNano() {
+		return false
+	}
+	if !tc.MultiRegion && m.Region != tc.HomeRegion {
+		return false
+	}
+	if !tc.IncludeGlobalServiceEvents && globalServices[m.Source] {
+		return false
+	}
+	if m.Category == event.CategoryInsight {
+		return len(tc.InsightTypes) > 0
+	}
+	return true
+}
+
+// globalServices are the event sources CloudTrail counts as global service events.
+var globalServices = map[string]bool{
+	"iam.amazonaws.com": true, "sts.amazonaws.com": true, "cloudfront.amazonaws.com": true,
+	"route53.amazonaws.com": true, "signin.amazonaws.com": true, "organizations.amazonaws.com": true,
+}
+
+// SelectorEvent is what a trail's selectors look at in one event.
+func SelectorEvent(m *event.Meta) *selector.Event {
+	ev := &selector.Event{
+		Category: m.Category, Source: m.Source, Name: m.Name, Type: m.Type, ReadOnly: m.ReadOnly > 0,
+		ManagementEvent: m.ManagementEvent, UserARN: m.UserARN, ErrorCode: m.ErrorCode,
+		VPCEndpointID: m.VPCEndpointID, SessionCredentialFromConsole: m.ConsoleSession,
+	}
+	for _, r := range m.Resources {
+		ev.Resources = append(ev.Resources, selector.Resource{Type: r.Type, ARN: r.ARN})
+	}
+	return ev
 }

@@ -208,13 +208,13 @@ func (w *Worker) route(seq uint64, r *event.Record) {
 	var sel *selector.Event
 	for i := range w.configs {
 		tc := &w.configs[i]
-		if !takes(tc, m) {
+		if !tc.Takes(m) {
 			continue
 		}
 		insight := m.Category == event.CategoryInsight
 		if !insight {
 			if sel == nil {
-				sel = selectorEvent(m)
+				sel = cloudtrail.SelectorEvent(m)
 			}
 			if !tc.Matcher.Match(sel) {
 				continue
@@ -262,41 +262,6 @@ func (w *Worker) rewindFor(since time.Time) {
 	if pos < w.readPos {
 		w.readPos = pos
 	}
-}
-
-// takes applies a trail's scope: its account, logging window, regions and insight settings.
-func takes(tc *cloudtrail.TrailConfig, m *event.Meta) bool {
-	if !tc.Logging || m.Account != tc.Account || m.IngestTime < tc.LoggingSince.UnixNano() {
-		return false
-	}
-	if !tc.MultiRegion && m.Region != tc.HomeRegion {
-		return false
-	}
-	if !tc.IncludeGlobalServiceEvents && globalServices[m.Source] {
-		return false
-	}
-	if m.Category == event.CategoryInsight {
-		return len(tc.InsightTypes) > 0
-	}
-	return true
-}
-
-// globalServices are the event sources CloudTrail counts as global service events.
-var globalServices = map[string]bool{
-	"iam.amazonaws.com": true, "sts.amazonaws.com": true, "cloudfront.amazonaws.com": true,
-	"route53.amazonaws.com": true, "signin.amazonaws.com": true, "organizations.amazonaws.com": true,
-}
-
-func selectorEvent(m *event.Meta) *selector.Event {
-	ev := &selector.Event{
-		Category: m.Category, Source: m.Source, Name: m.Name, Type: m.Type, ReadOnly: m.ReadOnly > 0,
-		ManagementEvent: m.ManagementEvent, UserARN: m.UserARN, ErrorCode: m.ErrorCode,
-		VPCEndpointID: m.VPCEndpointID, SessionCredentialFromConsole: m.ConsoleSession,
-	}
-	for _, r := range m.Resources {
-		ev.Resources = append(ev.Resources, selector.Resource{Type: r.Type, ARN: r.ARN})
-	}
-	return ev
 }
 
 // failed backs the stream off after a delivery error: 1 s, doubling, at most 5 min.
@@ -453,10 +418,10 @@ func (w *Worker) catchUp(ctx context.Context, s *stream) {
 				return nil
 			}
 			m := &r.Meta
-			if m.Region != s.id.Region || (m.Category == event.CategoryInsight) != s.id.Insight || !takes(&tc, m) {
+			if m.Region != s.id.Region || (m.Category == event.CategoryInsight) != s.id.Insight || !tc.Takes(m) {
 				return nil
 			}
-			if !s.id.Insight && !tc.Matcher.Match(selectorEvent(m)) {
+			if !s.id.Insight && !tc.Matcher.Match(cloudtrail.SelectorEvent(m)) {
 				return nil
 			}
 			if s.buf.n > 0 && s.buf.body.Len()+len(r.Raw) > w.o.MaxFileBytes {

@@ -392,3 +392,20 @@ func parseRef(ref string) (s selector, ok bool) {
 	}
 	return s, true
 }
+
+// FieldRefs lists the value references of a space-delimited pattern's fields
+// in order: "$name" for a named field, "$N" (from 1) for an unnamed one; "..."
+// fields have none. Other kinds have no fields.
+func (p *Pattern) FieldRefs() []string {
+	var refs []string
+	for i, f := range p.fields {
+		switch {
+		case f.ellipsis:
+		case f.name != "":
+			refs = append(refs, "$"+f.name)
+		default:
+			refs = append(refs, "$"+strconv.Itoa(i+1))
+		}
+	}
+	return refs
+}

@@ -24,6 +24,9 @@ const (
 	prefixCursor  = 'c' // c | name                                         → seq(8): next seq to read
 	prefixLookup  = 'x' // x | str(account) | str(region) | cat | attr | str(value) | ^nanos(8) | ^seq(8) → nil
 	prefixState   = 's' // s | kind | 0 | str(account) | str(region)? | name → JSON
+	prefixLogs    = 'l' // l | str(account) | str(region) | str(group) | str(stream) | time(8) | seq(8) → log event
+	prefixOutbox  = 'o' // o | str(account) | str(region) | str(group) | str(filter) | seq(8) → pending subscription delivery
+	prefixDead    = 'q' // q | str(account) | str(region) | str(group) | str(filter) | seq(8) → dead-lettered delivery
 )
 
 // Lookup categories and attributes as they appear in index keys.
@@ -113,6 +116,49 @@ func StatePrefix(kind, account string) []byte {
 		return b
 	}
 	return appendStr(b, account)
+}
+
+// LogStreamPrefix is the prefix of every event of one log stream.
+func LogStreamPrefix(account, region, group, stream string) []byte {
+	return appendStr(appendStr(appendStr(appendStr([]byte{prefixLogs}, account), region), group), stream)
+}
+
+// LogGroupPrefix is the prefix of every event of one log group, all streams.
+func LogGroupPrefix(account, region, group string) []byte {
+	return appendStr(appendStr(appendStr([]byte{prefixLogs}, account), region), group)
+}
+
+// LogEventKey addresses one log event in its stream: ordered by its timestamp
+// (milliseconds, sign bit flipped so that negative times sort first), then by
+// the log sequence number that makes it unique.
+func LogEventKey(streamPrefix []byte, millis int64, seq uint64) []byte {
+	b := make([]byte, 0, len(streamPrefix)+16)
+	b = append(b, streamPrefix...)
+	b = binary.BigEndian.AppendUint64(b, uint64(millis)^(1<<63))
+	return binary.BigEndian.AppendUint64(b, seq)
+}
+
+// LogEventPos decodes the timestamp and sequence number at the end of a log event key.
+func LogEventPos(key []byte) (millis int64, seq uint64, ok bool) {
+	if len(key) < 17 || key[0] != prefixLogs {
+		return 0, 0, false
+	}
+	return int64(binary.BigEndian.Uint64(key[len(key)-16:]) ^ (1 << 63)), binary.BigEndian.Uint64(key[len(key)-8:]), true
+}
+
+// SubscriptionPrefix is the prefix of one subscription filter's pending
+// deliveries (dead = false) or dead letters (dead = true).
+func SubscriptionPrefix(dead bool, account, region, group, filter string) []byte {
+	p := byte(prefixOutbox)
+	if dead {
+		p = prefixDead
+	}
+	return appendStr(appendStr(appendStr(appendStr([]byte{p}, account), region), group), filter)
+}
+
+// SubscriptionKey addresses one pending delivery or dead letter by its log sequence number.
+func SubscriptionKey(prefix []byte, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(make([]byte, 0, len(prefix)+8), prefix...), seq)
 }
 
 // ---- End of storage format. ----

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/opentrail/opentrail/internal/server"
+)
+
+// runTail prints events from the server as they happen: history since
+// --since, then (with --follow) live events until interrupted.
+func runTail(args []string) error {
+	fs := flag.NewFlagSet("tail", flag.ExitOnError)
+	endpoint := fs.String("endpoint", env("http://127.0.0.1:4590", "OPENTRAIL_ENDPOINT"), "OpenTrail server URL")
+	region := fs.String("region", env("us-east-1", "OPENTRAIL_REGION"), "region of the log group")
+	group := fs.String("log-group", "", "log group to tail; empty tails every record of your account")
+	filter := fs.String("filter", "", "CloudWatch Logs filter pattern, e.g. '{ $.userIdentity.userName = \"alice\" }'")
+	since := fs.String("since", "10m", "start this long ago (e.g. 1h) or at this time (RFC 3339)")
+	follow := fs.Bool("follow", false, "keep printing new events until interrupted")
+	format := fs.String("format", "short", "short (time, stream, message) or json (one JSON object per line)")
+	fs.Parse(args)
+	if *format != "short" && *format != "json" {
+		return fmt.Errorf("--format must be short or json")
+	}
+	start, err := parseWhen(*since)
+	if err != nil {
+		return fmt.Errorf("--since: %w", err)
+	}
+	c, err := newClient(*endpoint, *region, false)
+	if err != nil {
+		return err
+	}
+	c.http = &http.Client{Transport: c.http.Transport} // no overall timeout: a tail runs until stopped
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	body, _ := json.Marshal(server.TailRequest{LogGroupName: *group, FilterPattern: *filter, StartTime: start.UnixMilli(), Follow: *follow})
+	resp, err := c.open(ctx, "/v1/tail", body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return printTail(os.Stdout, resp.Body, *format)
+}
+
+func printTail(w io.Writer, r io.Reader, format string) error {
+	out := bufio.NewWriter(w)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 4<<20)
+	for sc.Scan() {
+		if format == "json" {
+			out.Write(sc.Bytes())
+			out.WriteByte('\n')
+		} else {
+			var l server.TailLine
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				return fmt.Errorf("tail: bad line from the server: %w", err)
+			}
+			if l.Dropped > 0 {
+				fmt.Fprintf(os.Stderr, "tail: %d events were dropped because this tail did not keep up\n", l.Dropped)
+				continue
+			}
+			fmt.Fprintf(out, "%s %s %s\n", time.UnixMilli(l.Timestamp).UTC().Format("2006-01-02T15:04:05.000Z"), l.LogStreamName, l.Message)
+		}
+		// Flush at the end of each batch the server sent, so live events show at once.
+		if sc.Err() == nil {
+			out.Flush()
+		}
+	}
+	out.Flush()
+	if err := sc.Err(); err != nil && err != context.Canceled {
+		return err
+	}
+	return nil
+}
+
+// runDeadLetters lists or replays a subscription filter's dead letters.
+func runDeadLetters(args []string) error {
+	fs := flag.NewFlagSet("deadletters", flag.ExitOnError)
+	endpoint := fs.String("endpoint", env("http://127.0.0.1:4590", "OPENTRAIL_ENDPOINT"), "OpenTrail server URL")
+	region := fs.String("region", env("us-east-1", "OPENTRAIL_REGION"), "region of the log group")
+	group := fs.String("log-group", "", "log group of the subscription filter (required)")
+	filter := fs.String("filter-name", "", "subscription filter name (required)")
+	limit := fs.Int("limit", 100, "list at most this many (0 = all)")
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: opentrail deadletters list|replay --log-group G --filter-name F")
+		fs.PrintDefaults()
+	}
+	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
+		fs.Usage()
+		return fmt.Errorf("say list or replay")
+	}
+	action := args[0]
+	fs.Parse(args[1:])
+	if *group == "" || *filter == "" {
+		return fmt.Errorf("--log-group and --filter-name are required")
+	}
+	c, err := newClient(*endpoint, *region, false)
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(server.DeadLettersRequest{Action: action, LogGroupName: *group, FilterName: *filter, Limit: *limit})
+	var out struct {
+		DeadLetters []struct {
+			LogStreamName string `json:"logStreamName"`
+			Timestamp     int64  `json:"timestamp"`
+			Message       string `json:"message"`
+		}
+		Replayed int
+	}
+	if err := c.post(context.Background(), "/v1/deadletters", body, &out); err != nil {
+		return err
+	}
+	if action == "replay" {
+		fmt.Printf("replayed %d events; they are delivered again in order\n", out.Replayed)
+		return nil
+	}
+	for _, d := range out.DeadLetters {
+		fmt.Printf("%s %s %s\n", time.UnixMilli(d.Timestamp).UTC().Format("2006-01-02T15:04:05.000Z"), d.LogStreamName, d.Message)
+	}
+	return nil
+}

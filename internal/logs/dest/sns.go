@@ -1,0 +1,238 @@
+package dest
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// endpoint is one subscriber of a topic.
+type endpoint interface {
+	send(ctx context.Context, n *notification) error
+	String() string
+}
+
+// notification is one batch as a topic publishes it.
+type notification struct {
+	topicARN string
+	batch    *Batch
+	data     []byte    // the DATA_MESSAGE JSON
+	sums     []summary // per event, for people
+	subject  string
+	at       time.Time
+}
+
+// topic fans a batch out to every endpoint of an SNS topic; Send succeeds
+// once all have accepted it.
+type topic struct {
+	arn, name string
+	endpoints []endpoint
+	cfg       *Config
+
+	// delivered remembers, per recent batch, the endpoints that accepted it,
+	// so that the retry after a partial failure skips them.
+	mu        sync.Mutex
+	delivered map[[32]byte]map[int]bool
+	order     [][32]byte
+}
+
+// rememberBatches bounds topic.delivered.
+const rememberBatches = 256
+
+func (c *Config) newTopic(arn, name string, eps []string) (Destination, error) {
+	t := &topic{arn: arn, name: name, cfg: c, delivered: make(map[[32]byte]map[int]bool)}
+	for i, ep := range eps {
+		e, err := c.newEndpoint(arn, ep)
+		if err != nil {
+			return nil, invalidf("Invalid configuration for SNS topic %s endpoint %d: %v", name, i, err)
+		}
+		t.endpoints = append(t.endpoints, e)
+	}
+	return t, nil
+}
+
+func (c *Config) newEndpoint(topicARN, ep string) (endpoint, error) {
+	kind, err := validEndpoint(ep)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case "slack":
+		u, _ := url.Parse(ep[len("slack+"):])
+		return &slackEndpoint{url: u, client: c.httpClient()}, nil
+	case "http":
+		u, _ := url.Parse(ep)
+		// A stable subscription id per endpoint, as SNS has one per subscription.
+		sub := topicARN + ":" + uuid.NewSHA1(uuid.NameSpaceURL, []byte(topicARN+" "+ep)).String()
+		return &snsHTTPEndpoint{url: u, client: c.httpClient(), subscriptionARN: sub}, nil
+	case "mailto":
+		to, _ := parseMailto(ep)
+		if err := c.SMTP.validate(); err != nil {
+			return nil, err
+		}
+		return &mailEndpoint{to: to, smtp: c.SMTP}, nil
+	}
+	return nil, fmt.Errorf("unknown endpoint kind %s", kind)
+}
+
+func (t *topic) String() string {
+	return fmt.Sprintf("sns %s (%d %s)", t.name, len(t.endpoints), plural(len(t.endpoints), "endpoint", "endpoints"))
+}
+
+func (t *topic) Send(ctx context.Context, b *Batch) error {
+	data, err := DataMessage(b)
+	if err != nil {
+		return fmt.Errorf("sns %s: %w", t.name, err)
+	}
+	sums := t.cfg.summarize(b)
+	n := &notification{topicARN: t.arn, batch: b, data: data, sums: sums, subject: subject(sums), at: time.Now()}
+	key := sha256.Sum256(data)
+
+	t.mu.Lock()
+	done := make(map[int]bool)
+	for i := range t.delivered[key] {
+		done[i] = true
+	}
+	t.mu.Unlock()
+
+	var failed []error
+	allRejected := true
+	for i, e := range t.endpoints {
+		if done[i] {
+			continue
+		}
+		if err := e.send(ctx, n); err != nil {
+			failed = append(failed, fmt.Errorf("%s: %w", e, err))
+			allRejected = allRejected && errors.Is(err, ErrRejected)
+			continue
+		}
+		done[i] = true
+	}
+	t.remember(key, done, len(failed) == 0)
+	if len(failed) == 0 {
+		return nil
+	}
+	return &topicError{name: t.name, errs: failed, rejected: allRejected}
+}
+
+func (t *topic) remember(key [32]byte, done map[int]bool, complete bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if complete {
+		// Delivered everywhere: a later Send of the same batch is a new
+		// publication (the sender replaying on purpose), not a retry.
+		delete(t.delivered, key)
+		return
+	}
+	if _, ok := t.delivered[key]; !ok {
+		t.order = append(t.order, key)
+		if len(t.order) > rememberBatches {
+			delete(t.delivered, t.order[0])
+			t.order = t.order[1:]
+		}
+	}
+	t.delivered[key] = done
+}
+
+// topicError lists the endpoints that failed. It is ErrRejected only when
+// every failed endpoint rejected the batch: otherwise a retry can still help.
+type topicError struct {
+	name     string
+	errs     []error
+	rejected bool
+}
+
+func (e *topicError) Error() string {
+	msgs := make([]string, len(e.errs))
+	for i, err := range e.errs {
+		msgs[i] = err.Error()
+	}
+	return fmt.Sprintf("sns %s: %d %s failed: %s", e.name, len(e.errs), plural(len(e.errs), "endpoint", "endpoints"), strings.Join(msgs, "; "))
+}
+
+func (e *topicError) Unwrap() []error {
+	if e.rejected {
+		return e.errs
+	}
+	// Hide ErrRejected of some endpoints, keep the others' causes.
+	var out []error
+	for _, err := range e.errs {
+		if !errors.Is(err, ErrRejected) {
+			out = append(out, err)
+		}
+	}
+	return out
+}
+
+// ---- Wire format: SNS HTTP(S) notification, as SNS POSTs it to subscribers. ----
+//
+// The Message is the decoded DATA_MESSAGE JSON (what a subscribed Lambda
+// function sees after decoding awslogs.data); the Subject is the human
+// summary. OpenTrail cannot sign as SNS, so SignatureVersion, Signature,
+// SigningCertURL and UnsubscribeURL are absent: a subscriber that verifies
+// SNS signatures will refuse these messages.
+
+type snsMessage struct {
+	Type      string `json:"Type"`
+	MessageID string `json:"MessageId"`
+	TopicArn  string `json:"TopicArn"`
+	Subject   string `json:"Subject,omitempty"`
+	Message   string `json:"Message"`
+	Timestamp string `json:"Timestamp"`
+}
+
+// snsSubjectMax is SNS's limit on Subject (characters).
+const snsSubjectMax = 100
+
+// ---- End of wire format. ----
+
+type snsHTTPEndpoint struct {
+	url             *url.URL
+	client          *http.Client
+	subscriptionARN string
+}
+
+func (e *snsHTTPEndpoint) String() string { return "sns-http " + redactURL(e.url) }
+
+func (e *snsHTTPEndpoint) send(ctx context.Context, n *notification) error {
+	id := uuid.NewString()
+	body, err := marshalNoHTML(snsMessage{
+		Type:      "Notification",
+		MessageID: id,
+		TopicArn:  n.topicARN,
+		Subject:   snsSubject(n.subject),
+		Message:   string(n.data),
+		Timestamp: n.at.UTC().Format("2006-01-02T15:04:05.000Z"),
+	})
+	if err != nil {
+		return err
+	}
+	h := http.Header{}
+	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	h.Set("User-Agent", "Amazon Simple Notification Service Agent")
+	h.Set("x-amz-sns-message-type", "Notification")
+	h.Set("x-amz-sns-message-id", id)
+	h.Set("x-amz-sns-topic-arn", n.topicARN)
+	h.Set("x-amz-sns-subscription-arn", e.subscriptionARN)
+	return post(ctx, e.client, e.url, redactURL(e.url), body, h, nil)
+}
+
+// snsSubject fits s to what SNS allows in a Subject: one line of printable
+// ASCII, at most 100 characters.
+func snsSubject(s string) string {
+	s = strings.ReplaceAll(oneLine(s, snsSubjectMax-3), "…", "...")
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r > '~' {
+			return '?'
+		}
+		return r
+	}, s)
+}
