@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net/http"
 
@@ -32,35 +33,51 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rq *request, bod
 		s.fail(w, rq, err)
 		return
 	}
+	out, err := s.IngestRecords(r.Context(), rq.key, rq.region, raws)
+	if err != nil {
+		s.fail(w, rq, err)
+		return
+	}
+	awsapi.WriteJSON(w, rq.id, http.StatusOK, out)
+}
+
+// IngestRecords validates, normalises and durably appends raws as key would
+// through POST /v1/records, all or nothing, and answers once every record is
+// durable. Errors are *awsapi.Error for a record's fault. The in-process audit
+// proxy calls it directly.
+func (s *Server) IngestRecords(ctx context.Context, key auth.Key, region string, raws [][]byte) (IngestResponse, error) {
+	if key.Role == auth.RoleReader {
+		return IngestResponse{}, denied(key, "cloudtrail:PutRecords")
+	}
 	now := s.now()
 	entries := make([]journal.Entry, len(raws))
 	ids := make([]string, len(raws))
-	buf := make([]byte, 0, len(body)+256*len(raws))
+	size := 0
+	for _, raw := range raws {
+		size += len(raw) + 256
+	}
+	buf := make([]byte, 0, size)
 	for i, raw := range raws {
-		rec, err := event.Normalize(raw, event.Defaults{Account: rq.key.Account, Region: rq.region, Now: now})
+		rec, err := event.Normalize(raw, event.Defaults{Account: key.Account, Region: region, Now: now})
 		if err != nil {
 			var fe *event.FieldError
 			if errors.As(err, &fe) && fe.Field != "" {
-				s.fail(w, rq, awsapi.Errorf("ValidationException", "Records[%d].%s: %s", i, fe.Field, fe.Msg))
-			} else {
-				s.fail(w, rq, awsapi.Errorf("ValidationException", "Records[%d]: %v", i, err))
+				return IngestResponse{}, awsapi.Errorf("ValidationException", "Records[%d].%s: %s", i, fe.Field, fe.Msg)
 			}
-			return
+			return IngestResponse{}, awsapi.Errorf("ValidationException", "Records[%d]: %v", i, err)
 		}
-		if rec.Meta.Account != rq.key.Account && rq.key.Role != auth.RoleRoot {
-			s.fail(w, rq, awsapi.Errorf("AccessDeniedException",
-				"Records[%d].recipientAccountId: %s may only send records for account %s, not %s", i, rq.key.ARN(), rq.key.Account, rec.Meta.Account))
-			return
+		if rec.Meta.Account != key.Account && key.Role != auth.RoleRoot {
+			return IngestResponse{}, awsapi.Errorf("AccessDeniedException",
+				"Records[%d].recipientAccountId: %s may only send records for account %s, not %s", i, key.ARN(), key.Account, rec.Meta.Account)
 		}
 		start := len(buf)
 		buf = event.Encode(buf, &rec)
 		entries[i] = journal.Entry{ID: kv.EventIDKey(rec.Meta.Account, rec.Meta.EventID), Value: buf[start:len(buf):len(buf)]}
 		ids[i] = rec.Meta.EventID
 	}
-	res, err := s.j.Append(r.Context(), entries)
+	res, err := s.j.Append(ctx, entries)
 	if err != nil {
-		s.fail(w, rq, err)
-		return
+		return IngestResponse{}, err
 	}
 	out := IngestResponse{Accepted: len(res), EventIds: ids}
 	for _, x := range res {
@@ -68,7 +85,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rq *request, bod
 			out.Duplicates++
 		}
 	}
-	awsapi.WriteJSON(w, rq.id, http.StatusOK, out)
+	return out, nil
 }
 
 // splitRecords returns the raw records of a {"Records":[...]} body.

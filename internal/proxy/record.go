@@ -1,0 +1,112 @@
+package proxy
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/base32"
+	"encoding/json"
+	"strings"
+
+	"github.com/opentrail/opentrail/internal/auth"
+)
+
+// Identity is a record's userIdentity.
+type Identity struct {
+	Type        string `json:"type"`
+	PrincipalID string `json:"principalId,omitempty"`
+	ARN         string `json:"arn,omitempty"`
+	AccountID   string `json:"accountId,omitempty"`
+	AccessKeyID string `json:"accessKeyId,omitempty"`
+	UserName    string `json:"userName,omitempty"`
+}
+
+// KeyIdentity is the userIdentity of an OpenTrail key's owner, as the server
+// writes it for its own API calls (an IAMUser, or Root).
+func KeyIdentity(k auth.Key) Identity {
+	if k.Role == auth.RoleRoot {
+		return Identity{Type: "Root", PrincipalID: k.Account, ARN: k.ARN(), AccountID: k.Account, AccessKeyID: k.AccessKeyID}
+	}
+	sum := sha256.Sum256([]byte(k.Account + "/" + k.User))
+	return Identity{Type: "IAMUser", PrincipalID: "AIDA" + strings.ToUpper(base32.StdEncoding.EncodeToString(sum[:])[:17]),
+		ARN: k.ARN(), AccountID: k.Account, AccessKeyID: k.AccessKeyID, UserName: k.User}
+}
+
+// KeyringResolver maps access key IDs to identities through an OpenTrail keyring's Lookup.
+func KeyringResolver(lookup func(accessKeyID string) (auth.Key, string, bool)) func(string) (Identity, bool) {
+	return func(id string) (Identity, bool) {
+		k, _, ok := lookup(id)
+		if !ok {
+			return Identity{}, false
+		}
+		return KeyIdentity(k), true
+	}
+}
+
+type resource struct {
+	AccountID string `json:"accountId,omitempty"`
+	Type      string `json:"type"`
+	ARN       string `json:"ARN"`
+}
+
+type tlsDetails struct {
+	TLSVersion               string `json:"tlsVersion"`
+	CipherSuite              string `json:"cipherSuite"`
+	ClientProvidedHostHeader string `json:"clientProvidedHostHeader"`
+}
+
+// record is one CloudTrail record, its members in the order CloudTrail writes them.
+type record struct {
+	EventVersion         string          `json:"eventVersion"`
+	UserIdentity         Identity        `json:"userIdentity"`
+	EventTime            string          `json:"eventTime"`
+	EventSource          string          `json:"eventSource"`
+	EventName            string          `json:"eventName"`
+	AWSRegion            string          `json:"awsRegion"`
+	SourceIPAddress      string          `json:"sourceIPAddress"`
+	UserAgent            string          `json:"userAgent"`
+	ErrorCode            string          `json:"errorCode,omitempty"`
+	ErrorMessage         string          `json:"errorMessage,omitempty"`
+	RequestParameters    json.RawMessage `json:"requestParameters"`
+	ResponseElements     json.RawMessage `json:"responseElements"`
+	AdditionalEventData  map[string]any  `json:"additionalEventData,omitempty"`
+	RequestID            string          `json:"requestID"`
+	EventID              string          `json:"eventID"`
+	ReadOnly             bool            `json:"readOnly"`
+	Resources            []resource      `json:"resources,omitempty"`
+	EventType            string          `json:"eventType"`
+	ManagementEvent      bool            `json:"managementEvent"`
+	RecipientAccountID   string          `json:"recipientAccountId"`
+	VPCEndpointID        string          `json:"vpcEndpointId"`
+	VPCEndpointAccountID string          `json:"vpcEndpointAccountId"`
+	EventCategory        string          `json:"eventCategory"`
+	TLSDetails           *tlsDetails     `json:"tlsDetails,omitempty"`
+}
+
+var jsonNull = json.RawMessage("null")
+
+// Caps on what a record carries from the client, so that a record's size is
+// bounded before the call is forwarded (see reservation).
+const (
+	maxUserAgent    = 1024
+	maxErrorMessage = 2048
+	recordBase      = 16 << 10 // everything but requestParameters and responseElements
+)
+
+func capString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	// Cut on a rune boundary.
+	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
+
+func tlsInfo(cs *tls.ConnectionState, host string) *tlsDetails {
+	if cs == nil {
+		return nil
+	}
+	v := map[uint16]string{tls.VersionTLS10: "TLSv1", tls.VersionTLS11: "TLSv1.1", tls.VersionTLS12: "TLSv1.2", tls.VersionTLS13: "TLSv1.3"}[cs.Version]
+	return &tlsDetails{TLSVersion: v, CipherSuite: tls.CipherSuiteName(cs.CipherSuite), ClientProvidedHostHeader: host}
+}
