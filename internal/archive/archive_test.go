@@ -1,0 +1,119 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// WriteLogFile writes records as a CloudTrail log file under root at key.
+func writeLogFile(t testing.TB, root, key string, recs ...string) {
+	t.Helper()
+	var body bytes.Buffer
+	body.WriteString(`{"Records":[`)
+	for i, r := range recs {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		body.WriteString(r)
+	}
+	body.WriteString(`]}`)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(body.Bytes())
+	zw.Close()
+	p := filepath.Join(root, filepath.FromSlash(key))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, gz.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func rec(id, at string) string {
+	return `{"eventVersion":"1.08","eventTime":"` + at + `","eventSource":"s3.amazonaws.com","eventName":"GetObject","eventID":"` + id + `"}`
+}
+
+func TestListAndDecode(t *testing.T) {
+	root := t.TempDir()
+	writeLogFile(t, root, "AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/02/123456789012_CloudTrail_us-east-1_20240102T0305Z_abcdefghijklmnop.json.gz",
+		rec("a", "2024-01-02T03:01:00Z"), rec("b", "2024-01-02T03:04:00Z"))
+	writeLogFile(t, root, "AWSLogs/o-abc123/210987654321/CloudTrail/eu-west-1/2024/01/03/210987654321_CloudTrail_eu-west-1_20240103T0000Z_abcdefghijklmnop.json.gz",
+		rec("c", "2024-01-02T23:58:00Z"))
+	writeLogFile(t, root, "AWSLogs/123456789012/CloudTrail-Digest/us-east-1/2024/01/02/123456789012_CloudTrail-Digest_us-east-1_main_us-east-1_20240102T040000Z.json.gz",
+		`{"digestStartTime":"x"}`)
+	writeLogFile(t, root, "AWSLogs/123456789012/CloudTrail-Insight/us-east-1/2024/01/02/123456789012_CloudTrail-Insight_us-east-1_20240102T0305Z_abcdefghijklmnop.json.gz",
+		rec("i", "2024-01-02T03:01:00Z"))
+	os.WriteFile(filepath.Join(root, "AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/02/broken_CloudTrail_us-east-1_20240102T0310Z_x.json.gz"), []byte("not gzip"), 0o644)
+	os.WriteFile(filepath.Join(root, "AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/02/readme.txt"), []byte("x"), 0o644)
+
+	a, err := Open(context.Background(), root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		f       Filter
+		ids     string
+		corrupt int
+	}{
+		{Filter{}, "a b c", 1},
+		{Filter{Insights: true}, "a b c i", 1},
+		{Filter{Start: time.Date(2024, 1, 2, 3, 2, 0, 0, time.UTC)}, "b c", 1},
+		{Filter{End: time.Date(2024, 1, 2, 3, 2, 0, 0, time.UTC)}, "a", 1},
+		{Filter{Start: time.Date(2024, 1, 2, 23, 0, 0, 0, time.UTC)}, "c", 0},
+	} {
+		files, err := a.List(context.Background(), c.f, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		corrupt := 0
+		err = a.Decode(context.Background(), files, c.f, 2, func(r Result) error {
+			if r.Err != nil {
+				corrupt++
+				return nil
+			}
+			for _, x := range r.Records {
+				ids = append(ids, string(x[len(x)-3:len(x)-2]))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sort.Strings(ids)
+		got := ""
+		for i, id := range ids {
+			if i > 0 {
+				got += " "
+			}
+			got += id
+		}
+		if got != c.ids || corrupt != c.corrupt {
+			t.Errorf("%+v: records %q, %d corrupt; want %q, %d", c.f, got, corrupt, c.ids, c.corrupt)
+		}
+	}
+}
+
+func FuzzSplit(f *testing.F) {
+	f.Add([]byte(`{"Records":[{"eventTime":"2024-01-01T00:00:00Z"}]}`))
+	f.Add([]byte(`{"Records":[]}`))
+	f.Add([]byte(`{"x":1,"Records":[{"a":[1,2,{"b":null}]}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		recs, err := Split(b, Filter{Start: time.Unix(0, 0)})
+		if err == nil {
+			for _, r := range recs {
+				if len(r) == 0 || r[0] != '{' {
+					t.Fatalf("record %q", r)
+				}
+			}
+		}
+	})
+}
