@@ -20,6 +20,11 @@ var commands = []command{
 	{"serve", "run the OpenTrail server", runServe},
 	{"keys", "create access keys through a running server", runKeys},
 	{"lookup", "look up events (LookupEvents) on a running server", runLookup},
+	{"proxy", "run the audit proxy in front of an AWS-protocol service", runProxy},
+	{"import", "import CloudTrail archives (a folder or s3://bucket/prefix) into a running server", runImport},
+	{"query", "run Lake SQL on a running server, or over CloudTrail log files with --logs", runQuery},
+	{"tail", "print events as they happen: a log group's, or every record of your account", runTail},
+	{"deadletters", "list or replay the events a subscription filter could not deliver", runDeadLetters},
 	{"validate-logs", "validate a trail's digest and log files, as aws cloudtrail validate-logs does", runValidateLogs},
 	{"bench", "measure ingest and lookup performance", runBench},
 	{"version", "print the version", func([]string) error { fmt.Println("opentrail", version); return nil }},
@@ -47,7 +52,7 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: opentrail <command> [flags]\n\ncommands:")
 	for _, c := range commands {
-		fmt.Fprintf(os.Stderr, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(os.Stderr, "  %-13s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(os.Stderr, "\nRun \"opentrail <command> -h\" for a command's flags.")
 }

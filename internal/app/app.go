@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
@@ -23,6 +25,9 @@ import (
 	"github.com/opentrail/opentrail/internal/digest"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
+	"github.com/opentrail/opentrail/internal/lake"
+	"github.com/opentrail/opentrail/internal/logs"
+	"github.com/opentrail/opentrail/internal/logs/dest"
 	"github.com/opentrail/opentrail/internal/objstore"
 	"github.com/opentrail/opentrail/internal/server"
 	"github.com/opentrail/opentrail/internal/store"
@@ -45,6 +50,13 @@ type Config struct {
 	DeliveryInterval time.Duration     // default 5m
 	DigestInterval   time.Duration     // default 1h
 	SNSTopics        map[string]string // SNS topic name → URL that receives its notifications
+
+	// Destinations are where subscription filters deliver (Lambda handlers, SNS topics, SMTP).
+	Destinations dest.Config
+	// SubscriptionAttempts is how often a subscription batch is tried before it is dead-lettered; default 10.
+	SubscriptionAttempts int
+	// SubscriptionFilters is how many subscription filters one log group may have; default 2, as AWS.
+	SubscriptionFilters int
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
@@ -76,6 +88,12 @@ type App struct {
 	Buckets objstore.Store
 	Deliver *delivery.Worker
 	Notify  *delivery.Notifier
+	Logs    *logs.Service
+	// Registry is what GET /metrics serves; other parts (the in-process proxy) add to it.
+	Registry *prometheus.Registry
+	// Account and Region are the node's defaults (the root key's account, the home Region).
+	Account, Region string
+	Lake            *lake.Engine
 
 	db *pebble.DB
 	// Generated is set when this start created the root key: show it once.
@@ -101,7 +119,7 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{db: db}
+	a := &App{db: db, Account: c.Account, Region: c.Region}
 	fail := func(err error) (*App, error) {
 		a.Close()
 		return nil, err
@@ -133,6 +151,15 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	}
 	tokens := store.NewTokens(a.Keys.DeriveKey("lookup-next-token"))
 	a.CT = cloudtrail.New(db, a.Store, tokens, log, cloudtrail.Options{Buckets: a.Buckets, PublicKeys: ring.PublicKeys})
+	if a.Lake, err = lake.Open(filepath.Join(c.DataDir, "lake"), a.Journal, db, a.CT.StoreDefs, log, lake.Options{}); err != nil {
+		return fail(err)
+	}
+	if err := a.Lake.Start(ctx); err != nil {
+		return fail(err)
+	}
+	if err := a.CT.StartLake(ctx, a.Lake); err != nil {
+		return fail(err)
+	}
 	a.Notify = delivery.NewNotifier(db, a.CT, c.SNSTopics, log)
 	a.Notify.Start(ctx)
 	a.Deliver = delivery.New(db, a.Journal, a.CT, a.Buckets, log, delivery.Options{
@@ -140,7 +167,14 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	if err := a.Deliver.Start(ctx); err != nil {
 		return fail(err)
 	}
-	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version})
+	dests := c.Destinations
+	a.Logs = logs.New(db, a.Journal, a.CT, log, logs.Options{Resolve: dests.Resolve, MaxAttempts: c.SubscriptionAttempts, SubscriptionFilters: c.SubscriptionFilters})
+	if err := a.Logs.Start(ctx); err != nil {
+		return fail(err)
+	}
+	a.Registry = a.newRegistry()
+	metrics := promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
+	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs, Metrics: metrics})
 	return a, nil
 }
 
@@ -178,6 +212,15 @@ func (a *App) Close() error {
 	}
 	if a.Notify != nil {
 		a.Notify.Close()
+	}
+	if a.Logs != nil {
+		a.Logs.Close()
+	}
+	if a.CT != nil {
+		a.CT.Close() // stops the queries before their engine
+	}
+	if a.Lake != nil {
+		a.Lake.Close()
 	}
 	if a.Store != nil {
 		a.Store.Close()

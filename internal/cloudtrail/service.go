@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -43,6 +44,8 @@ type Options struct {
 	Buckets objstore.Store
 	// PublicKeys lists the digest signing keys of a region valid in [start, end], for ListPublicKeys.
 	PublicKeys func(region string, start, end time.Time) []digest.PublicKey
+	// Lake configures event data stores, channels and queries; StartLake starts the queries.
+	Lake LakeOptions
 }
 
 // Service serves CloudTrail operations over the shared database.
@@ -60,8 +63,15 @@ type Service struct {
 	// trailMu serialises the read-modify-write sequences on trails (trails*.go):
 	// name uniqueness and the per-Region quota span several stored objects.
 	trailMu sync.Mutex
+	// trailsVersion counts trail configuration changes (TrailsVersion).
+	trailsVersion atomic.Uint64
 	// Page sizes of ListTrails and ListTags; zero picks the default. Tests lower them.
 	trailPage, tagPage int
+
+	// lakeMu serialises the read-modify-write sequences on event data stores
+	// and channels (lake_*.go, channels.go).
+	lakeMu sync.Mutex
+	lake   lakeState
 }
 
 type opFunc func(s *Service, ctx context.Context, c Caller, body []byte) (any, error)
@@ -78,6 +88,9 @@ func New(db *pebble.DB, st *store.Store, tokens *store.Tokens, log *slog.Logger,
 	s.ops = map[string]opFunc{}
 	maps.Copy(s.ops, trailOps)
 	maps.Copy(s.ops, lookupOps)
+	maps.Copy(s.ops, lakeOps)
+	s.lake.opts = o.Lake
+	s.lake.opts.setDefaults()
 	s.ops["ListPublicKeys"] = (*Service).listPublicKeys
 	return s
 }

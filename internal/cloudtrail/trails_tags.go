@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"unicode/utf8"
 
@@ -95,10 +96,8 @@ func (s *Service) tagTrail(c Caller, id string) (*storedTrail, error) {
 	}
 	switch typ {
 	case "trail":
-	case "eventdatastore":
-		return nil, awsapi.Errorf("EventDataStoreNotFoundException", "Event data store %s does not exist: OpenTrail has no event data stores.", id)
-	case "channel":
-		return nil, awsapi.Errorf("ChannelNotFoundException", "Channel %s does not exist: OpenTrail has no channels.", id)
+	case "eventdatastore", "channel":
+		return nil, errLakeResource
 	case "dashboard":
 		return nil, awsapi.Errorf("ResourceNotFoundException", "Dashboard %s does not exist: OpenTrail has no dashboards.", id)
 	default:
@@ -127,6 +126,40 @@ func (s *Service) tagTrail(c Caller, id string) (*storedTrail, error) {
 	return t, nil
 }
 
+// errLakeResource is tagTrail's answer for an event data store or channel ARN,
+// which tagResource handles.
+var errLakeResource = errors.New("cloudtrail: not a trail")
+
+// tagged is a resource whose tags AddTags, RemoveTags and ListTags manage.
+type tagged struct {
+	name string
+	tags *[]tag
+	save func() error
+}
+
+// tagResource finds the trail, event data store or channel a ResourceId (an ARN) names.
+func (s *Service) tagResource(c Caller, id string) (tagged, error) {
+	t, err := s.tagTrail(c, id)
+	switch {
+	case err == nil:
+		return tagged{name: t.Name, tags: &t.Tags, save: func() error { return s.putTrail(t) }}, nil
+	case !errors.Is(err, errLakeResource):
+		return tagged{}, err
+	case strings.Contains(id, ":eventdatastore/"):
+		d, err := s.resolveStore(c, id)
+		if err != nil {
+			return tagged{}, err
+		}
+		return tagged{name: d.Name, tags: &d.Tags, save: func() error { return s.putEDS(d) }}, nil
+	default:
+		ch, err := s.resolveChannel(c, id)
+		if err != nil {
+			return tagged{}, err
+		}
+		return tagged{name: ch.Name, tags: &ch.Tags, save: func() error { return s.putChannel(ch) }}, nil
+	}
+}
+
 type tagsInput struct {
 	ResourceID string `json:"ResourceId"`
 	TagsList   []tag
@@ -142,14 +175,16 @@ func (s *Service) addTags(_ context.Context, c Caller, body []byte) (any, error)
 	}
 	s.trailMu.Lock()
 	defer s.trailMu.Unlock()
-	t, err := s.tagTrail(c, in.ResourceID)
+	s.lakeMu.Lock()
+	defer s.lakeMu.Unlock()
+	t, err := s.tagResource(c, in.ResourceID)
 	if err != nil {
 		return nil, err
 	}
-	if t.Tags, err = mergeTags(t.Name, t.Tags, in.TagsList); err != nil {
+	if *t.tags, err = mergeTags(t.name, *t.tags, in.TagsList); err != nil {
 		return nil, err
 	}
-	if err := s.putTrail(t); err != nil {
+	if err := t.save(); err != nil {
 		return nil, err
 	}
 	return emptyOutput{}, nil
@@ -167,18 +202,20 @@ func (s *Service) removeTags(_ context.Context, c Caller, body []byte) (any, err
 	}
 	s.trailMu.Lock()
 	defer s.trailMu.Unlock()
-	t, err := s.tagTrail(c, in.ResourceID)
+	s.lakeMu.Lock()
+	defer s.lakeMu.Unlock()
+	t, err := s.tagResource(c, in.ResourceID)
 	if err != nil {
 		return nil, err
 	}
-	kept := t.Tags[:0]
-	for _, have := range t.Tags {
+	kept := (*t.tags)[:0]
+	for _, have := range *t.tags {
 		if indexTag(in.TagsList, have.Key) < 0 {
 			kept = append(kept, have)
 		}
 	}
-	t.Tags = kept
-	if err := s.putTrail(t); err != nil {
+	*t.tags = kept
+	if err := t.save(); err != nil {
 		return nil, err
 	}
 	return emptyOutput{}, nil
@@ -227,9 +264,9 @@ func (s *Service) listTags(_ context.Context, c Caller, body []byte) (any, error
 		}
 		start = tok.Next
 	}
-	trails := make([]*storedTrail, len(in.ResourceIDList))
+	trails := make([]tagged, len(in.ResourceIDList))
 	for i, id := range in.ResourceIDList {
-		t, err := s.tagTrail(c, id)
+		t, err := s.tagResource(c, id)
 		if err != nil {
 			return nil, err
 		}
@@ -238,7 +275,7 @@ func (s *Service) listTags(_ context.Context, c Caller, body []byte) (any, error
 	end := min(start+cmp.Or(s.tagPage, defaultTagPageSize), len(trails))
 	out := listTagsOutput{ResourceTagList: []resourceTag{}}
 	for i := start; i < end; i++ {
-		tags := trails[i].Tags
+		tags := *trails[i].tags
 		if tags == nil {
 			tags = []tag{}
 		}

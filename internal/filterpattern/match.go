@@ -409,3 +409,36 @@ func (p *Pattern) FieldRefs() []string {
 	}
 	return refs
 }
+
+// Requirement returns a condition that every event p matches satisfies: the
+// property ref names (a selector without wildcards, such as
+// "$.userIdentity.userName") holds exactly the JSON string value. A caller
+// with many patterns can index them by that value, read the property of an
+// event once (Value), and evaluate only the patterns it can satisfy. ok is
+// false when p states no such condition at its top level (an || pattern,
+// wildcards, numbers, terms, space-delimited patterns).
+func (p *Pattern) Requirement() (ref, value string, ok bool) {
+	if p.kind != JSON {
+		return "", "", false
+	}
+	exact := func(e expr) (string, string, bool) {
+		c, isCond := e.(*cond)
+		if !isCond || c.kind != condCompare || c.op != opEq || c.val.kind != valString || c.val.wild() || c.sel.wildcards > 0 {
+			return "", "", false
+		}
+		var b strings.Builder
+		c.sel.write(&b)
+		return b.String(), c.val.needle, true
+	}
+	switch e := p.expr.(type) {
+	case *andExpr:
+		for _, x := range e.list {
+			if ref, v, ok := exact(x); ok {
+				return ref, v, true
+			}
+		}
+		return "", "", false
+	default:
+		return exact(e)
+	}
+}

@@ -35,8 +35,9 @@ type inEvent struct {
 // the subscription outbox entries and metric values of the filters they match.
 // The caller holds s.mu and commits b; the returned subscriptions have new work.
 func (s *Service) appendLocked(b *pebble.Batch, g *group, evs []inEvent, ingest int64) ([]*subscription, error) {
-	var woke []*subscription
+	woke := map[*subscription]bool{}
 	touched := map[*metricFilter]bool{}
+	idx := g.subscriptionIndex()
 	var val []byte
 	for _, e := range evs {
 		st := g.streams[e.stream]
@@ -71,17 +72,17 @@ func (s *Service) appendLocked(b *pebble.Batch, g *group, evs []inEvent, ingest 
 		if fe == nil {
 			fe = filterpattern.NewEvent(e.msg)
 		}
-		for _, sub := range g.subs {
-			if !sub.pattern.Match(fe) {
-				continue
-			}
+		var setErr error
+		idx.match(fe, func(sub *subscription) {
 			if err := b.Set(kv.SubscriptionKey(sub.outbox, seq), encodePending(e.stream, e.ts, e.msg), nil); err != nil {
-				return nil, err
+				setErr = err
+				return
 			}
 			sub.pending.Add(1)
-			if len(woke) == 0 || woke[len(woke)-1] != sub {
-				woke = append(woke, sub)
-			}
+			woke[sub] = true
+		})
+		if setErr != nil {
+			return nil, setErr
 		}
 		for _, mf := range g.metrics {
 			if mf.apply(fe, e.ts) {
@@ -103,7 +104,72 @@ func (s *Service) appendLocked(b *pebble.Batch, g *group, evs []inEvent, ingest 
 			return nil, err
 		}
 	}
-	return woke, setState(b, stateLogSeq, "", "", s.seq)
+	list := make([]*subscription, 0, len(woke))
+	for sub := range woke {
+		list = append(list, sub)
+	}
+	return list, setState(b, stateLogSeq, "", "", s.seq)
+}
+
+// subIndex finds the subscription filters an event matches without
+// evaluating every one: filters that require a property to equal a string
+// (most do: a user, an event name) are grouped by that value, so an event
+// reads the property once and evaluates only the filters its value can satisfy.
+type subIndex struct {
+	byRef []refIndex
+	rest  []*subscription // filters with no such requirement: always evaluated
+}
+
+type refIndex struct {
+	ref     string
+	p       *filterpattern.Pattern // any pattern of the group: it reads ref from an event
+	byValue map[string][]*subscription
+}
+
+// subscriptionIndex returns g's index, built on first use after a change of its filters.
+func (g *group) subscriptionIndex() *subIndex {
+	if g.subIdx != nil {
+		return g.subIdx
+	}
+	idx := &subIndex{}
+	refs := map[string]int{}
+	for _, sub := range g.subs {
+		ref, v, ok := sub.pattern.Requirement()
+		if !ok {
+			idx.rest = append(idx.rest, sub)
+			continue
+		}
+		i, seen := refs[ref]
+		if !seen {
+			i = len(idx.byRef)
+			refs[ref] = i
+			idx.byRef = append(idx.byRef, refIndex{ref: ref, p: sub.pattern, byValue: map[string][]*subscription{}})
+		}
+		idx.byRef[i].byValue[v] = append(idx.byRef[i].byValue[v], sub)
+	}
+	g.subIdx = idx
+	return idx
+}
+
+// match calls fn for every subscription whose filter matches ev.
+func (idx *subIndex) match(ev *filterpattern.Event, fn func(*subscription)) {
+	for _, sub := range idx.rest {
+		if sub.pattern.Match(ev) {
+			fn(sub)
+		}
+	}
+	for i := range idx.byRef {
+		r := &idx.byRef[i]
+		v, ok := r.p.Value(ev, r.ref)
+		if !ok {
+			continue // the property is missing or not a string: no equality on it can hold
+		}
+		for _, sub := range r.byValue[v] {
+			if sub.pattern.Match(ev) {
+				fn(sub)
+			}
+		}
+	}
 }
 
 // encodePending is an outbox entry: the stream, the event time and the message.

@@ -50,7 +50,8 @@ type subscription struct {
 	delivered atomic.Int64
 	failures  atomic.Int64
 	deadCount atomic.Int64
-	oldest    atomic.Int64 // ingest ms of the oldest pending event the sender has seen, 0 = none
+	oldest    atomic.Int64  // when the sender first saw the batch it is trying (ms), 0 = none
+	from      atomic.Uint64 // every outbox entry below this seq is delivered or dead-lettered
 	wake      chan struct{}
 	stop      context.CancelFunc
 	done      chan struct{}
@@ -121,6 +122,7 @@ func (s *Service) putSubscriptionFilter(ctx context.Context, c cloudtrail.Caller
 	if err := s.commitLocked(b, true); err != nil {
 		return nil, err
 	}
+	g.subIdx = nil
 	if old >= 0 {
 		// Replacing a filter keeps its queue: what matched the old pattern is still delivered, to the new destination.
 		prev := g.subs[old]
@@ -217,6 +219,7 @@ func (s *Service) deleteSubscriptionFilter(ctx context.Context, c cloudtrail.Cal
 			return nil, err
 		}
 		g.subs = append(g.subs[:i], g.subs[i+1:]...)
+		g.subIdx = nil
 		return struct{}{}, nil
 	}
 	return nil, apiErr("ResourceNotFoundException", "The specified subscription filter does not exist.")

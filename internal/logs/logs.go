@@ -117,6 +117,7 @@ type group struct {
 	meta    groupMeta
 	streams map[string]*streamMeta
 	subs    []*subscription
+	subIdx  *subIndex // nil after subs change; see subscriptionIndex
 	metrics []*metricFilter
 }
 

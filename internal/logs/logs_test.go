@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ var caller = cloudtrail.Caller{Account: "123456789012", Region: "us-east-1"}
 
 // recorder is a destination that records batches, or fails while down is set.
 type recorder struct {
+	n       atomic.Int64 // events received
 	mu      sync.Mutex
 	down    bool
 	batches []*dest.Batch
@@ -35,6 +37,7 @@ func (r *recorder) Send(ctx context.Context, b *dest.Batch) error {
 		return fmt.Errorf("down")
 	}
 	r.batches = append(r.batches, b)
+	r.n.Add(int64(len(b.Events)))
 	return nil
 }
 

@@ -147,7 +147,8 @@ func countPrefix(db *pebble.DB, p []byte) (int64, error) {
 
 // readOutbox returns the next batch: consecutive entries of one log stream.
 func (s *Service) readOutbox(sub *subscription) ([]pendingEvent, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: sub.outbox, UpperBound: kv.PrefixUpper(sub.outbox)})
+	// Reading from the first undelivered seq skips the tombstones of what was delivered.
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: kv.SubscriptionKey(sub.outbox, sub.from.Load()), UpperBound: kv.PrefixUpper(sub.outbox)})
 	if err != nil {
 		return nil, err
 	}
@@ -199,19 +200,24 @@ func (s *Service) deliver(ctx context.Context, sub *subscription, batch []pendin
 func (s *Service) drop(sub *subscription, batch []pendingEvent, dead bool) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	for _, p := range batch {
-		k := kv.SubscriptionKey(sub.outbox, p.seq)
-		if dead {
+	if dead {
+		for _, p := range batch {
 			if err := b.Set(kv.SubscriptionKey(sub.dead, p.seq), encodePending(p.stream, p.ev.Timestamp, []byte(p.ev.Message)), nil); err != nil {
 				return err
 			}
 		}
-		if err := b.Delete(k, nil); err != nil {
-			return err
-		}
+	}
+	// One range tombstone: the batch is every outbox entry from its first seq to its last.
+	last := batch[len(batch)-1].seq
+	if err := b.DeleteRange(kv.SubscriptionKey(sub.outbox, batch[0].seq), kv.SubscriptionKey(sub.outbox, last+1), nil); err != nil {
+		return err
 	}
 	sub.oldest.Store(0)
-	return b.Commit(pebble.NoSync)
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return err
+	}
+	sub.from.Store(last + 1)
+	return nil
 }
 
 // DeadLetter is one event a subscription gave up on.
@@ -299,6 +305,7 @@ func (s *Service) Replay(c cloudtrail.Caller, groupName, filter string) (int, er
 	}
 	sub.deadCount.Add(-int64(n))
 	sub.pending.Add(int64(n))
+	sub.from.Store(0) // the replayed entries are older than what the sender has delivered
 	wake([]*subscription{sub})
 	return n, nil
 }

@@ -65,10 +65,15 @@ func (s *Server) call(r *http.Request, rq *request, op string, body []byte) (any
 
 // audit appends the management event that records one API call, and waits until it is durable.
 func (s *Server) audit(rq *request, op string, reqBody []byte, out any, callErr error) error {
-	rec := auditRecord(rq, "cloudtrail.amazonaws.com", op, cloudtrail.ReadOnly(op), lowerCamelJSON(reqBody))
+	return s.auditAs(rq, "cloudtrail.amazonaws.com", op, cloudtrail.ReadOnly(op), reqBody, out, callErr)
+}
+
+// auditAs appends the management event that records one call of op to source.
+func (s *Server) auditAs(rq *request, source, op string, readOnly bool, reqBody []byte, out any, callErr error) error {
+	rec := auditRecord(rq, source, op, readOnly, lowerCamelJSON(reqBody))
 	var ae *awsapi.Error
 	switch {
-	case callErr == nil && !cloudtrail.ReadOnly(op):
+	case callErr == nil && !readOnly:
 		if b, err := json.Marshal(out); err == nil {
 			rec.ResponseElements = lowerCamelJSON(b)
 		}

@@ -59,7 +59,7 @@ func (s *subscriptionBench) send(b *testing.B, prefix string, rate, batch int, d
 	if !ok {
 		b.Fatal("no root key")
 	}
-	const producers = 4
+	const producers = 8
 	var mu sync.Mutex
 	acked := make(map[string]time.Time, int(d.Seconds())*rate)
 	interval := time.Duration(batch*producers) * time.Second / time.Duration(rate)
@@ -196,7 +196,7 @@ func BenchmarkSubscriptionFanout(b *testing.B) {
 		all := time.Since(start)
 		b.ReportMetric(float64(len(acked))/sent.Seconds(), "ingested/s")
 		b.ReportMetric(float64(len(acked))/all.Seconds(), "delivered/s")
-		b.ReportMetric((all - sent).Seconds()*1000, "drain-after-last-ack-ms")
+		b.ReportMetric((all-sent).Seconds()*1000, "drain-after-last-ack-ms")
 		b.ReportMetric(float64(maxLag), "max-feed-lag-after-last-ack")
 	}
 }

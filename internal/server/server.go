@@ -23,6 +23,7 @@ import (
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/journal"
+	"github.com/opentrail/opentrail/internal/logs"
 )
 
 // Limits on requests.
@@ -41,12 +42,18 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	version string
+	logs    *logs.Service
+	metrics http.Handler
 }
 
 // Options configure a Server.
 type Options struct {
 	Now     func() time.Time
 	Version string
+	// Logs serves the CloudWatch Logs API (X-Amz-Target Logs_20140328.*); nil = not served.
+	Logs *logs.Service
+	// Metrics serves GET /metrics (Prometheus text format, unauthenticated); nil = not served.
+	Metrics http.Handler
 }
 
 // New returns a Server.
@@ -54,7 +61,8 @@ func New(j *journal.Journal, ct *cloudtrail.Service, keys *auth.Keyring, log *sl
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Server{j: j, ct: ct, keys: keys, log: log.With("component", "server"), now: o.Now, version: o.Version}
+	s := &Server{j: j, ct: ct, keys: keys, log: log.With("component", "server"), now: o.Now, version: o.Version,
+		logs: o.Logs, metrics: o.Metrics}
 	s.verify = &awsapi.Verifier{
 		Lookup: func(id string) (string, bool) {
 			_, secret, ok := keys.Lookup(id)
@@ -83,6 +91,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
 		return
+	case r.URL.Path == "/metrics" && r.Method == http.MethodGet && s.metrics != nil:
+		s.metrics.ServeHTTP(w, r)
+		return
 	case r.Method != http.MethodPost:
 		s.fail(w, rq, awsapi.Errorf("UnknownOperationException", "%s %s is not an OpenTrail operation", r.Method, r.URL.Path))
 		return
@@ -102,7 +113,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, rq, awsapi.Errorf("SerializationException", "could not read the request body: %v", err))
 		return
 	}
-	if err := s.authenticate(r, body, rq); err != nil {
+	if err := s.authenticate(r, body, rq, signingService(r)); err != nil {
 		s.fail(w, rq, err)
 		return
 	}
@@ -111,20 +122,41 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.ingest(w, r, rq, body)
 	case "/v1/keys":
 		s.createKey(w, r, rq, body)
+	case "/v1/tail":
+		s.tail(w, r, rq, body)
+	case "/v1/deadletters":
+		s.deadLetters(w, r, rq, body)
+	case "/PutAuditEvents":
+		s.putAuditEvents(w, r, rq, body)
 	case "/":
+		if isLogsTarget(r) {
+			s.logsAPI(w, r, rq, body)
+			return
+		}
 		s.cloudTrail(w, r, rq, body)
 	default:
 		s.fail(w, rq, awsapi.Errorf("UnknownOperationException", "POST %s is not an OpenTrail operation", r.URL.Path))
 	}
 }
 
-func (s *Server) authenticate(r *http.Request, body []byte, rq *request) error {
+// signingService is the SigV4 service a request must be signed for.
+func signingService(r *http.Request) string {
+	if r.URL.Path == "/" && isLogsTarget(r) {
+		return "logs"
+	}
+	if r.URL.Path == "/PutAuditEvents" {
+		return "cloudtrail-data"
+	}
+	return "cloudtrail"
+}
+
+func (s *Server) authenticate(r *http.Request, body []byte, rq *request, service string) error {
 	scope, err := s.verify.Verify(r, body)
 	if err != nil {
 		return err
 	}
-	if scope.Service != "cloudtrail" {
-		return awsapi.Errorf("InvalidSignatureException", "Credential should be scoped to correct service: 'cloudtrail'. ")
+	if scope.Service != service {
+		return awsapi.Errorf("InvalidSignatureException", "Credential should be scoped to correct service: '%s'. ", service)
 	}
 	key, _, ok := s.keys.Lookup(scope.AccessKeyID)
 	if !ok {

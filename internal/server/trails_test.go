@@ -177,6 +177,6 @@ func TestTrailOperationsSDK(t *testing.T) {
 	mustCode("TrailNotFoundException", err)
 
 	// Operations of the model that are not built answer honestly.
-	_, err = east.ListEventDataStores(ctx, &cloudtrail.ListEventDataStoresInput{})
+	_, err = east.ListDashboards(ctx, &cloudtrail.ListDashboardsInput{})
 	mustCode("UnsupportedOperationException", err)
 }
