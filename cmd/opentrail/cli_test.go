@@ -67,6 +67,17 @@ func TestClientCommands(t *testing.T) {
 	if out, err := run(readerEnv, "lookup", "--attribute", "NoEquals"); err == nil || !strings.Contains(out, "Key=Value") {
 		t.Fatalf("bad --attribute: %v %s", err, out)
 	}
+	// tail: the reader's account's records since an hour ago, filtered; with a log group that does not exist, an error.
+	out, err = run(readerEnv, "tail", "--region", "eu-west-1", "--since", "1h", "--filter", `{ $.userIdentity.userName = "ops" }`)
+	if err != nil || !strings.Contains(out, "444455556666_CloudTrail_eu-west-1") || !strings.Contains(out, `"eventName":"RotateKey"`) || strings.Count(out, "\n") != 1 {
+		t.Fatalf("tail: %v\n%s", err, out)
+	}
+	if out, err := run(readerEnv, "tail", "--log-group", "missing"); err == nil || !strings.Contains(out, "ResourceNotFoundException") {
+		t.Fatalf("tail of a missing group: %v %s", err, out)
+	}
+	if out, err := run(readerEnv, "deadletters", "list", "--log-group", "missing", "--filter-name", "f"); err == nil || !strings.Contains(out, "ResourceNotFoundException") {
+		t.Fatalf("deadletters of a missing group: %v %s", err, out)
+	}
 	if out, err := run(nil, "version"); err != nil || !strings.HasPrefix(out, "opentrail ") {
 		t.Fatalf("version: %v %s", err, out)
 	}
