@@ -209,6 +209,14 @@ GROUP BY
 	_, err = ct.GetQueryResults(ctx, &cloudtrail.GetQueryResultsInput{QueryId: aws.String("00000000-0000-4000-8000-000000000000")})
 	mustCode("QueryIdNotFoundException", err)
 
+	// A reader key (an auditor) may run queries, but not change stores.
+	reader := e.ct(e.newKey(rootAcct, "auditor", "reader"), "us-east-1")
+	if d := runQuery(t, reader, "SELECT count(*) FROM "+id); d.QueryStatus != types.QueryStatusFinished {
+		t.Fatalf("reader's query: %s %s", d.QueryStatus, aws.ToString(d.ErrorMessage))
+	}
+	_, err = reader.UpdateEventDataStore(ctx, &cloudtrail.UpdateEventDataStoreInput{EventDataStore: aws.String(id), RetentionPeriod: aws.Int32(30)})
+	mustCode("AccessDeniedException", err)
+
 	// Account isolation: another account sees neither the store nor its queries.
 	other := e.ct(e.newKey("222222222222", "bob", "admin"), "us-east-1")
 	_, err = other.GetEventDataStore(ctx, &cloudtrail.GetEventDataStoreInput{EventDataStore: aws.String(arn)})
