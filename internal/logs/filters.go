@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/filterpattern"
@@ -114,12 +117,9 @@ func (s *Service) putSubscriptionFilter(ctx context.Context, c cloudtrail.Caller
 	if err != nil {
 		return nil, apiErr("InvalidParameterException", "Invalid filter pattern: %v", err)
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	if err := setState(b, stateSubscription, g.id.Account, g.id.stateName()+":"+d.FilterName, &d); err != nil {
-		return nil, err
-	}
-	if err := s.commitLocked(b, true); err != nil {
+	if err := s.writeLocked(func(b *pebble.Batch) error {
+		return setState(b, stateSubscription, g.id.Account, g.id.stateName()+":"+d.FilterName, &d)
+	}); err != nil {
 		return nil, err
 	}
 	g.subIdx = nil
@@ -191,38 +191,21 @@ type filterNameInput struct {
 
 func (s *Service) deleteSubscriptionFilter(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
 	var in filterNameInput
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	g, err := s.lookupGroupLocked(c, in.LogGroupName, "")
-	if err != nil {
-		return nil, err
-	}
-	for i, sub := range g.subs {
-		if sub.def.FilterName != in.FilterName {
-			continue
+	return s.withGroup(c, body, &in, &in.LogGroupName, func(g *group) (any, error) {
+		i := slices.IndexFunc(g.subs, func(sub *subscription) bool { return sub.def.FilterName == in.FilterName })
+		if i < 0 {
+			return nil, apiErr("ResourceNotFoundException", "The specified subscription filter does not exist.")
 		}
+		sub := g.subs[i]
 		s.stopSenderLocked(sub)
-		b := s.db.NewBatch()
-		defer b.Close()
-		for _, p := range [][]byte{sub.outbox, sub.dead} {
-			if err := b.DeleteRange(p, kv.PrefixUpper(p), nil); err != nil {
-				return nil, err
-			}
-		}
-		if err := b.Delete(kv.StateKey(stateSubscription, g.id.Account, g.id.stateName()+":"+in.FilterName), nil); err != nil {
+		if err := s.deleteLocked([][]byte{kv.StateKey(stateSubscription, g.id.Account, g.id.stateName()+":"+in.FilterName)},
+			[][]byte{sub.outbox, sub.dead}); err != nil {
 			return nil, err
 		}
-		if err := s.commitLocked(b, true); err != nil {
-			return nil, err
-		}
-		g.subs = append(g.subs[:i], g.subs[i+1:]...)
+		g.subs = slices.Delete(g.subs, i, i+1)
 		g.subIdx = nil
 		return struct{}{}, nil
-	}
-	return nil, apiErr("ResourceNotFoundException", "The specified subscription filter does not exist.")
+	})
 }
 
 // ---- metric filters ----
@@ -369,16 +352,13 @@ func (s *Service) putMetricFilter(ctx context.Context, c cloudtrail.Caller, body
 			mf.values = prev.values // the metric goes on counting
 		}
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
 	name := g.id.stateName() + ":" + d.FilterName
-	if err := setState(b, stateMetricFilter, g.id.Account, name, &d); err != nil {
-		return nil, err
-	}
-	if err := setState(b, stateMetricValues, g.id.Account, name, mf.values); err != nil {
-		return nil, err
-	}
-	if err := s.commitLocked(b, true); err != nil {
+	if err := s.writeLocked(func(b *pebble.Batch) error {
+		if err := setState(b, stateMetricFilter, g.id.Account, name, &d); err != nil {
+			return err
+		}
+		return setState(b, stateMetricValues, g.id.Account, name, mf.values)
+	}); err != nil {
 		return nil, err
 	}
 	if old >= 0 {
@@ -497,34 +477,18 @@ func (s *Service) describeMetricFilters(ctx context.Context, c cloudtrail.Caller
 
 func (s *Service) deleteMetricFilter(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
 	var in filterNameInput
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	g, err := s.lookupGroupLocked(c, in.LogGroupName, "")
-	if err != nil {
-		return nil, err
-	}
-	for i, mf := range g.metrics {
-		if mf.def.FilterName != in.FilterName {
-			continue
+	return s.withGroup(c, body, &in, &in.LogGroupName, func(g *group) (any, error) {
+		i := slices.IndexFunc(g.metrics, func(mf *metricFilter) bool { return mf.def.FilterName == in.FilterName })
+		if i < 0 {
+			return nil, apiErr("ResourceNotFoundException", "The specified metric filter does not exist.")
 		}
-		b := s.db.NewBatch()
-		defer b.Close()
 		name := g.id.stateName() + ":" + in.FilterName
-		for _, kind := range []string{stateMetricFilter, stateMetricValues} {
-			if err := b.Delete(kv.StateKey(kind, g.id.Account, name), nil); err != nil {
-				return nil, err
-			}
-		}
-		if err := s.commitLocked(b, true); err != nil {
+		if err := s.deleteLocked([][]byte{kv.StateKey(stateMetricFilter, g.id.Account, name), kv.StateKey(stateMetricValues, g.id.Account, name)}, nil); err != nil {
 			return nil, err
 		}
-		g.metrics = append(g.metrics[:i], g.metrics[i+1:]...)
+		g.metrics = slices.Delete(g.metrics, i, i+1)
 		return struct{}{}, nil
-	}
-	return nil, apiErr("ResourceNotFoundException", "The specified metric filter does not exist.")
+	})
 }
 
 type testMetricFilterInput struct {

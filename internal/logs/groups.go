@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/kv"
 )
@@ -89,12 +91,9 @@ func (s *Service) CreateLogGroup(account, region, name string, meta groupMeta) (
 	}
 	meta.Name, meta.CreationTime = name, millis(s.o.Now())
 	g := &group{id: id, meta: meta, streams: map[string]*streamMeta{}}
-	b := s.db.NewBatch()
-	defer b.Close()
-	if err := setState(b, stateGroup, account, id.stateName(), &g.meta); err != nil {
-		return nil, err
-	}
-	if err := s.commitLocked(b, true); err != nil {
+	if err := s.writeLocked(func(b *pebble.Batch) error {
+		return setState(b, stateGroup, account, id.stateName(), &g.meta)
+	}); err != nil {
 		return nil, err
 	}
 	s.groups[id] = g
@@ -107,55 +106,31 @@ type groupNameInput struct {
 
 func (s *Service) deleteLogGroup(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
 	var in groupNameInput
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	g, err := s.lookupGroupLocked(c, in.LogGroupName, "")
-	if err != nil {
-		return nil, err
-	}
+	return s.withGroup(c, body, &in, &in.LogGroupName, func(g *group) (any, error) { return s.deleteGroupLocked(g) })
+}
+
+func (s *Service) deleteGroupLocked(g *group) (any, error) {
 	if g.meta.DeletionProtection {
 		return nil, apiErr("OperationAbortedException", "Log group %s has deletion protection enabled; disable it before deleting the log group.", g.id.Name)
 	}
 	for _, sub := range g.subs {
 		s.stopSenderLocked(sub)
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
 	name := g.id.stateName()
-	del := []struct{ lo, hi []byte }{}
-	addPrefix := func(p []byte) { del = append(del, struct{ lo, hi []byte }{p, kv.PrefixUpper(p)}) }
-	addPrefix(kv.LogGroupPrefix(g.id.Account, g.id.Region, g.id.Name))
+	keys := [][]byte{kv.StateKey(stateGroup, g.id.Account, name)}
+	prefixes := [][]byte{kv.LogGroupPrefix(g.id.Account, g.id.Region, g.id.Name)}
 	for _, sub := range g.subs {
-		addPrefix(sub.outbox)
-		addPrefix(sub.dead)
-		if err := b.Delete(kv.StateKey(stateSubscription, g.id.Account, name+":"+sub.def.FilterName), nil); err != nil {
-			return nil, err
-		}
+		prefixes = append(prefixes, sub.outbox, sub.dead)
+		keys = append(keys, kv.StateKey(stateSubscription, g.id.Account, name+":"+sub.def.FilterName))
 	}
 	for _, mf := range g.metrics {
-		for _, kind := range []string{stateMetricFilter, stateMetricValues} {
-			if err := b.Delete(kv.StateKey(kind, g.id.Account, name+":"+mf.def.FilterName), nil); err != nil {
-				return nil, err
-			}
-		}
+		keys = append(keys, kv.StateKey(stateMetricFilter, g.id.Account, name+":"+mf.def.FilterName),
+			kv.StateKey(stateMetricValues, g.id.Account, name+":"+mf.def.FilterName))
 	}
 	for st := range g.streams {
-		if err := b.Delete(kv.StateKey(stateStream, g.id.Account, name+":"+st), nil); err != nil {
-			return nil, err
-		}
+		keys = append(keys, kv.StateKey(stateStream, g.id.Account, name+":"+st))
 	}
-	for _, r := range del {
-		if err := b.DeleteRange(r.lo, r.hi, nil); err != nil {
-			return nil, err
-		}
-	}
-	if err := b.Delete(kv.StateKey(stateGroup, g.id.Account, name), nil); err != nil {
-		return nil, err
-	}
-	if err := s.commitLocked(b, true); err != nil {
+	if err := s.deleteLocked(keys, prefixes); err != nil {
 		return nil, err
 	}
 	delete(s.groups, g.id)
@@ -306,12 +281,9 @@ func (s *Service) updateGroup(c cloudtrail.Caller, name string, change func(*gro
 	}
 	meta := g.meta
 	change(&meta)
-	b := s.db.NewBatch()
-	defer b.Close()
-	if err := setState(b, stateGroup, g.id.Account, g.id.stateName(), &meta); err != nil {
-		return err
-	}
-	if err := s.commitLocked(b, true); err != nil {
+	if err := s.writeLocked(func(b *pebble.Batch) error {
+		return setState(b, stateGroup, g.id.Account, g.id.stateName(), &meta)
+	}); err != nil {
 		return err
 	}
 	g.meta = meta
@@ -325,59 +297,34 @@ type streamInput struct {
 
 func (s *Service) createLogStream(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
 	var in streamInput
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	g, err := s.lookupGroupLocked(c, in.LogGroupName, "")
-	if err != nil {
-		return nil, err
-	}
-	if g.streams[in.LogStreamName] != nil {
-		return nil, apiErr("ResourceAlreadyExistsException", "The specified log stream already exists")
-	}
-	st := &streamMeta{Name: in.LogStreamName, CreationTime: millis(s.o.Now())}
-	b := s.db.NewBatch()
-	defer b.Close()
-	if err := setState(b, stateStream, g.id.Account, g.id.stateName()+":"+st.Name, st); err != nil {
-		return nil, err
-	}
-	if err := s.commitLocked(b, true); err != nil {
-		return nil, err
-	}
-	g.streams[st.Name] = st
-	return struct{}{}, nil
+	return s.withGroup(c, body, &in, &in.LogGroupName, func(g *group) (any, error) {
+		if g.streams[in.LogStreamName] != nil {
+			return nil, apiErr("ResourceAlreadyExistsException", "The specified log stream already exists")
+		}
+		st := &streamMeta{Name: in.LogStreamName, CreationTime: millis(s.o.Now())}
+		if err := s.writeLocked(func(b *pebble.Batch) error {
+			return setState(b, stateStream, g.id.Account, g.id.stateName()+":"+st.Name, st)
+		}); err != nil {
+			return nil, err
+		}
+		g.streams[st.Name] = st
+		return struct{}{}, nil
+	})
 }
 
 func (s *Service) deleteLogStream(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
 	var in streamInput
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	g, err := s.lookupGroupLocked(c, in.LogGroupName, "")
-	if err != nil {
-		return nil, err
-	}
-	if g.streams[in.LogStreamName] == nil {
-		return nil, errNoStream()
-	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	p := kv.LogStreamPrefix(g.id.Account, g.id.Region, g.id.Name, in.LogStreamName)
-	if err := b.DeleteRange(p, kv.PrefixUpper(p), nil); err != nil {
-		return nil, err
-	}
-	if err := b.Delete(kv.StateKey(stateStream, g.id.Account, g.id.stateName()+":"+in.LogStreamName), nil); err != nil {
-		return nil, err
-	}
-	if err := s.commitLocked(b, true); err != nil {
-		return nil, err
-	}
-	delete(g.streams, in.LogStreamName)
-	return struct{}{}, nil
+	return s.withGroup(c, body, &in, &in.LogGroupName, func(g *group) (any, error) {
+		if g.streams[in.LogStreamName] == nil {
+			return nil, errNoStream()
+		}
+		if err := s.deleteLocked([][]byte{kv.StateKey(stateStream, g.id.Account, g.id.stateName()+":"+in.LogStreamName)},
+			[][]byte{kv.LogStreamPrefix(g.id.Account, g.id.Region, g.id.Name, in.LogStreamName)}); err != nil {
+			return nil, err
+		}
+		delete(g.streams, in.LogStreamName)
+		return struct{}{}, nil
+	})
 }
 
 type describeLogStreamsInput struct {

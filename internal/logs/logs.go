@@ -415,6 +415,48 @@ func (s *Service) commitLocked(b *pebble.Batch, sync bool) error {
 	return nil
 }
 
+// writeLocked fills a new batch and commits it durably. The caller holds s.mu.
+func (s *Service) writeLocked(fill func(b *pebble.Batch) error) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := fill(b); err != nil {
+		return err
+	}
+	return s.commitLocked(b, true)
+}
+
+// deleteLocked durably deletes keys and every key under prefixes. The caller holds s.mu.
+func (s *Service) deleteLocked(keys, prefixes [][]byte) error {
+	return s.writeLocked(func(b *pebble.Batch) error {
+		for _, p := range prefixes {
+			if err := b.DeleteRange(p, kv.PrefixUpper(p), nil); err != nil {
+				return err
+			}
+		}
+		for _, k := range keys {
+			if err := b.Delete(k, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// withGroup decodes body into in, then runs fn with the caller's log group
+// named *name (a field of in) while holding s.mu.
+func (s *Service) withGroup(c cloudtrail.Caller, body []byte, in any, name *string, fn func(g *group) (any, error)) (any, error) {
+	if err := decode(body, in); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, err := s.lookupGroupLocked(c, *name, "")
+	if err != nil {
+		return nil, err
+	}
+	return fn(g)
+}
+
 // Changed returns a channel that is closed at the next write to any log group.
 func (s *Service) Changed() <-chan struct{} {
 	s.mu.Lock()
