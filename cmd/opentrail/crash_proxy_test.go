@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -208,4 +209,79 @@ func requestIDOf(raw []byte) string {
 	}
 	json.Unmarshal(raw, &r)
 	return r.RequestID
+}
+
+// TestServeInProcessProxy: "serve --proxy-listen --proxy-upstream" runs the
+// audit proxy inside the server; a call through it is recorded, with the
+// caller resolved from the keyring, and a policy denial is a NetworkActivity record.
+func TestServeInProcessProxy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server")
+	}
+	upstream := dynalitetest.Start(t)
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	policy := filepath.Join(dir, "policy.json")
+	os.WriteFile(policy, []byte(`{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Principal":"*","Action":"dynamodb:*","Resource":"*"},
+		{"Effect":"Deny","Principal":"*","Action":"dynamodb:Scan","Resource":"*"}]}`), 0o600)
+	srv := startServerBinary(t, bin, dir, "--proxy-listen", addr, "--proxy-upstream", upstream, "--proxy-policy", policy)
+	ddb := dynamodb.New(dynamodb.Options{
+		BaseEndpoint: aws.String("http://" + addr), Region: "us-east-1", RetryMaxAttempts: 1,
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: srv.keyID, SecretAccessKey: srv.secret}, nil
+		}),
+	})
+	ctx := context.Background()
+	if _, err := ddb.CreateTable(ctx, &dynamodb.CreateTableInput{TableName: aws.String("inproc"), BillingMode: ddbtypes.BillingModePayPerRequest,
+		AttributeDefinitions: []ddbtypes.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: ddbtypes.ScalarAttributeTypeS}},
+		KeySchema:            []ddbtypes.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: ddbtypes.KeyTypeHash}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ddb.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String("inproc"), Item: map[string]ddbtypes.AttributeValue{
+		"pk": &ddbtypes.AttributeValueMemberS{Value: "k1"}, "card": &ddbtypes.AttributeValueMemberS{Value: "4111-1111"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ddb.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String("inproc")}); err == nil {
+		t.Fatal("Scan was allowed despite the policy")
+	}
+	srv.stop()
+	db, err := kv.Open(filepath.Join(dir, "db"), kv.Options{CacheBytes: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	j, err := journal.Open(db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	var put, denied *event.Record
+	j.Scan(1, 0, func(_ uint64, v []byte) error {
+		r, err := event.Decode(v)
+		if err == nil && r.Meta.Source == "dynamodb.amazonaws.com" {
+			switch r.Meta.Name {
+			case "PutItem":
+				put = &r
+			case "Scan":
+				denied = &r
+			}
+		}
+		return nil
+	})
+	if put == nil || put.Meta.Category != event.CategoryData || put.Meta.AccessKeyID != srv.keyID || put.Meta.Username != "" && put.Meta.Username != "root" {
+		t.Fatalf("PutItem record: %+v", put)
+	}
+	if strings.Contains(string(put.Raw), "4111-1111") || !strings.Contains(string(put.Raw), `"k1"`) {
+		t.Fatalf("PutItem record leaks the item value or lost the key: %s", put.Raw)
+	}
+	if denied == nil || denied.Meta.Category != event.CategoryNetworkActivity || denied.Meta.ErrorCode != "VpceAccessDenied" {
+		t.Fatalf("denied Scan record: %+v", denied)
+	}
 }
