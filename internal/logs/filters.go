@@ -55,6 +55,7 @@ type subscription struct {
 	deadCount atomic.Int64
 	oldest    atomic.Int64  // when the sender first saw the batch it is trying (ms), 0 = none
 	from      atomic.Uint64 // every outbox entry below this seq is delivered or dead-lettered
+	readFrom  uint64        // from, as the sender last read it (sender goroutine only)
 	wake      chan struct{}
 	stop      context.CancelFunc
 	done      chan struct{}

@@ -148,7 +148,8 @@ func countPrefix(db *pebble.DB, p []byte) (int64, error) {
 // readOutbox returns the next batch: consecutive entries of one log stream.
 func (s *Service) readOutbox(sub *subscription) ([]pendingEvent, error) {
 	// Reading from the first undelivered seq skips the tombstones of what was delivered.
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: kv.SubscriptionKey(sub.outbox, sub.from.Load()), UpperBound: kv.PrefixUpper(sub.outbox)})
+	sub.readFrom = sub.from.Load()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: kv.SubscriptionKey(sub.outbox, sub.readFrom), UpperBound: kv.PrefixUpper(sub.outbox)})
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +217,8 @@ func (s *Service) drop(sub *subscription, batch []pendingEvent, dead bool) error
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return err
 	}
-	sub.from.Store(last + 1)
+	// Unless a replay moved the start back meanwhile, the next read begins after this batch.
+	sub.from.CompareAndSwap(sub.readFrom, last+1)
 	return nil
 }
 
