@@ -415,6 +415,10 @@ func (rw *rewriter) special(i, j int) int {
 	}
 	isMap := len(ranges) > 0 && rw.mapPath(ranges[0][0], ranges[0][1])
 	switch lower {
+	case "cast", "try_cast":
+		if n := rw.castFromJSON(i, ranges, close); n > 0 {
+			return n
+		}
 	case "now", "current_timestamp", "localtimestamp":
 		if len(ranges) == 0 {
 			rw.gap(i)
