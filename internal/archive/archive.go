@@ -8,9 +8,9 @@ package archive
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/klauspost/compress/gzip"
@@ -224,16 +225,279 @@ func Records(gz []byte, f Filter) ([][]byte, int, error) {
 		return nil, 0, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	defer gzPool.Put(zr)
-	body, err := io.ReadAll(zr)
-	if err != nil {
+	// The gzip trailer holds the size mod 2^32: read into a buffer of that size.
+	hint := 0
+	if len(gz) >= 4 {
+		hint = int(binary.LittleEndian.Uint32(gz[len(gz)-4:]))
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(hint, 512)+512, 1<<30)))
+	if _, err := buf.ReadFrom(zr); err != nil {
 		return nil, 0, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
+	body := buf.Bytes()
 	recs, err := Split(body, f)
 	return recs, len(body), err
 }
 
-// Split returns the records of a {"Records":[...]} document.
+// Split returns the records of a {"Records":[...]} document, each as compact
+// JSON. A compact document of nothing but Records, as CloudTrail writes them,
+// is split by a single validating scan; anything else by the JSON decoder.
 func Split(body []byte, f Filter) ([][]byte, error) {
+	if recs, ok := splitCompact(body, f); ok {
+		return recs, nil
+	}
+	return splitDecode(body, f)
+}
+
+// splitCompact splits body if it is exactly {"Records":[...]} with no
+// whitespace and no escaped member names; ok is false otherwise, or when body
+// is not valid JSON, and the decoder then says what is wrong.
+func splitCompact(body []byte, f Filter) ([][]byte, bool) {
+	const head = `{"Records":[`
+	b := bytes.TrimRight(body, " \t\r\n")
+	if !bytes.HasPrefix(b, []byte(head)) || !bytes.HasSuffix(b, []byte("]}")) {
+		return nil, false
+	}
+	b = b[:len(b)-2]
+	recs := make([][]byte, 0, bytes.Count(b, []byte(`{"eventVersion"`))+1)
+	v := validator{}
+	for i := len(head); i < len(b); {
+		if b[i] != '{' {
+			return nil, false
+		}
+		end, ok := v.value(b, i, 0)
+		if !ok {
+			return nil, false
+		}
+		rec := b[i:end:end]
+		if end < len(b) {
+			if b[end] != ',' || end+1 == len(b) {
+				return nil, false
+			}
+			end++
+		}
+		i = end
+		if !f.Start.IsZero() || !f.End.IsZero() {
+			if t, ok := EventTime(rec); ok && ((!f.Start.IsZero() && t.Before(f.Start)) || (!f.End.IsZero() && t.After(f.End))) {
+				continue
+			}
+		}
+		recs = append(recs, rec)
+	}
+	return recs, true
+}
+
+// validator checks compact JSON as jsontext's decoder does by default: valid
+// UTF-8, no duplicate member names.
+type validator struct {
+	names [][][]byte // member names per open object depth
+}
+
+const maxDepth = 10000
+
+// value returns the end of the value at b[i] if it is valid compact JSON.
+func (v *validator) value(b []byte, i, depth int) (int, bool) {
+	if i >= len(b) || depth > maxDepth {
+		return 0, false
+	}
+	switch c := b[i]; {
+	case c == '"':
+		return stringEnd(b, i)
+	case c == '{':
+		for len(v.names) <= depth {
+			v.names = append(v.names, nil)
+		}
+		names := v.names[depth][:0]
+		i++
+		if i < len(b) && b[i] == '}' {
+			return i + 1, true
+		}
+		for {
+			end, ok := stringEnd(b, i)
+			if !ok {
+				return 0, false
+			}
+			name := b[i:end]
+			if bytes.IndexByte(name, '\\') >= 0 {
+				return 0, false // leave escaped names to the decoder
+			}
+			for _, n := range names {
+				if bytes.Equal(n, name) {
+					return 0, false
+				}
+			}
+			names = append(names, name)
+			if end >= len(b) || b[end] != ':' {
+				return 0, false
+			}
+			if i, ok = v.value(b, end+1, depth+1); !ok || i >= len(b) {
+				return 0, false
+			}
+			switch b[i] {
+			case ',':
+				i++
+			case '}':
+				v.names[depth] = names[:0]
+				return i + 1, true
+			default:
+				return 0, false
+			}
+		}
+	case c == '[':
+		i++
+		if i < len(b) && b[i] == ']' {
+			return i + 1, true
+		}
+		for {
+			var ok bool
+			if i, ok = v.value(b, i, depth+1); !ok || i >= len(b) {
+				return 0, false
+			}
+			switch b[i] {
+			case ',':
+				i++
+			case ']':
+				return i + 1, true
+			default:
+				return 0, false
+			}
+		}
+	case c == 't':
+		return literal(b, i, "true")
+	case c == 'f':
+		return literal(b, i, "false")
+	case c == 'n':
+		return literal(b, i, "null")
+	default:
+		return number(b, i)
+	}
+}
+
+func literal(b []byte, i int, lit string) (int, bool) {
+	if bytes.HasPrefix(b[i:], []byte(lit)) {
+		return i + len(lit), true
+	}
+	return 0, false
+}
+
+// stringEnd returns the end of the valid JSON string at b[i].
+func stringEnd(b []byte, i int) (int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, false
+	}
+	ascii := true
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			if !ascii && !utf8.Valid(b[i+1:j]) {
+				return 0, false
+			}
+			return j + 1, true
+		case c == '\\':
+			j++
+			if j >= len(b) {
+				return 0, false
+			}
+			switch b[j] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				r, ok := hex4(b, j+1)
+				if !ok {
+					return 0, false
+				}
+				j += 4
+				switch {
+				case 0xDC00 <= r && r <= 0xDFFF:
+					return 0, false // a lone low surrogate
+				case 0xD800 <= r && r <= 0xDBFF:
+					// A high surrogate must be followed by a low one.
+					if j+2 >= len(b) || b[j+1] != '\\' || b[j+2] != 'u' {
+						return 0, false
+					}
+					lo, ok := hex4(b, j+3)
+					if !ok || lo < 0xDC00 || lo > 0xDFFF {
+						return 0, false
+					}
+					j += 6
+				}
+			default:
+				return 0, false
+			}
+		case c < 0x20:
+			return 0, false
+		case c >= 0x80:
+			ascii = false
+		}
+	}
+	return 0, false
+}
+
+// hex4 reads the 4 hex digits at b[i].
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, h := range b[i : i+4] {
+		switch {
+		case '0' <= h && h <= '9':
+			h -= '0'
+		case 'a' <= h && h <= 'f':
+			h -= 'a' - 10
+		case 'A' <= h && h <= 'F':
+			h -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(h)
+	}
+	return r, true
+}
+
+// number returns the end of the valid JSON number at b[i].
+func number(b []byte, i int) (int, bool) {
+	j := i
+	if j < len(b) && b[j] == '-' {
+		j++
+	}
+	switch {
+	case j < len(b) && b[j] == '0':
+		j++
+	case j < len(b) && '1' <= b[j] && b[j] <= '9':
+		for j < len(b) && '0' <= b[j] && b[j] <= '9' {
+			j++
+		}
+	default:
+		return 0, false
+	}
+	if j < len(b) && b[j] == '.' {
+		j++
+		k := j
+		for j < len(b) && '0' <= b[j] && b[j] <= '9' {
+			j++
+		}
+		if j == k {
+			return 0, false
+		}
+	}
+	if j < len(b) && (b[j] == 'e' || b[j] == 'E') {
+		j++
+		if j < len(b) && (b[j] == '+' || b[j] == '-') {
+			j++
+		}
+		k := j
+		for j < len(b) && '0' <= b[j] && b[j] <= '9' {
+			j++
+		}
+		if j == k {
+			return 0, false
+		}
+	}
+	return j, true
+}
+
+// splitDecode is Split by the JSON decoder.
+func splitDecode(body []byte, f Filter) ([][]byte, error) {
 	dec := jsontext.NewDecoder(bytes.NewReader(body))
 	bad := func(err error) ([][]byte, error) { return nil, fmt.Errorf("%w: %v", ErrCorrupt, err) }
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {

@@ -47,7 +47,7 @@ func QueryLogs(ctx context.Context, src string, s3 objstore.Store, sqlText strin
 			return "", false
 		}
 		if cols["eventjson"] {
-			return storeSelect("lake.logs"), true
+			return "(SELECT * EXCLUDE (seq), sha256(eventJson) AS eventJsonChecksum FROM lake.logs)", true
 		}
 		return "(SELECT * EXCLUDE (seq) FROM lake.logs)", true
 	}
@@ -68,33 +68,9 @@ func QueryLogs(ctx context.Context, src string, s3 objstore.Store, sqlText strin
 	if err != nil {
 		return nil, err
 	}
-	var bytes, seq atomic.Int64
+	var bytes atomic.Int64
 	err = conn.Raw(func(dc any) error {
-		a, err := duckdb.NewQueryAppender(dc.(driver.Conn), transformSQLCols("lake.logs", cols), "appended_data", stageTypes, []string{"seq", "et", "raw"})
-		if err != nil {
-			return duckError(err)
-		}
-		derr := ar.Decode(ctx, files, archive.Filter{}, o.Threads, func(r archive.Result) error {
-			if r.Err != nil {
-				return nil // a corrupt file is skipped, as Athena skips what it cannot read
-			}
-			bytes.Add(r.File.Size)
-			for _, rec := range r.Records {
-				et := int64(0)
-				if t, ok := archive.EventTime(rec); ok {
-					et = t.UnixMicro()
-				}
-				if err := a.AppendRow(uint64(seq.Add(1)), et, string(rec)); err != nil {
-					return duckError(err)
-				}
-			}
-			return nil
-		})
-		cerr := a.Close()
-		if derr != nil {
-			return derr
-		}
-		return duckError(cerr)
+		return loadLogs(ctx, dc.(driver.Conn), ar, files, cols, o.Threads, &bytes)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lake: load %s: %w", src, err)
@@ -148,4 +124,42 @@ func createTableSQL(table string, cols map[string]bool) string {
 	}
 	b.WriteString(")")
 	return b.String()
+}
+
+// loadLogs decodes files (o.Threads at a time) and appends their records' cols
+// to lake.logs.
+func loadLogs(ctx context.Context, dc driver.Conn, ar *archive.Archive, files []archive.File, cols map[string]bool, threads int, bytes *atomic.Int64) error {
+	a, err := duckdb.NewQueryAppender(dc, transformSQLCols("lake.logs", cols), "appended_data", stageTypes, stageNames)
+	if err != nil {
+		return duckError(err)
+	}
+	st := newStager(cols)
+	withJSON := cols["eventjson"]
+	seq := uint64(0)
+	derr := ar.Decode(ctx, files, archive.Filter{}, threads, func(r archive.Result) error {
+		if r.Err != nil {
+			return nil // a corrupt file is skipped, as Athena skips what it cannot read
+		}
+		bytes.Add(r.File.Size)
+		for _, rec := range r.Records {
+			et := int64(0)
+			if t, ok := archive.EventTime(rec); ok {
+				et = t.UnixMicro()
+			}
+			var ej any
+			if withJSON {
+				ej = string(rec)
+			}
+			seq++
+			if err := a.AppendRow(st.row(seq, et, ref{}, ej, rec)...); err != nil {
+				return duckError(err)
+			}
+		}
+		return nil
+	})
+	cerr := a.Close()
+	if derr != nil {
+		return derr
+	}
+	return duckError(cerr)
 }

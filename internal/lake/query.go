@@ -234,9 +234,9 @@ func (e *Engine) Query(ctx context.Context, account, src string) (*Result, error
 			}
 		}
 		if !ok {
-			return storeSelect("lake.template"), true // nothing loaded yet
+			return storeSelect("lake.template", 0), true // nothing loaded yet
 		}
-		return storeSelect(tableName(sid)), true
+		return storeSelect(tableName(sid), sid), true
 	}
 	p, err := prepare(ctx, e.db, src, resolve, e.views, e.o.Now())
 	if err != nil {

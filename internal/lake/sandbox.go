@@ -29,7 +29,7 @@ var deniedFuncPrefixes = []string{"duckdb_", "pragma_", "read_", "current_settin
 	"pg_", "col_description", "obj_description", "shobj_description", "format_pg_type", "format_type", "sql_auto",
 	"icu_", "set_", "summary", "iceberg", "delta", "test_", "sqlsmith", "tpch", "tpcds", "load_", "install_",
 	"repeat_row", "finalize", "export_", "combine", "make_type", "nextval", "currval", "setseed", "txid_",
-	"version", "platform", "current_query", "current_user", "user", "session_user", "current_role"}
+	"version", "platform", "current_query", "current_user", "user", "session_user", "current_role", "lake_"}
 
 // check parses rw.sql with DuckDB, applies the rules above and returns the
 // Trino-style column names (_colN for unnamed expressions; "" keeps DuckDB's).

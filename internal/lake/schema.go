@@ -3,21 +3,25 @@ package lake
 import (
 	"fmt"
 	"strings"
+
+	"github.com/duckdb/duckdb-go/v2"
 )
 
-// ---- Storage format: the DuckDB schema. Part of the on-disk format; change it only with a migration. ----
+// ---- Storage format: the DuckDB schema. Part of the on-disk format; change it only with formatVersion (blocks.go). ----
 //
-// lake.state(k, v)        k = 'position': the next journal seq to load (authoritative)
+// lake.state(k, v)        k = 'position': the next journal seq to load (authoritative); k = 'format': formatVersion
 // lake.stores(sid, id, events, bytes)
-// lake.s_<sid>            one table per event data store, columns storeColumns
+// lake.s_<sid>            one table per event data store: seq, storeColumns but eventJson, then jb, jl, ji
 //
 // A store's rows are the record's fields as typed columns (nested objects as
 // STRUCTs, which DuckDB stores column by column), the map-like objects as JSON
-// text, and the record itself (eventJson) byte for byte as ingested.
+// text, and where the record itself (eventJson, byte for byte as ingested)
+// lies in the store's block file (see blocks.go).
 
-// storeColumns are the columns of a store table after seq, in CloudTrail Lake's
-// order; each is read from the record by json_transform with the same type, except
-// eventTime (from the journal's parsed time) and eventJson (the record).
+// storeColumns are the columns of a store as queries see them, in CloudTrail
+// Lake's order; each is the record's top-level member of that name: VARCHAR
+// columns its string value or JSON text, the others typed by json_transform,
+// except eventTime (from the parsed time) and eventJson (the record).
 var storeColumns = []struct{ name, typ string }{
 	{"eventVersion", "VARCHAR"},
 	{"userIdentity", `STRUCT("type" VARCHAR, principalId VARCHAR, arn VARCHAR, accountId VARCHAR, accessKeyId VARCHAR,
@@ -67,53 +71,79 @@ var storeColumns = []struct{ name, typ string }{
 	{"eventJson", "VARCHAR"},
 }
 
+// blockColumns locate a row's record in the block file.
+const blockColumns = "jb UBIGINT, jl UINTEGER, ji USMALLINT"
+
 // ---- End of storage format. ----
 
 func squash(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// createStoreSQL creates the table of store sid.
+// createStoreSQL creates the table of a store.
 func createStoreSQL(table string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s (seq UBIGINT", table)
 	for _, c := range storeColumns {
-		fmt.Fprintf(&b, ", %s %s", quoteIdent(c.name), squash(c.typ))
+		if c.name != "eventJson" {
+			fmt.Fprintf(&b, ", %s %s", quoteIdent(c.name), squash(c.typ))
+		}
 	}
-	b.WriteString(")")
+	b.WriteString(", " + blockColumns + ")")
 	return b.String()
 }
 
-// transformSQL inserts records staged as appended_data(seq, et, raw) into table:
-// one JSON parse per record, into every column at once.
+// Rows are staged for the INSERT as appended_data(seq, et, jb, jl, ji, ej, c_<i>...):
+// the journal seq, eventTime in unix microseconds, the record's place in the
+// block file (stores) or the record (log queries), and one VARCHAR per
+// storeColumns entry (see stageRow).
+var stageNames, stageTypes = func() ([]string, []duckdb.TypeInfo) {
+	names := []string{"seq", "et", "jb", "jl", "ji", "ej"}
+	kinds := []duckdb.Type{duckdb.TYPE_UBIGINT, duckdb.TYPE_BIGINT, duckdb.TYPE_UBIGINT, duckdb.TYPE_UINTEGER, duckdb.TYPE_USMALLINT, duckdb.TYPE_VARCHAR}
+	for i := range storeColumns {
+		names = append(names, fmt.Sprintf("c_%d", i))
+		kinds = append(kinds, duckdb.TYPE_VARCHAR)
+	}
+	var ts []duckdb.TypeInfo
+	for _, k := range kinds {
+		ti, err := duckdb.NewTypeInfo(k)
+		if err != nil {
+			panic(err)
+		}
+		ts = append(ts, ti)
+	}
+	return names, ts
+}()
+
+const stageFixed = 6 // staged columns before the c_<i>
+
+// transformSQL inserts staged rows into a store's table.
 func transformSQL(table string) string { return transformSQLCols(table, nil) }
 
-// transformSQLCols is transformSQL for a table with only the columns in only
-// (lower-case names; nil = all).
+// transformSQLCols inserts staged rows into table: a store's (only nil) or a
+// log query's, which has only the columns in only (lower-case names) and
+// eventJson as a column.
 func transformSQLCols(table string, only map[string]bool) string {
-	var spec, cols strings.Builder
-	spec.WriteString("{")
-	first := true
-	for _, c := range storeColumns {
+	var cols strings.Builder
+	for i, c := range storeColumns {
 		if only != nil && !only[strings.ToLower(c.name)] {
 			continue
 		}
-		switch c.name {
-		case "eventTime":
+		switch {
+		case c.name == "eventTime":
 			cols.WriteString(", make_timestamp(et)")
-			continue
-		case "eventJson":
-			cols.WriteString(", raw")
-			continue
+		case c.name == "eventJson":
+			if only != nil {
+				cols.WriteString(", ej")
+			}
+		case kindOf(c.typ) == kindText:
+			fmt.Fprintf(&cols, ", c_%d", i)
+		default:
+			fmt.Fprintf(&cols, ", json_transform(c_%d, %s)", i, quoteString(quoteJSONType(c.typ)))
 		}
-		if !first {
-			spec.WriteString(",")
-		}
-		first = false
-		fmt.Fprintf(&spec, "%q:%q", c.name, squash(c.typ))
-		fmt.Fprintf(&cols, ", j.%s", quoteIdent(c.name))
 	}
-	spec.WriteString("}")
-	return fmt.Sprintf("INSERT INTO %s SELECT seq%s FROM (SELECT seq, et, raw, json_transform(raw, %s) AS j FROM appended_data)",
-		table, cols.String(), quoteString(spec.String()))
+	if only == nil {
+		cols.WriteString(", jb, jl, ji")
+	}
+	return fmt.Sprintf("INSERT INTO %s SELECT seq%s FROM appended_data", table, cols.String())
 }
 
 // macros implement the Trino functions DuckDB lacks; the rewrite calls them by
@@ -142,7 +172,8 @@ var macros = []string{
 	`ct_to_hex(b) AS upper(hex(b))`,
 }
 
-// storeSelect is what a store named in FROM stands for.
-func storeSelect(table string) string {
-	return fmt.Sprintf("(SELECT * EXCLUDE (seq), sha256(eventJson) AS eventJsonChecksum FROM %s)", table)
+// storeSelect is what a store named in FROM stands for. DuckDB drops the
+// lake_event_json call from queries that do not use eventJson.
+func storeSelect(table string, sid int) string {
+	return fmt.Sprintf("(SELECT *, sha256(eventJson) AS eventJsonChecksum FROM (SELECT * EXCLUDE (seq, jb, jl, ji), lake_event_json(%d, jb, jl, ji) AS eventJson FROM %s))", sid, table)
 }
