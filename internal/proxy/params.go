@@ -318,17 +318,19 @@ func formTree(q url.Values) *node {
 // resourceARNs derives the resources of a call from the service's rules.
 func resourceARNs(spec *serviceSpec, c *call, body *node, account string) []resource {
 	var out []resource
-	seen := map[string]bool{}
 	add := func(typ, arn string) {
-		if arn == "" || seen[typ+" "+arn] || len(out) >= maxResources {
+		if arn == "" || len(out) >= maxResources {
 			return
 		}
-		seen[typ+" "+arn] = true
+		for _, r := range out {
+			if r.Type == typ && r.ARN == arn {
+				return
+			}
+		}
 		out = append(out, resource{AccountID: account, Type: typ, ARN: arn})
 	}
 	fill := func(tmpl, value string) string {
-		r := strings.NewReplacer("{region}", c.Region, "{account}", account, "{bucket}", c.Bucket, "{key}", c.Key, "{value}", value)
-		return r.Replace(tmpl)
+		return fillARN(tmpl, c.Region, account, c.Bucket, c.Key, value)
 	}
 	for _, rule := range spec.Resources {
 		switch {
@@ -363,3 +365,40 @@ func resourceARNs(spec *serviceSpec, c *call, body *node, account string) []reso
 }
 
 const maxResources = 16
+
+// fillARN replaces the placeholders {region}, {account}, {bucket}, {key} and
+// {value} in an ARN template, as a strings.Replacer would (leftmost first,
+// replacements not rescanned), without building one per call.
+func fillARN(tmpl, region, account, bucket, key, value string) string {
+	var b strings.Builder
+	b.Grow(len(tmpl) + len(region) + len(account) + len(bucket) + len(key) + len(value))
+	for {
+		i := strings.IndexByte(tmpl, '{')
+		if i < 0 {
+			b.WriteString(tmpl)
+			return b.String()
+		}
+		b.WriteString(tmpl[:i])
+		tmpl = tmpl[i:]
+		switch {
+		case strings.HasPrefix(tmpl, "{region}"):
+			b.WriteString(region)
+			tmpl = tmpl[len("{region}"):]
+		case strings.HasPrefix(tmpl, "{account}"):
+			b.WriteString(account)
+			tmpl = tmpl[len("{account}"):]
+		case strings.HasPrefix(tmpl, "{bucket}"):
+			b.WriteString(bucket)
+			tmpl = tmpl[len("{bucket}"):]
+		case strings.HasPrefix(tmpl, "{key}"):
+			b.WriteString(key)
+			tmpl = tmpl[len("{key}"):]
+		case strings.HasPrefix(tmpl, "{value}"):
+			b.WriteString(value)
+			tmpl = tmpl[len("{value}"):]
+		default:
+			b.WriteByte('{')
+			tmpl = tmpl[1:]
+		}
+	}
+}

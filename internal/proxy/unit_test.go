@@ -253,3 +253,20 @@ func TestSpoolTornTailAndRecovery(t *testing.T) {
 func filepathName(seq uint64) string { return filepath.Base((&spool{}).path(seq)) }
 
 var discard = slogDiscard()
+
+// fillARN replaced a strings.Replacer built per call (a hot spot under load);
+// it must fill templates exactly as that Replacer did.
+func FuzzFillARN(f *testing.F) {
+	for _, tmpl := range []string{
+		"arn:aws:dynamodb:{region}:{account}:table/{value}", "{value}", "arn:aws:s3:::{bucket}/{key}",
+		"arn:aws:s3:::{bucket}", "", "{", "{{value}}", "{valu", "}{key}{", "{region}{region}x{unknown}",
+	} {
+		f.Add(tmpl, "us-east-1", "123456789012", "b", "k/{value}", "Music")
+	}
+	f.Fuzz(func(t *testing.T, tmpl, region, account, bucket, key, value string) {
+		want := strings.NewReplacer("{region}", region, "{account}", account, "{bucket}", bucket, "{key}", key, "{value}", value).Replace(tmpl)
+		if got := fillARN(tmpl, region, account, bucket, key, value); got != want {
+			t.Fatalf("fillARN(%q) = %q, want %q", tmpl, got, want)
+		}
+	})
+}
