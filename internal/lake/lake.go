@@ -107,8 +107,9 @@ type Engine struct {
 	applied uint64
 	cond    *sync.Cond
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	posSaved time.Time // when the loader last wrote its position to DuckDB (loader goroutine only)
 }
 
 // sandboxDSN are the settings of every DuckDB database the engine opens: user
@@ -321,8 +322,15 @@ func (e *Engine) Close() error {
 	e.wg.Wait()
 	e.mu.Lock()
 	e.cond.Broadcast()
+	applied := e.applied
 	e.mu.Unlock()
 	if e.w != nil {
+		if e.cancel != nil && applied > 0 {
+			// Keep the position of batches no store took, so a restart does not read them again.
+			if err := e.commitBatch(context.Background(), nil, applied+1); err != nil {
+				e.log.Error("save position", "err", err)
+			}
+		}
 		e.w.Close()
 	}
 	err := e.db.Close()
@@ -429,6 +437,9 @@ func (e *Engine) load(ctx context.Context, from uint64) (uint64, error) {
 	rows := map[string][]staged{}
 	var sel *selector.Event
 	next, err := e.j.Scan(from, batchEntries, func(seq uint64, v []byte) error {
+		if len(ts) == 0 {
+			return nil // no store is ingesting: nothing to decode
+		}
 		r, err := event.Decode(v)
 		if err != nil {
 			e.log.Error("skip undecodable journal entry", "seq", seq, "err", err)
@@ -470,8 +481,15 @@ func (e *Engine) load(ctx context.Context, from uint64) (uint64, error) {
 	if next == from {
 		return from, nil
 	}
-	if err := e.commitBatch(ctx, rows, next); err != nil {
-		return from, err
+	// A batch no store takes needs no DuckDB transaction: its position is kept
+	// in memory and written with the next batch that has rows, at least once a
+	// minute, and at Close. Reading such entries again after a crash adds nothing
+	// (a store only takes entries ingested after it was created).
+	if len(rows) > 0 || time.Since(e.posSaved) >= time.Minute {
+		if err := e.commitBatch(ctx, rows, next); err != nil {
+			return from, err
+		}
+		e.posSaved = time.Now()
 	}
 	if err := e.setCursor(next); err != nil {
 		e.log.Error("set journal cursor", "err", err)
