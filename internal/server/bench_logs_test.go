@@ -27,7 +27,7 @@ type subscriptionBench struct {
 }
 
 func newSubscriptionBench(b *testing.B, filtersPerGroup int) *subscriptionBench {
-	e := startWith(b, func(c *app.Config) { c.SubscriptionFilters = filtersPerGroup })
+	e := startWith(b, func(c *app.Config) { c.SubscriptionFilters, c.CacheMiB = filtersPerGroup, 256 })
 	e.buckets("bench-bucket")
 	ctx := context.Background()
 	cw, ct := e.logs(root, "us-east-1"), e.ct(root, "us-east-1")
