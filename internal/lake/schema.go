@@ -160,8 +160,16 @@ var macros = []string{
 	`ct_from_unixtime(x) AS make_timestamp(CAST(CAST(x AS DOUBLE) * 1000000 AS BIGINT))`,
 	`ct_to_iso8601(t) AS strftime(t, '%Y-%m-%dT%H:%M:%S.%gZ')`,
 	`ct_date(x) AS CAST(x AS DATE)`,
-	`ct_json_extract(j, p) AS CAST(json_extract(j, p) AS VARCHAR)`,
-	`ct_json_extract_scalar(j, p) AS CASE WHEN json_type(j, p) IN ('OBJECT', 'ARRAY') THEN NULL ELSE json_extract_string(j, p) END`,
+	// A path that starts with a plain key ($.customerEniId...) can only select
+	// something when the JSON text holds that key in quotes: a substring test
+	// (on a pattern DuckDB folds once per query) spares parsing the rows that
+	// cannot match. The text is the record as ingested; a key spelled with \u
+	// escapes there would be missed (JSON writers, CloudTrail's included, do
+	// not escape plain letters).
+	`ct_json_may_have(j, p) AS (regexp_extract(p, '^\$\.([A-Za-z0-9_]+)(?:$|[.\[])', 1) = ''
+		OR contains(j, '"' || regexp_extract(p, '^\$\.([A-Za-z0-9_]+)(?:$|[.\[])', 1) || '"'))`,
+	`ct_json_extract(j, p) AS CASE WHEN ct_json_may_have(j, p) THEN CAST(json_extract(j, p) AS VARCHAR) END`,
+	`ct_json_extract_scalar(j, p) AS CASE WHEN NOT ct_json_may_have(j, p) OR json_type(j, p) IN ('OBJECT', 'ARRAY') THEN NULL ELSE json_extract_string(j, p) END`,
 	`ct_json_format(j) AS CAST(j AS VARCHAR)`,
 	`ct_json_parse(s) AS CAST(json(s) AS VARCHAR)`,
 	`ct_json_size(j) AS CASE json_type(j) WHEN 'OBJECT' THEN len(json_keys(j)) WHEN 'ARRAY' THEN json_array_length(j) ELSE 0 END`,
