@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -266,6 +267,7 @@ func TestServeInProcessProxy(t *testing.T) {
 	j.Scan(1, 0, func(_ uint64, v []byte) error {
 		r, err := event.Decode(v)
 		if err == nil && r.Meta.Source == "dynamodb.amazonaws.com" {
+			r.Raw = slices.Clone(r.Raw) // v is only valid during the callback
 			switch r.Meta.Name {
 			case "PutItem":
 				put = &r
