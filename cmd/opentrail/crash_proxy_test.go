@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -22,8 +21,6 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/opentrail/opentrail/internal/event"
-	"github.com/opentrail/opentrail/internal/journal"
-	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/proxy/dynalitetest"
 )
 
@@ -154,29 +151,12 @@ func TestKill9ProxyLosesNoCall(t *testing.T) {
 	}
 	px.kill()
 	srv.stop()
-	db, err := kv.Open(filepath.Join(dir, "db"), kv.Options{CacheBytes: 16 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	j, err := journal.Open(db, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
 	count := map[string]int{}
-	if _, err := j.Scan(1, 0, func(_ uint64, v []byte) error {
-		r, err := event.Decode(v)
-		if err != nil {
-			return err
-		}
+	journalRecords(t, dir, func(r event.Record) {
 		if r.Meta.Source == "dynamodb.amazonaws.com" && r.Meta.Name == "PutItem" {
 			count[requestIDOf(r.Raw)]++
 		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	for id := range acked {
 		if count[id] != 1 {
 			t.Fatalf("answered call %s has %d records (%d answered, %d recorded)", id, count[id], len(acked), len(count))
@@ -253,21 +233,10 @@ func TestServeInProcessProxy(t *testing.T) {
 		t.Fatal("Scan was allowed despite the policy")
 	}
 	srv.stop()
-	db, err := kv.Open(filepath.Join(dir, "db"), kv.Options{CacheBytes: 16 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	j, err := journal.Open(db, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
 	var put, denied *event.Record
-	j.Scan(1, 0, func(_ uint64, v []byte) error {
-		r, err := event.Decode(v)
-		if err == nil && r.Meta.Source == "dynamodb.amazonaws.com" {
-			r.Raw = slices.Clone(r.Raw) // v is only valid during the callback
+	journalRecords(t, dir, func(r event.Record) {
+		if r.Meta.Source == "dynamodb.amazonaws.com" {
+			r.Raw = slices.Clone(r.Raw) // only valid during the call
 			switch r.Meta.Name {
 			case "PutItem":
 				put = &r
@@ -275,7 +244,6 @@ func TestServeInProcessProxy(t *testing.T) {
 				denied = &r
 			}
 		}
-		return nil
 	})
 	if put == nil || put.Meta.Category != event.CategoryData || put.Meta.AccessKeyID != srv.keyID || put.Meta.Username != "" && put.Meta.Username != "root" {
 		t.Fatalf("PutItem record: %+v", put)

@@ -148,29 +148,12 @@ func TestKill9LosesNoAcknowledgedRecord(t *testing.T) {
 	srv.stop()
 
 	// Offline: every acknowledged eventID is in the journal exactly once.
-	db, err := kv.Open(filepath.Join(dir, "db"), kv.Options{CacheBytes: 16 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	j, err := journal.Open(db, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
 	count := map[string]int{}
-	if _, err := j.Scan(1, 0, func(_ uint64, v []byte) error {
-		r, err := event.Decode(v)
-		if err != nil {
-			return err
-		}
+	journalRecords(t, dir, func(r event.Record) {
 		if strings.HasPrefix(r.Meta.EventID, "crash-") {
 			count[r.Meta.EventID]++
 		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	for id := range acked {
 		if count[id] != 1 {
 			t.Fatalf("acknowledged %s stored %d times", id, count[id])
@@ -290,4 +273,30 @@ func countDelivered(t *testing.T, dir string) map[string]int {
 		return nil
 	})
 	return counts
+}
+
+// journalRecords opens the journal of a stopped server's data dir and calls fn
+// for every record, in order. A record's Raw is only valid during the call.
+func journalRecords(t *testing.T, dir string, fn func(event.Record)) {
+	t.Helper()
+	db, err := kv.Open(filepath.Join(dir, "db"), kv.Options{CacheBytes: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	j, err := journal.Open(db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if _, err := j.Scan(1, 0, func(_ uint64, v []byte) error {
+		r, err := event.Decode(v)
+		if err != nil {
+			return err
+		}
+		fn(r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }

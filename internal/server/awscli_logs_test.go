@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"encoding/json"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -16,29 +15,7 @@ func TestAWSCLILogs(t *testing.T) {
 		t.Skip("the AWS CLI is not installed")
 	}
 	e := start(t)
-	run := func(args ...string) (map[string]any, string, error) {
-		cmd := exec.Command("aws", append(args, "--endpoint-url", e.url, "--region", "us-east-1", "--output", "json")...)
-		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+rootID, "AWS_SECRET_ACCESS_KEY="+rootSecret,
-			"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER=")
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		var m map[string]any
-		if len(strings.TrimSpace(string(out))) > 0 {
-			if jerr := json.Unmarshal(out, &m); jerr != nil {
-				t.Fatalf("aws %v: output is not JSON: %s", args, out)
-			}
-		}
-		return m, stderr.String(), err
-	}
-	mustRun := func(args ...string) map[string]any {
-		t.Helper()
-		m, stderr, err := run(args...)
-		if err != nil {
-			t.Fatalf("aws %v: %v: %s", args, err, stderr)
-		}
-		return m
-	}
+	run, mustRun := e.awsCLI(t)
 	mustRun("logs", "create-log-group", "--log-group-name", "/aws/cloudtrail/cli")
 	if _, stderr, err := run("logs", "create-log-group", "--log-group-name", "/aws/cloudtrail/cli"); err == nil || !strings.Contains(stderr, "ResourceAlreadyExistsException") {
 		t.Fatalf("duplicate: %v %s", err, stderr)

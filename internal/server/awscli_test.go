@@ -15,28 +15,7 @@ func TestAWSCLI(t *testing.T) {
 		t.Skip("the AWS CLI is not installed")
 	}
 	e := start(t)
-	run := func(args ...string) (map[string]any, string, error) {
-		cmd := exec.Command("aws", append(args, "--endpoint-url", e.url, "--region", "us-east-1", "--output", "json")...)
-		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+rootID, "AWS_SECRET_ACCESS_KEY="+rootSecret,
-			"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER=")
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		var m map[string]any
-		if len(out) > 0 {
-			if jerr := json.Unmarshal(out, &m); jerr != nil {
-				t.Fatalf("aws %v: output is not JSON: %s", args, out)
-			}
-		}
-		return m, stderr.String(), err
-	}
-	mustRun := func(args ...string) map[string]any {
-		m, stderr, err := run(args...)
-		if err != nil {
-			t.Fatalf("aws %v: %v: %s", args, err, stderr)
-		}
-		return m
-	}
+	run, mustRun := e.awsCLI(t)
 
 	e.buckets("cli-bucket")
 	created := mustRun("cloudtrail", "create-trail", "--name", "cli-trail", "--s3-bucket-name", "cli-bucket", "--is-multi-region-trail")
@@ -94,4 +73,34 @@ func TestAWSCLI(t *testing.T) {
 	}
 	mustRun("cloudtrail", "stop-logging", "--name", "cli-trail")
 	mustRun("cloudtrail", "delete-trail", "--name", "cli-trail")
+}
+
+// awsCLI returns functions that run the AWS CLI against the node as root:
+// run answers the JSON output, stderr and the exit error; mustRun fails the
+// test on an error.
+func (e *env) awsCLI(t *testing.T) (run func(args ...string) (map[string]any, string, error), mustRun func(args ...string) map[string]any) {
+	run = func(args ...string) (map[string]any, string, error) {
+		cmd := exec.Command("aws", append(args, "--endpoint-url", e.url, "--region", "us-east-1", "--output", "json")...)
+		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+rootID, "AWS_SECRET_ACCESS_KEY="+rootSecret,
+			"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER=")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		var m map[string]any
+		if len(strings.TrimSpace(string(out))) > 0 {
+			if jerr := json.Unmarshal(out, &m); jerr != nil {
+				t.Fatalf("aws %v: output is not JSON: %s", args, out)
+			}
+		}
+		return m, stderr.String(), err
+	}
+	mustRun = func(args ...string) map[string]any {
+		t.Helper()
+		m, stderr, err := run(args...)
+		if err != nil {
+			t.Fatalf("aws %v: %v: %s", args, err, stderr)
+		}
+		return m
+	}
+	return run, mustRun
 }

@@ -270,18 +270,7 @@ func TestLakeAWSCLI(t *testing.T) {
 		t.Skip("the AWS CLI is not installed")
 	}
 	e := start(t)
-	run := func(args ...string) map[string]any {
-		t.Helper()
-		cmd := exec.Command("aws", append(args, "--endpoint-url", e.url, "--region", "us-east-1", "--output", "json")...)
-		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+rootID, "AWS_SECRET_ACCESS_KEY="+rootSecret,
-			"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER=")
-		out, err := cmd.Output()
-		var m map[string]any
-		if err != nil || json.Unmarshal(out, &m) != nil {
-			t.Fatalf("aws %v: %v %s", args, err, out)
-		}
-		return m
-	}
+	_, run := e.awsCLI(t)
 	st := run("cloudtrail", "create-event-data-store", "--name", "cli-store", "--retention-period", "3653")
 	arn, _ := st["EventDataStoreArn"].(string)
 	id := arn[strings.LastIndex(arn, "/")+1:]
