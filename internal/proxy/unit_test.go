@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -269,4 +270,18 @@ func FuzzFillARN(f *testing.F) {
 			t.Fatalf("fillARN(%q) = %q, want %q", tmpl, got, want)
 		}
 	})
+}
+
+// TestCipherSuiteNames: tlsDetails names suites as CloudTrail's records do,
+// OpenSSL's names up to TLS 1.2 and IANA's for TLS 1.3.
+func TestCipherSuiteNames(t *testing.T) {
+	for id, want := range map[uint16]string{
+		tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256: "ECDHE-RSA-AES128-GCM-SHA256",
+		tls.TLS_AES_128_GCM_SHA256:                "TLS_AES_128_GCM_SHA256",
+		tls.TLS_AES_256_GCM_SHA384:                "TLS_AES_256_GCM_SHA384",
+	} {
+		if got := cipherSuiteName(id); got != want {
+			t.Errorf("%#04x: got %s, want %s", id, got, want)
+		}
+	}
 }
