@@ -521,6 +521,12 @@ func TestSubscriptionFailuresAndDeadLetters(t *testing.T) {
 	if status, _ := e.postLogs(reader, "/v1/deadletters", `{"Action":"replay","LogGroupName":"app","FilterName":"bad"}`); status != 403 {
 		t.Fatalf("reader replays: %d", status)
 	}
+	writer := e.newKey(rootAcct, "app", "writer")
+	for _, path := range []string{"/v1/deadletters", "/v1/tail"} {
+		if status, _ := e.postLogs(writer, path, `{"Action":"list","LogGroupName":"app","FilterName":"bad"}`); status != 403 {
+			t.Fatalf("writer reads %s: %d", path, status)
+		}
+	}
 }
 
 // postLogs sends a signed POST (service cloudtrail) to an OpenTrail path.

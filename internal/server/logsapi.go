@@ -82,6 +82,10 @@ type TailLine struct {
 // tail serves POST /v1/tail: history, then (Follow) live events, as
 // newline-delimited JSON flushed batch by batch.
 func (s *Server) tail(w http.ResponseWriter, r *http.Request, rq *request, body []byte) {
+	if rq.key.Role == auth.RoleWriter {
+		s.fail(w, rq, denied(rq.key, "logs:StartLiveTail")) // writer keys only send events
+		return
+	}
 	var in TailRequest
 	if len(body) > 0 {
 		if err := json.Unmarshal(body, &in); err != nil {
@@ -237,6 +241,10 @@ type DeadLettersRequest struct {
 
 // deadLetters lists or replays a subscription filter's dead letters.
 func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request, rq *request, body []byte) {
+	if rq.key.Role == auth.RoleWriter {
+		s.fail(w, rq, denied(rq.key, "logs:DescribeSubscriptionFilters"))
+		return
+	}
 	var in DeadLettersRequest
 	if err := json.Unmarshal(body, &in); err != nil {
 		s.fail(w, rq, awsapi.Errorf("SerializationException", "%v", err))
@@ -255,7 +263,7 @@ func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request, rq *request
 		}
 		awsapi.WriteJSON(w, rq.id, http.StatusOK, map[string]any{"DeadLetters": list})
 	case "replay":
-		if rq.key.Role == auth.RoleReader || rq.key.Role == auth.RoleWriter {
+		if rq.key.Role == auth.RoleReader {
 			s.fail(w, rq, denied(rq.key, "logs:ReplayDeadLetters"))
 			return
 		}
