@@ -103,9 +103,7 @@ type Engine struct {
 	smu  sync.Mutex
 	sids map[string]int // store ID → table number
 
-	mu      sync.Mutex
-	applied uint64
-	cond    *sync.Cond
+	progress journal.Progress // highest journal seq whose effects are committed
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -137,7 +135,6 @@ func Open(dir string, j *journal.Journal, db *pebble.DB, stores func() []StoreDe
 		return nil, err
 	}
 	e := &Engine{j: j, kv: db, stores: stores, log: log.With("component", "lake"), o: o, db: ddb, blocks: blocks, sids: map[string]int{}}
-	e.cond = sync.NewCond(&e.mu)
 	ctx := context.Background()
 	if e.w, err = ddb.Conn(ctx); err != nil {
 		blocks.close()
@@ -294,9 +291,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.setCursor(pos); err != nil {
 		return err
 	}
-	e.mu.Lock()
-	e.applied = pos - 1
-	e.mu.Unlock()
+	e.progress.Set(pos - 1)
 	ctx, e.cancel = context.WithCancel(ctx)
 	e.wg.Add(2)
 	go e.follow(ctx, pos)
@@ -320,10 +315,7 @@ func (e *Engine) Close() error {
 		e.cancel()
 	}
 	e.wg.Wait()
-	e.mu.Lock()
-	e.cond.Broadcast()
-	applied := e.applied
-	e.mu.Unlock()
+	applied := e.progress.Applied()
 	if e.w != nil {
 		if e.cancel != nil && applied > 0 {
 			// Keep the position of batches no store took, so a restart does not read them again.
@@ -339,30 +331,10 @@ func (e *Engine) Close() error {
 }
 
 // Applied is the highest journal seq whose effects are committed.
-func (e *Engine) Applied() uint64 {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.applied
-}
+func (e *Engine) Applied() uint64 { return e.progress.Applied() }
 
 // WaitApplied blocks until entries up to seq are loaded, or ctx ends.
-func (e *Engine) WaitApplied(ctx context.Context, seq uint64) error {
-	stop := context.AfterFunc(ctx, func() {
-		e.mu.Lock()
-		e.cond.Broadcast()
-		e.mu.Unlock()
-	})
-	defer stop()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for e.applied < seq {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		e.cond.Wait()
-	}
-	return nil
-}
+func (e *Engine) WaitApplied(ctx context.Context, seq uint64) error { return e.progress.Wait(ctx, seq) }
 
 func (e *Engine) follow(ctx context.Context, next uint64) {
 	defer e.wg.Done()
@@ -494,10 +466,7 @@ func (e *Engine) load(ctx context.Context, from uint64) (uint64, error) {
 	if err := e.setCursor(next); err != nil {
 		e.log.Error("set journal cursor", "err", err)
 	}
-	e.mu.Lock()
-	e.applied = next - 1
-	e.cond.Broadcast()
-	e.mu.Unlock()
+	e.progress.Set(next - 1)
 	return next, nil
 }
 

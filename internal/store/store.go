@@ -33,9 +33,7 @@ type Store struct {
 	retention time.Duration
 	now       func() time.Time
 
-	mu      sync.Mutex
-	applied uint64 // last seq indexed
-	cond    *sync.Cond
+	progress journal.Progress // last seq indexed
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -56,7 +54,6 @@ func New(db *pebble.DB, j *journal.Journal, log *slog.Logger, o Options) *Store 
 		o.Now = time.Now
 	}
 	s := &Store{db: db, j: j, log: log.With("component", "store"), retention: o.Retention, now: o.Now}
-	s.cond = sync.NewCond(&s.mu)
 	return s
 }
 
@@ -66,9 +63,7 @@ func (s *Store) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.applied = cur - 1
-	s.mu.Unlock()
+	s.progress.Set(cur - 1)
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.wg.Add(2)
 	go s.follow(ctx, cur)
@@ -82,36 +77,13 @@ func (s *Store) Close() {
 		s.cancel()
 	}
 	s.wg.Wait()
-	s.mu.Lock()
-	s.cond.Broadcast()
-	s.mu.Unlock()
 }
 
 // Applied is the last journal seq the index reflects.
-func (s *Store) Applied() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.applied
-}
+func (s *Store) Applied() uint64 { return s.progress.Applied() }
 
 // WaitApplied blocks until the index reflects seq or ctx ends.
-func (s *Store) WaitApplied(ctx context.Context, seq uint64) error {
-	stop := context.AfterFunc(ctx, func() {
-		s.mu.Lock()
-		s.cond.Broadcast()
-		s.mu.Unlock()
-	})
-	defer stop()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for s.applied < seq {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		s.cond.Wait()
-	}
-	return nil
-}
+func (s *Store) WaitApplied(ctx context.Context, seq uint64) error { return s.progress.Wait(ctx, seq) }
 
 const batchEntries = 4096
 
@@ -171,10 +143,7 @@ func (s *Store) applyFrom(from uint64) (uint64, error) {
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return from, fmt.Errorf("store: commit index: %w", err)
 	}
-	s.mu.Lock()
-	s.applied = next - 1
-	s.cond.Broadcast()
-	s.mu.Unlock()
+	s.progress.Set(next - 1)
 	return next, nil
 }
 
