@@ -77,6 +77,7 @@ type storedQuery struct {
 	Started        time.Time `json:"started,omitzero"`
 	Ended          time.Time `json:"ended,omitzero"`
 	BytesScanned   int64     `json:"bytesScanned"`
+	EventsScanned  int64     `json:"eventsScanned,omitempty"`
 	Rows           int       `json:"rows"`
 	Columns        []string  `json:"columns,omitempty"`
 	Chunks         int       `json:"chunks"`
@@ -445,7 +446,7 @@ func (r *queryRunner) finish(q *storedQuery, res *lake.Result, err, ctxErr error
 		}
 		return
 	}
-	q.Columns, q.Rows, q.BytesScanned = res.Columns, len(res.Rows), res.BytesScanned
+	q.Columns, q.Rows, q.BytesScanned, q.EventsScanned = res.Columns, len(res.Rows), res.BytesScanned, res.EventsScanned
 	q.Chunks = (len(res.Rows) + queryChunkRows - 1) / queryChunkRows
 	if delivery != "" {
 		q.DeliveryStatus = delivery
@@ -600,7 +601,7 @@ func (s *Service) describeQuery(_ context.Context, c Caller, body []byte) (any, 
 	}{
 		QueryId: q.ID, QueryString: q.Statement, QueryStatus: q.Status, ErrorMessage: q.Error,
 		DeliveryS3Uri: q.DeliveryS3Uri, DeliveryStatus: q.DeliveryStatus,
-		QueryStatistics: stats{EventsMatched: int64(q.Rows), BytesScanned: q.BytesScanned,
+		QueryStatistics: stats{EventsMatched: int64(q.Rows), EventsScanned: q.EventsScanned, BytesScanned: q.BytesScanned,
 			ExecutionTimeInMillis: q.execMillis(s.now()), CreationTime: epochSeconds(q.Created)},
 	}
 	if in.EventDataStoreOwnerAccountId != nil {

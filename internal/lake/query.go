@@ -19,6 +19,8 @@ type Result struct {
 	Columns      []string    // in SELECT order, names as the user wrote/aliased them
 	Rows         [][]*string // values rendered as AWS CloudTrail Lake renders them (nil = SQL NULL)
 	BytesScanned int64
+	// EventsScanned is the events of the stores the query named (DuckDB reads what it needs of them).
+	EventsScanned int64
 }
 
 // QueryError is a statement the engine cannot run: bad SQL
@@ -217,7 +219,7 @@ func (e *Engine) Query(ctx context.Context, account, src string) (*Result, error
 			defs[strings.ToLower(d.ARN)] = d
 		}
 	}
-	var bytes int64
+	var bytes, events int64
 	seen := map[string]bool{}
 	resolve := func(name string) (string, bool) {
 		d, ok := defs[strings.ToLower(name)]
@@ -229,8 +231,8 @@ func (e *Engine) Query(ctx context.Context, account, src string) (*Result, error
 		e.smu.Unlock()
 		if !seen[d.ID] {
 			seen[d.ID] = true
-			if _, b, err := e.StoreStats(d.ID); err == nil {
-				bytes += b
+			if n, b, err := e.StoreStats(d.ID); err == nil {
+				events, bytes = events+n, bytes+b
 			}
 		}
 		if !ok {
@@ -246,6 +248,6 @@ func (e *Engine) Query(ctx context.Context, account, src string) (*Result, error
 	if err != nil {
 		return nil, err
 	}
-	res.BytesScanned = bytes
+	res.BytesScanned, res.EventsScanned = bytes, events
 	return res, nil
 }

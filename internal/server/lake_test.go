@@ -187,6 +187,9 @@ GROUP BY
 	if d.QueryStatus != types.QueryStatusFinished {
 		t.Fatalf("union: %s %s", d.QueryStatus, aws.ToString(d.ErrorMessage))
 	}
+	if st := d.QueryStatistics; aws.ToInt64(st.EventsScanned) != 1 || aws.ToInt64(st.BytesScanned) == 0 || aws.ToInt64(st.EventsMatched) != 2 {
+		t.Fatalf("union statistics: scanned %d events, %d bytes; matched %d", aws.ToInt64(st.EventsScanned), aws.ToInt64(st.BytesScanned), aws.ToInt64(st.EventsMatched))
+	}
 	if rows := allRows(t, ct, aws.ToString(d.QueryId), 1); len(rows) != 2 || rows[0][1]["eventName"] != "Invoke" {
 		t.Fatalf("paged rows: %v", rows)
 	}
