@@ -224,15 +224,22 @@ func benchIngest(args []string) error {
 	conc := fs.Int("concurrency", 8, "concurrent clients")
 	dataDir := fs.String("data-dir", "", "server data dir (default: a new temporary one, removed after)")
 	withTrail := fs.Bool("trail", false, "also run a trail that takes every record (Lambda data events) into a folder bucket, and report how far delivery lags")
+	subs := fs.Int("subscriptions", 0, "also send every record to a log group with this many subscription filters (each one user's calls, to a local webhook), and report how far they lag")
 	fs.Parse(args)
+	if *subs > 0 {
+		*withTrail = true
+	}
 	dir, cleanup, err := benchDir(*dataDir)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
 	var flags []string
+	if *subs > 0 {
+		flags = append(flags, "--subscription-filters-per-group", fmt.Sprint(*subs))
+	}
 	if *withTrail {
-		flags = []string{"--delivery-interval", "1s"}
+		flags = append(flags, "--delivery-interval", "1s")
 		if err := os.MkdirAll(filepath.Join(dir, "buckets", "bench-bucket"), 0o755); err != nil {
 			return err
 		}
@@ -246,8 +253,15 @@ func benchIngest(args []string) error {
 		return err
 	}
 	defer srv.stop()
+	var hook *subscriptionHook
+	if *subs > 0 {
+		if hook, err = benchSubscriptions(srv, *subs); err != nil {
+			return err
+		}
+		defer hook.close()
+	}
 	if *withTrail {
-		if err := benchTrail(srv); err != nil {
+		if err := benchTrail(srv, hook != nil); err != nil {
 			return err
 		}
 	}
@@ -266,17 +280,28 @@ func benchIngest(args []string) error {
 			return err
 		}
 		fmt.Printf("  trail delivery: all %d records in log files %v after the last acknowledgement (delivery interval 1s)\n", n, time.Since(ended).Round(10*time.Millisecond))
+		if hook != nil {
+			if err := hook.report(srv, ended); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
 
-// benchTrail creates a logging trail that takes every Lambda data event.
-func benchTrail(srv *benchServer) error {
+// benchTrail creates a logging trail that takes every Lambda data event, and
+// sends them to log group "bench" as well when logGroup is set.
+func benchTrail(srv *benchServer, logGroup bool) error {
 	c := srv.client()
 	c.region = "ap-northeast-1"
 	ct := c.cloudTrail()
 	ctx := context.Background()
-	if _, err := ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("bench"), S3BucketName: aws.String("bench-bucket")}); err != nil {
+	in := &cloudtrail.CreateTrailInput{Name: aws.String("bench"), S3BucketName: aws.String("bench-bucket")}
+	if logGroup {
+		in.CloudWatchLogsLogGroupArn = aws.String("arn:aws:logs:ap-northeast-1:123456789012:log-group:bench:*")
+		in.CloudWatchLogsRoleArn = aws.String("arn:aws:iam::123456789012:role/bench")
+	}
+	if _, err := ct.CreateTrail(ctx, in); err != nil {
 		return err
 	}
 	if _, err := ct.PutEventSelectors(ctx, &cloudtrail.PutEventSelectorsInput{TrailName: aws.String("bench"), EventSelectors: []types.EventSelector{{
@@ -361,7 +386,7 @@ func benchDeliver(args []string) error {
 		return err
 	}
 	defer srv.stop()
-	if err := benchTrail(srv); err != nil {
+	if err := benchTrail(srv, false); err != nil {
 		return err
 	}
 	c := srv.client()

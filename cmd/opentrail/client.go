@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 )
 
 // client talks to a running OpenTrail server as one access key.
@@ -98,5 +99,14 @@ func (c *client) cloudTrail() *cloudtrail.Client {
 		Region:       c.region,
 		Credentials:  aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return c.creds, nil }),
 		HTTPClient:   c.http,
+	})
+}
+
+// logs returns an AWS SDK CloudWatch Logs client for the server.
+func (c *client) logs() *cloudwatchlogs.Client {
+	return cloudwatchlogs.New(cloudwatchlogs.Options{
+		BaseEndpoint: aws.String(c.endpoint), Region: c.region,
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return c.creds, nil }),
+		HTTPClient:  c.http,
 	})
 }

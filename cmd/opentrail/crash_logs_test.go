@@ -21,15 +21,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 )
 
-// logsClient is an SDK CloudWatch Logs client for a server started by the tests.
-func (c *client) logs() *cloudwatchlogs.Client {
-	return cloudwatchlogs.New(cloudwatchlogs.Options{
-		BaseEndpoint: aws.String(c.endpoint), Region: c.region,
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return c.creds, nil }),
-		HTTPClient:  c.http,
-	})
-}
-
 // TestKill9SubscriptionsLoseNothing: a trail feeds a log group whose
 // subscription filter posts to a webhook; the server is killed with SIGKILL
 // three times while events flow. In the end every acknowledged event has
