@@ -45,9 +45,12 @@ func (s *Service) appendLocked(b *pebble.Batch, g *group, evs []inEvent, ingest 
 			st = &streamMeta{Name: e.stream, CreationTime: ingest}
 			g.streams[e.stream] = st
 		}
+		if st.prefix == nil {
+			st.prefix = kv.LogStreamPrefix(g.id.Account, g.id.Region, g.id.Name, e.stream)
+		}
 		s.seq++
 		seq := s.seq
-		key := kv.LogEventKey(kv.LogStreamPrefix(g.id.Account, g.id.Region, g.id.Name, e.stream), e.ts, seq)
+		key := kv.LogEventKey(st.prefix, e.ts, seq)
 		val = binary.AppendUvarint(val[:0], uint64(ingest))
 		val = append(val, e.msg...)
 		if err := b.Set(key, val, nil); err != nil {

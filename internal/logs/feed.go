@@ -12,6 +12,7 @@ import (
 	"github.com/opentrail/opentrail/internal/filterpattern"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
+	"github.com/opentrail/opentrail/internal/selector"
 )
 
 // feedTarget is a trail that sends its events to a log group.
@@ -116,9 +117,16 @@ func (s *Service) feedFrom(ctx context.Context, from uint64) (uint64, error) {
 		}
 		var raw []byte
 		var fe *filterpattern.Event
+		var sel *selector.Event // built once, for every trail's selectors
 		for i := range targets {
 			t := &targets[i]
-			if !t.trail.Takes(m) || !t.trail.Matcher.Match(cloudtrail.SelectorEvent(m)) {
+			if !t.trail.Takes(m) {
+				continue
+			}
+			if sel == nil {
+				sel = cloudtrail.SelectorEvent(m)
+			}
+			if !t.trail.Matcher.Match(sel) {
 				continue
 			}
 			p := byGroup[t.group]

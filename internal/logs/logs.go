@@ -140,6 +140,7 @@ type streamMeta struct {
 	StoredBytes   int64  `json:"storedBytes,omitempty"`
 	Events        uint64 `json:"events,omitempty"`
 	dirty         bool
+	prefix        []byte // key prefix of its events, built on first write
 }
 
 // New returns a Service; Start loads its state and starts the feed and senders.
