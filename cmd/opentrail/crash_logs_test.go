@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -72,25 +70,7 @@ func TestKill9SubscriptionsLoseNothing(t *testing.T) {
 	if _, err := ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("sub-trail")}); err != nil {
 		t.Fatal(err)
 	}
-	acked := map[string]bool{}
-	rng := rand.New(rand.NewPCG(3, 5))
-	for round := range 3 {
-		c := srv.client()
-		stop := time.Now().Add(time.Duration(300+rng.IntN(500)) * time.Millisecond)
-		for i := 0; time.Now().Before(stop); i++ {
-			body := genRecords(fmt.Sprintf("sub-r%d-b%d", round, i), 0, 50, true, time.Hour, time.Now(), rng)
-			var out struct{ EventIds []string }
-			if err := c.post(ctx, "/v1/records", body, &out); err != nil {
-				t.Fatal(err)
-			}
-			for _, id := range out.EventIds {
-				acked[id] = true
-			}
-		}
-		srv.cmd.Process.Signal(syscall.SIGKILL)
-		srv.cmd.Wait()
-		srv = startServerBinary(t, bin, dir)
-	}
+	acked, _ := ingestThroughKills(t, srv, bin, dir, "sub", 3, 500*time.Millisecond, rand.New(rand.NewPCG(3, 5)))
 	missing := len(acked)
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && missing > 0; time.Sleep(100 * time.Millisecond) {
 		mu.Lock()

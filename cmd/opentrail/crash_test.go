@@ -202,25 +202,7 @@ func TestKill9DeliveryExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond) // the worker reads trails every second
-	acked := map[string]bool{}
-	rng := rand.New(rand.NewPCG(9, 9))
-	for round := range 4 {
-		c := srv.client()
-		stop := time.Now().Add(time.Duration(300+rng.IntN(700)) * time.Millisecond)
-		for i := 0; time.Now().Before(stop); i++ {
-			body := genRecords(fmt.Sprintf("dlv-r%d-b%d", round, i), 0, 50, true, time.Hour, time.Now(), rng)
-			var out struct{ EventIds []string }
-			if err := c.post(ctx, "/v1/records", body, &out); err != nil {
-				t.Fatal(err)
-			}
-			for _, id := range out.EventIds {
-				acked[id] = true
-			}
-		}
-		srv.cmd.Process.Signal(syscall.SIGKILL)
-		srv.cmd.Wait()
-		srv = startServerBinary(t, bin, dir, flags...)
-	}
+	acked, srv := ingestThroughKills(t, srv, bin, dir, "dlv", 4, 700*time.Millisecond, rand.New(rand.NewPCG(9, 9)), flags...)
 	// Let the last server deliver everything, then count.
 	var counts map[string]int
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
@@ -299,4 +281,30 @@ func journalRecords(t *testing.T, dir string, fn func(event.Record)) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// ingestThroughKills runs rounds of ingest, each for 300 ms plus up to spread,
+// and ends each with a SIGKILL of the server and a restart with flags. It
+// returns the eventIDs that were acknowledged and the server now running.
+func ingestThroughKills(t *testing.T, srv *benchServer, bin, dir, prefix string, rounds int, spread time.Duration, rng *rand.Rand, flags ...string) (map[string]bool, *benchServer) {
+	t.Helper()
+	acked := map[string]bool{}
+	for round := range rounds {
+		c := srv.client()
+		stop := time.Now().Add(300*time.Millisecond + time.Duration(rng.Int64N(int64(spread))))
+		for i := 0; time.Now().Before(stop); i++ {
+			body := genRecords(fmt.Sprintf("%s-r%d-b%d", prefix, round, i), 0, 50, true, time.Hour, time.Now(), rng)
+			var out struct{ EventIds []string }
+			if err := c.post(context.Background(), "/v1/records", body, &out); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range out.EventIds {
+				acked[id] = true
+			}
+		}
+		srv.cmd.Process.Signal(syscall.SIGKILL)
+		srv.cmd.Wait()
+		srv = startServerBinary(t, bin, dir, flags...)
+	}
+	return acked, srv
 }
