@@ -11,32 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
+	"github.com/opentrail/opentrail/internal/archive/archivetest"
 
 	"github.com/opentrail/opentrail/internal/fixture"
 )
-
-func writeArchiveFile(t *testing.T, root, key string, recs []json.RawMessage) {
-	t.Helper()
-	var body bytes.Buffer
-	body.WriteString(`{"Records":[`)
-	for i, r := range recs {
-		if i > 0 {
-			body.WriteByte(',')
-		}
-		body.Write(r)
-	}
-	body.WriteString(`]}`)
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(body.Bytes())
-	zw.Close()
-	p := filepath.Join(root, filepath.FromSlash(key))
-	os.MkdirAll(filepath.Dir(p), 0o755)
-	if err := os.WriteFile(p, gz.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 var summaryRE = regexp.MustCompile(`imported (\d+) new records, (\d+) already present, from (\d+) files \((\d+) corrupt`)
 
@@ -53,7 +31,7 @@ func TestImport(t *testing.T) {
 	t.Setenv("OPENTRAIL_ACCESS_KEY_ID", "")
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
 
-	var recs []json.RawMessage
+	var recs [][]byte
 	ids := map[string]bool{}
 	for _, r := range fixture.Records(t) {
 		var m struct {
@@ -69,10 +47,10 @@ func TestImport(t *testing.T) {
 	root := t.TempDir()
 	at := time.Date(2024, 5, 6, 7, 8, 0, 0, time.UTC)
 	half := len(recs) / 2
-	writeArchiveFile(t, root, fmt.Sprintf("AWSLogs/123456789012/CloudTrail/us-east-1/2024/05/06/123456789012_CloudTrail_us-east-1_%s_AAAAAAAAAAAAAAAA.json.gz", at.Format("20060102T1504Z")), recs[:half])
-	writeArchiveFile(t, root, fmt.Sprintf("AWSLogs/o-a1b2c3d4e5/210987654321/CloudTrail/eu-west-1/2024/05/06/210987654321_CloudTrail_eu-west-1_%s_BBBBBBBBBBBBBBBB.json.gz", at.Format("20060102T1504Z")), recs[half:])
-	writeArchiveFile(t, root, "AWSLogs/123456789012/CloudTrail-Digest/us-east-1/2024/05/06/123456789012_CloudTrail-Digest_us-east-1_main_us-east-1_20240506T080000Z.json.gz",
-		[]json.RawMessage{json.RawMessage(`{"digestStartTime":"2024-05-06T07:00:00Z"}`)})
+	archivetest.WriteLogFile(t, root, fmt.Sprintf("AWSLogs/123456789012/CloudTrail/us-east-1/2024/05/06/123456789012_CloudTrail_us-east-1_%s_AAAAAAAAAAAAAAAA.json.gz", at.Format("20060102T1504Z")), recs[:half]...)
+	archivetest.WriteLogFile(t, root, fmt.Sprintf("AWSLogs/o-a1b2c3d4e5/210987654321/CloudTrail/eu-west-1/2024/05/06/210987654321_CloudTrail_eu-west-1_%s_BBBBBBBBBBBBBBBB.json.gz", at.Format("20060102T1504Z")), recs[half:]...)
+	archivetest.WriteLogFile(t, root, "AWSLogs/123456789012/CloudTrail-Digest/us-east-1/2024/05/06/123456789012_CloudTrail-Digest_us-east-1_main_us-east-1_20240506T080000Z.json.gz",
+		[]byte(`{"digestStartTime":"2024-05-06T07:00:00Z"}`))
 	os.WriteFile(filepath.Join(root, "AWSLogs/123456789012/CloudTrail/us-east-1/2024/05/06/123456789012_CloudTrail_us-east-1_20240506T0800Z_CCCCCCCCCCCCCCCC.json.gz"), []byte("\x1f\x8bnot really gzip"), 0o644)
 	os.WriteFile(filepath.Join(root, "AWSLogs/README.txt"), []byte("not a log file"), 0o644)
 

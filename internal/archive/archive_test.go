@@ -10,47 +10,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
+	"github.com/opentrail/opentrail/internal/archive/archivetest"
 )
 
-// WriteLogFile writes records as a CloudTrail log file under root at key.
-func writeLogFile(t testing.TB, root, key string, recs ...string) {
-	t.Helper()
-	var body bytes.Buffer
-	body.WriteString(`{"Records":[`)
-	for i, r := range recs {
-		if i > 0 {
-			body.WriteByte(',')
-		}
-		body.WriteString(r)
-	}
-	body.WriteString(`]}`)
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(body.Bytes())
-	zw.Close()
-	p := filepath.Join(root, filepath.FromSlash(key))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, gz.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func rec(id, at string) string {
-	return `{"eventVersion":"1.08","eventTime":"` + at + `","eventSource":"s3.amazonaws.com","eventName":"GetObject","eventID":"` + id + `"}`
+func rec(id, at string) []byte {
+	return []byte(`{"eventVersion":"1.08","eventTime":"` + at + `","eventSource":"s3.amazonaws.com","eventName":"GetObject","eventID":"` + id + `"}`)
 }
 
 func TestListAndDecode(t *testing.T) {
 	root := t.TempDir()
-	writeLogFile(t, root, "AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/02/123456789012_CloudTrail_us-east-1_20240102T0305Z_abcdefghijklmnop.json.gz",
+	archivetest.WriteLogFile(t, root, "AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/02/123456789012_CloudTrail_us-east-1_20240102T0305Z_abcdefghijklmnop.json.gz",
 		rec("a", "2024-01-02T03:01:00Z"), rec("b", "2024-01-02T03:04:00Z"))
-	writeLogFile(t, root, "AWSLogs/o-abc123/210987654321/CloudTrail/eu-west-1/2024/01/03/210987654321_CloudTrail_eu-west-1_20240103T0000Z_abcdefghijklmnop.json.gz",
+	archivetest.WriteLogFile(t, root, "AWSLogs/o-abc123/210987654321/CloudTrail/eu-west-1/2024/01/03/210987654321_CloudTrail_eu-west-1_20240103T0000Z_abcdefghijklmnop.json.gz",
 		rec("c", "2024-01-02T23:58:00Z"))
-	writeLogFile(t, root, "AWSLogs/123456789012/CloudTrail-Digest/us-east-1/2024/01/02/123456789012_CloudTrail-Digest_us-east-1_main_us-east-1_20240102T040000Z.json.gz",
-		`{"digestStartTime":"x"}`)
-	writeLogFile(t, root, "AWSLogs/123456789012/CloudTrail-Insight/us-east-1/2024/01/02/123456789012_CloudTrail-Insight_us-east-1_20240102T0305Z_abcdefghijklmnop.json.gz",
+	archivetest.WriteLogFile(t, root, "AWSLogs/123456789012/CloudTrail-Digest/us-east-1/2024/01/02/123456789012_CloudTrail-Digest_us-east-1_main_us-east-1_20240102T040000Z.json.gz",
+		[]byte(`{"digestStartTime":"x"}`))
+	archivetest.WriteLogFile(t, root, "AWSLogs/123456789012/CloudTrail-Insight/us-east-1/2024/01/02/123456789012_CloudTrail-Insight_us-east-1_20240102T0305Z_abcdefghijklmnop.json.gz",
 		rec("i", "2024-01-02T03:01:00Z"))
 	os.WriteFile(filepath.Join(root, "AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/02/broken_CloudTrail_us-east-1_20240102T0310Z_x.json.gz"), []byte("not gzip"), 0o644)
 	os.WriteFile(filepath.Join(root, "AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/02/readme.txt"), []byte("x"), 0o644)

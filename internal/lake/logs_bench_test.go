@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opentrail/opentrail/internal/archive/archivetest"
+
 	"github.com/opentrail/opentrail/internal/archive"
 )
 
@@ -25,7 +27,7 @@ func benchArchive(b *testing.B, files int) (string, int64) {
 				recs = append(recs, mgmt[(f*1000+i)%len(mgmt)])
 			}
 		}
-		writeLogFile(b, root, logKey(acct, "us-east-1", base.Add(time.Duration(f)*5*time.Minute), f), recs)
+		archivetest.WriteLogFile(b, root, logKey(acct, "us-east-1", base.Add(time.Duration(f)*5*time.Minute), f), recs...)
 	}
 	var size int64
 	ar, _ := archive.Open(context.Background(), root, nil)

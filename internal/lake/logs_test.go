@@ -1,7 +1,6 @@
 package lake
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -10,28 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
+	"github.com/opentrail/opentrail/internal/archive/archivetest"
 )
-
-// writeLogFile writes records as a gzip CloudTrail log file at root/key.
-func writeLogFile(t testing.TB, root, key string, recs [][]byte) {
-	t.Helper()
-	var body bytes.Buffer
-	body.WriteString(`{"Records":[`)
-	body.Write(bytes.Join(recs, []byte(",")))
-	body.WriteString(`]}`)
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(body.Bytes())
-	zw.Close()
-	p := filepath.Join(root, filepath.FromSlash(key))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, gz.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func logKey(account, region string, at time.Time, n int) string {
 	return fmt.Sprintf("AWSLogs/%s/CloudTrail/%s/%s/%s_CloudTrail_%s_%s_%016d.json.gz", account, region, at.Format("2006/01/02"),
@@ -50,7 +29,7 @@ func TestQueryLogs(t *testing.T) {
 		want[`"`+eni+`" "arn:aws:lambda:ap-northeast-1:123456789012:function:`+fn+`"`]++
 		batch = append(batch, lambdaInvoke(fn, eni, fmt.Sprintf("77777777-0000-0000-0000-%012d", i), base.Add(time.Duration(i)*time.Second)))
 		if len(batch) == 100 {
-			writeLogFile(t, root, logKey(acct, "ap-northeast-1", base.Add(time.Duration(i)*time.Second), n), batch)
+			archivetest.WriteLogFile(t, root, logKey(acct, "ap-northeast-1", base.Add(time.Duration(i)*time.Second), n), batch...)
 			batch, n = nil, n+1
 		}
 	}
@@ -61,9 +40,9 @@ func TestQueryLogs(t *testing.T) {
 		}
 	}
 	// An organization trail's layout, a digest and a corrupt file beside them.
-	writeLogFile(t, root, "AWSLogs/o-exampleorg/"+logKey(other, "us-east-1", base, 99), mgmt)
-	writeLogFile(t, root, "AWSLogs/123456789012/CloudTrail-Digest/us-east-1/2021/12/04/123456789012_CloudTrail-Digest_us-east-1_main_us-east-1_20211204T040000Z.json.gz",
-		[][]byte{[]byte(`{"digestStartTime":"2021-12-04T03:00:00Z"}`)})
+	archivetest.WriteLogFile(t, root, "AWSLogs/o-exampleorg/"+logKey(other, "us-east-1", base, 99), mgmt...)
+	archivetest.WriteLogFile(t, root, "AWSLogs/123456789012/CloudTrail-Digest/us-east-1/2021/12/04/123456789012_CloudTrail-Digest_us-east-1_main_us-east-1_20211204T040000Z.json.gz",
+		[]byte(`{"digestStartTime":"2021-12-04T03:00:00Z"}`))
 	os.WriteFile(filepath.Join(root, "AWSLogs", acct, "CloudTrail", "bad_CloudTrail_us-east-1_20211204T0300Z_x.json.gz"), []byte("corrupt"), 0o644)
 
 	res, err := QueryLogs(context.Background(), root, nil, fmt.Sprintf(seedQuery, "cloudtrail_logs"), Options{Threads: 2})
