@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Progress is how far a projection has applied the journal, so that a caller
@@ -49,5 +50,35 @@ func (p *Progress) Wait(ctx context.Context, seq uint64) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+}
+
+// Follow runs a projection until ctx ends: apply(ctx, next) applies a batch of
+// entries from next and returns the seq after it (next itself when there is
+// nothing new, and Follow then waits for the journal to grow). A failed batch
+// is logged as what and tried again after a backoff of 100 ms, doubling up to 10 s.
+func (j *Journal) Follow(ctx context.Context, next uint64, what string, apply func(ctx context.Context, next uint64) (uint64, error)) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		n, err := apply(ctx, next)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			j.log.Error(what, "from", next, "err", err)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+			}
+			backoff = min(2*backoff, 10*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		if n == next {
+			if err := j.Wait(ctx, next-1); err != nil {
+				return
+			}
+		}
+		next = n
 	}
 }

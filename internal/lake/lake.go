@@ -338,29 +338,7 @@ func (e *Engine) WaitApplied(ctx context.Context, seq uint64) error { return e.p
 
 func (e *Engine) follow(ctx context.Context, next uint64) {
 	defer e.wg.Done()
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		n, err := e.load(ctx, next)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			e.log.Error("load events", "from", next, "err", err)
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-			}
-			backoff = min(2*backoff, 10*time.Second)
-			continue
-		}
-		backoff = 100 * time.Millisecond
-		if n == next {
-			if err := e.j.Wait(ctx, next-1); err != nil {
-				return
-			}
-		}
-		next = n
-	}
+	e.j.Follow(ctx, next, "load events into Lake", e.load)
 }
 
 // target is a store a batch loads into.

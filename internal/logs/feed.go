@@ -28,23 +28,7 @@ const feedBatch = 4096
 // trail's log group, and moves the "logs" cursor in the same batch.
 func (s *Service) follow(ctx context.Context, next uint64) {
 	defer s.wg.Done()
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		n, err := s.feedFrom(ctx, next)
-		if err != nil {
-			s.log.Error("send trail events to log groups", "from", next, "err", err)
-			sleep(ctx, backoff)
-			backoff = min(2*backoff, 10*time.Second)
-			continue
-		}
-		backoff = 100 * time.Millisecond
-		if n == next {
-			if err := s.j.Wait(ctx, next-1); err != nil {
-				return
-			}
-		}
-		next = n
-	}
+	s.j.Follow(ctx, next, "send trail events to log groups", s.feedFrom)
 }
 
 // targets returns the trails that send to log groups, re-read at most once a second.

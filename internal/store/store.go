@@ -89,26 +89,7 @@ const batchEntries = 4096
 
 func (s *Store) follow(ctx context.Context, next uint64) {
 	defer s.wg.Done()
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		n, err := s.applyFrom(next)
-		if err != nil {
-			s.log.Error("index events", "from", next, "err", err)
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-			}
-			backoff = min(2*backoff, 10*time.Second)
-			continue
-		}
-		backoff = 100 * time.Millisecond
-		if n == next {
-			if err := s.j.Wait(ctx, next-1); err != nil {
-				return
-			}
-		}
-		next = n
-	}
+	s.j.Follow(ctx, next, "index events", func(_ context.Context, from uint64) (uint64, error) { return s.applyFrom(from) })
 }
 
 // applyFrom indexes one batch of journal entries starting at from and returns the next seq.
