@@ -92,6 +92,7 @@ type prepared struct {
 	rw      *rewritten
 	sql     string
 	columns []string // names to report; "" keeps DuckDB's
+	eager   bool     // sql is the two-step form of the statement (eager.go)
 	refs    []string // store IDs read
 }
 
@@ -105,11 +106,20 @@ func prepare(ctx context.Context, db *sql.DB, src string, resolve resolver, view
 	for ph := range rw.tables {
 		allowed[strings.ToLower(strings.Trim(ph, `"`))] = true
 	}
-	names, err := check(ctx, db, src, rw, allowed, views)
+	names, stmt, err := check(ctx, db, src, rw, allowed, views)
 	if err != nil {
 		return nil, err
 	}
-	return &prepared{rw: rw, sql: rw.final(), columns: names}, nil
+	p := &prepared{rw: rw, sql: rw.final(), columns: names}
+	// The two-step form, where it applies and DuckDB binds it; on any doubt the statement as written.
+	if eager, err := eagerSQL(ctx, db, stmt); err == nil && eager != "" {
+		eager = rw.fill(eager)
+		if st, err := db.PrepareContext(ctx, eager); err == nil {
+			st.Close()
+			p.sql, p.eager = eager, true
+		}
+	}
+	return p, nil
 }
 
 // runQuery executes p and renders its rows.
@@ -122,6 +132,11 @@ func runQuery(ctx context.Context, db *sql.DB, src string, p *prepared, timeout 
 	}
 	defer conn.Close()
 	rows, err := conn.QueryContext(ctx, p.sql)
+	if err != nil && p.eager && ctx.Err() == nil {
+		// The statement as written gives the error its user's position.
+		conn.Close()
+		return runQuery(ctx, db, src, &prepared{rw: p.rw, sql: p.rw.final(), columns: p.columns}, timeout)
+	}
 	if err != nil {
 		return nil, userError(ctx, src, p.rw, err)
 	}

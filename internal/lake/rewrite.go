@@ -97,10 +97,14 @@ type rewritten struct {
 type anchor struct{ out, in int }
 
 // final is the statement to run: placeholders replaced by their tables.
-func (r *rewritten) final() string {
-	s := r.sql
+func (r *rewritten) final() string { return r.fill(r.sql) }
+
+// fill replaces the table placeholders in s, a form of r.sql, quoted or not
+// (DuckDB's printer leaves plain names unquoted).
+func (r *rewritten) fill(s string) string {
 	for ph, repl := range r.tables {
 		s = strings.ReplaceAll(s, ph, repl)
+		s = strings.ReplaceAll(s, strings.Trim(ph, `"`), repl)
 	}
 	return s
 }
@@ -508,6 +512,9 @@ func (rw *rewriter) special(i, j int) int {
 		}
 	}
 	if to, ok := renames[lower]; ok {
+		if lower == "filter" && i > 0 && rw.toks[i-1].is(")") {
+			return 0 // an aggregate's FILTER (WHERE ...) clause, not Trino's filter(array, function)
+		}
 		return emitCall(to, nil)
 	}
 	return 0

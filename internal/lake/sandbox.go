@@ -33,10 +33,10 @@ var deniedFuncPrefixes = []string{"duckdb_", "pragma_", "read_", "current_settin
 
 // check parses rw.sql with DuckDB, applies the rules above and returns the
 // Trino-style column names (_colN for unnamed expressions; "" keeps DuckDB's).
-func check(ctx context.Context, db *sql.DB, src string, rw *rewritten, allowed, views map[string]bool) ([]string, error) {
+func check(ctx context.Context, db *sql.DB, src string, rw *rewritten, allowed, views map[string]bool) ([]string, json.RawMessage, error) {
 	var text string
 	if err := db.QueryRowContext(ctx, `SELECT CAST(json_serialize_sql(`+quoteString(rw.sql)+`) AS VARCHAR)`).Scan(&text); err != nil {
-		return nil, fmt.Errorf("lake: parse: %w", duckError(err))
+		return nil, nil, fmt.Errorf("lake: parse: %w", duckError(err))
 	}
 	var doc struct {
 		Error      bool              `json:"error"`
@@ -45,7 +45,7 @@ func check(ctx context.Context, db *sql.DB, src string, rw *rewritten, allowed, 
 		Statements []json.RawMessage `json:"statements"`
 	}
 	if err := json.Unmarshal([]byte(text), &doc); err != nil {
-		return nil, fmt.Errorf("lake: parse: %w", err)
+		return nil, nil, fmt.Errorf("lake: parse: %w", err)
 	}
 	if doc.Error {
 		msg := doc.Message
@@ -54,23 +54,23 @@ func check(ctx context.Context, db *sql.DB, src string, rw *rewritten, allowed, 
 		}
 		if doc.Position != "" {
 			pos, _ := strconv.Atoi(doc.Position)
-			return nil, newQueryError(src, rw.inputPos(pos), msg)
+			return nil, nil, newQueryError(src, rw.inputPos(pos), msg)
 		}
-		return nil, &QueryError{Message: msg}
+		return nil, nil, &QueryError{Message: msg}
 	}
 	if len(doc.Statements) != 1 {
-		return nil, &QueryError{Message: "only one statement is allowed"}
+		return nil, nil, &QueryError{Message: "only one statement is allowed"}
 	}
 	var stmt any
 	if err := json.Unmarshal(doc.Statements[0], &stmt); err != nil {
-		return nil, fmt.Errorf("lake: parse: %w", err)
+		return nil, nil, fmt.Errorf("lake: parse: %w", err)
 	}
 	c := &checker{src: src, rw: rw, allowed: allowed, views: views}
 	c.walk(stmt, nil)
 	if c.err != nil {
-		return nil, c.err
+		return nil, nil, c.err
 	}
-	return columnNames(stmt), nil
+	return columnNames(stmt), doc.Statements[0], nil
 }
 
 type checker struct {

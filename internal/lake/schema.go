@@ -178,6 +178,8 @@ var macros = []string{
 		(s, p, g) AS CASE WHEN regexp_matches(s, p) THEN regexp_extract(s, p, g) END`,
 	`ct_regexp_replace(s, p) AS regexp_replace(s, p, '', 'g'), (s, p, r) AS regexp_replace(s, p, r, 'g')`,
 	`ct_to_hex(b) AS upper(hex(b))`,
+	// The second step of eager aggregation (eager.go) sums the first's counts.
+	`ct_sum_counts(n) AS CAST(sum(n) AS BIGINT)`,
 }
 
 // storeSelect is what a store named in FROM stands for. DuckDB drops the
