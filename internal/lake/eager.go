@@ -5,6 +5,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -88,8 +91,12 @@ func aggregates(ctx context.Context, db *sql.DB) (map[string]bool, error) {
 }
 
 // eagerSQL returns the two-step form of the checked statement stmt (one
-// element of json_serialize_sql's "statements"), or "" when it does not apply.
-func eagerSQL(ctx context.Context, db *sql.DB, stmt json.RawMessage) (string, error) {
+// element of json_serialize_sql's "statements") with its tables filled in by
+// fill, or "" when it does not apply or would not pay: a 1% sample of the
+// stores must show the raw texts repeating (at most one distinct combination
+// in eagerMaxDistinct rows); where every row differs the first step only adds
+// a hash table of all of them (3 times slower than parsing each row).
+func eagerSQL(ctx context.Context, db *sql.DB, stmt json.RawMessage, fill func(string) string) (string, error) {
 	aggs, err := aggregates(ctx, db)
 	if err != nil {
 		return "", err
@@ -101,14 +108,58 @@ func eagerSQL(ctx context.Context, db *sql.DB, stmt json.RawMessage) (string, er
 		return "", err
 	}
 	node, _ := doc["node"].(map[string]any)
-	phase1, ok := eagerSplit(node, aggs)
+	phase1, cols, ok := eagerSplit(node, aggs)
 	if !ok {
 		return "", nil
 	}
-	node["from_table"] = map[string]any{"type": "SUBQUERY", "alias": alias(node["from_table"]), "sample": nil,
-		"subquery": map[string]any{"node": phase1, "named_param_map": []any{}}, "column_name_alias": []any{}}
-	node["where_clause"] = nil
-	out, err := json.Marshal(map[string]any{"error": false, "statements": []any{doc}})
+	// The probe: how many rows of the sample pass WHERE, in how many distinct
+	// combinations, out of how many sampled.
+	probe := maps.Clone(phase1)
+	var keys []any
+	for _, c := range cols {
+		keys = append(keys, colRef(c))
+	}
+	passing, combos := funcNode("count_star", false), funcNode("count", true, funcNode("row", false, keys...))
+	passing["filter"], combos["filter"] = phase1["where_clause"], phase1["where_clause"]
+	probe["select_list"] = []any{passing, combos, funcNode("count_star", false)}
+	probe["where_clause"], probe["group_expressions"], probe["group_sets"] = nil, []any{}, []any{}
+	text, err := deserialize(ctx, db, probe)
+	if err != nil {
+		return "", err
+	}
+	full := fill(text)
+	sampled := sampleStores(full)
+	if sampled == full {
+		return "", nil // no store to sample
+	}
+	var rows, distinct, seen int64
+	if err := db.QueryRowContext(ctx, sampled).Scan(&rows, &distinct, &seen); err != nil {
+		return "", err
+	}
+	if seen == 0 {
+		// A store too small for a 1% sample of whole vectors: all of it.
+		if err := db.QueryRowContext(ctx, full).Scan(&rows, &distinct, &seen); err != nil {
+			return "", err
+		}
+	}
+	if distinct*eagerMaxDistinct > rows {
+		return "", nil
+	}
+	eagerCounts(node, phase1)
+	text, err = deserialize(ctx, db, node)
+	if err != nil {
+		return "", err
+	}
+	return fill(text), nil
+}
+
+// eagerMaxDistinct: the two-step form runs when the sample's rows are at
+// least this many times its distinct raw combinations.
+const eagerMaxDistinct = 4
+
+// deserialize prints a SELECT node as SQL.
+func deserialize(ctx context.Context, db *sql.DB, node map[string]any) (string, error) {
+	out, err := json.Marshal(map[string]any{"error": false, "statements": []any{map[string]any{"node": node, "named_param_map": []any{}}}})
 	if err != nil {
 		return "", err
 	}
@@ -117,6 +168,59 @@ func eagerSQL(ctx context.Context, db *sql.DB, stmt json.RawMessage) (string, er
 		return "", err
 	}
 	return text, nil
+}
+
+// eagerCounts makes node the second step: it reads phase1, has no WHERE, and
+// sums phase1's counts where it counted rows.
+func eagerCounts(node, phase1 map[string]any) {
+	node["from_table"] = map[string]any{"type": "SUBQUERY", "alias": alias(node["from_table"]), "sample": nil,
+		"subquery": map[string]any{"node": phase1, "named_param_map": []any{}}, "column_name_alias": []any{}}
+	node["where_clause"] = nil
+	walkNodes(node["select_list"], node["having"], node["modifiers"])
+}
+
+// walkNodes turns every count(*) under roots into ct_sum_counts(ct$n).
+func walkNodes(roots ...any) {
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case []any:
+			for _, c := range x {
+				walk(c)
+			}
+		case map[string]any:
+			if x["class"] == "FUNCTION" && x["function_name"] == "count_star" {
+				sum := funcNode("ct_sum_counts", false, colRef(countColumn))
+				sum["alias"], sum["query_location"] = x["alias"], x["query_location"]
+				clear(x)
+				for k, v := range sum {
+					x[k] = v
+				}
+				return
+			}
+			for _, c := range x {
+				walk(c)
+			}
+		}
+	}
+	for _, r := range roots {
+		walk(r)
+	}
+}
+
+func funcNode(name string, distinct bool, children ...any) map[string]any {
+	if children == nil {
+		children = []any{}
+	}
+	return map[string]any{"class": "FUNCTION", "type": "FUNCTION", "alias": "", "function_name": name, "schema": "", "catalog": "",
+		"children": children, "filter": nil, "distinct": distinct, "is_operator": false, "export_state": false,
+		"order_bys": map[string]any{"type": "ORDER_MODIFIER", "orders": []any{}}}
+}
+
+// sampleStores makes every store in s, a statement filled with storeSelect's
+// text, read a 1% sample of its table (DuckDB samples whole vectors in the scan).
+func sampleStores(s string) string {
+	return storeTableRE.ReplaceAllString(s, "FROM (SELECT * FROM $1 USING SAMPLE 1 PERCENT (system))))")
 }
 
 func alias(from any) any {
@@ -128,31 +232,30 @@ func alias(from any) any {
 	return ""
 }
 
-// eagerSplit checks node and, where eager aggregation applies, rewrites its
-// count(*) calls in place to sum the first step's counts and returns the
-// first step.
-func eagerSplit(node map[string]any, aggs map[string]bool) (map[string]any, bool) {
+// eagerSplit checks node and, where eager aggregation applies, returns the
+// first step and the raw columns it groups by.
+func eagerSplit(node map[string]any, aggs map[string]bool) (map[string]any, []string, bool) {
 	if node == nil || node["type"] != "SELECT_NODE" || node["sample"] != nil || node["qualify"] != nil ||
 		node["aggregate_handling"] != "STANDARD_HANDLING" {
-		return nil, false
+		return nil, nil, false
 	}
 	if ctes, _ := node["cte_map"].(map[string]any); ctes != nil {
 		if m, _ := ctes["map"].([]any); len(m) > 0 {
-			return nil, false
+			return nil, nil, false
 		}
 	}
 	from, _ := node["from_table"].(map[string]any)
 	if from == nil || (from["type"] != "SUBQUERY" && from["type"] != "BASE_TABLE") || from["sample"] != nil {
-		return nil, false
+		return nil, nil, false
 	}
 	if cols, _ := from["column_name_alias"].([]any); len(cols) > 0 {
-		return nil, false
+		return nil, nil, false
 	}
 	fromAlias := strings.ToLower(alias(from).(string))
 	groups, _ := node["group_expressions"].([]any)
 	sets, _ := node["group_sets"].([]any)
 	if len(groups) == 0 || len(sets) != 1 {
-		return nil, false
+		return nil, nil, false
 	}
 	selects, _ := node["select_list"].([]any)
 	modifiers, _ := node["modifiers"].([]any)
@@ -160,7 +263,7 @@ func eagerSplit(node map[string]any, aggs map[string]bool) (map[string]any, bool
 		switch m.(map[string]any)["type"] {
 		case "ORDER_MODIFIER", "LIMIT_MODIFIER", "LIMIT_PERCENT_MODIFIER":
 		default:
-			return nil, false // DISTINCT
+			return nil, nil, false // DISTINCT
 		}
 	}
 
@@ -180,42 +283,24 @@ func eagerSplit(node map[string]any, aggs map[string]bool) (map[string]any, bool
 		w.visit(part, false)
 	}
 	if w.bad || !w.mapKey || w.counts == 0 || len(w.cols) == 0 {
-		return nil, false
+		return nil, nil, false
 	}
-	// Only now change the tree: the count(*) calls found become sum(ct$n).
-	for _, f := range w.countNodes {
-		sum := map[string]any{"class": "COLUMN_REF", "type": "COLUMN_REF", "alias": "", "column_names": []any{countColumn}}
-		for k := range f {
-			if k != "alias" && k != "query_location" {
-				delete(f, k)
-			}
-		}
-		f["class"], f["type"], f["function_name"], f["schema"], f["catalog"] = "FUNCTION", "FUNCTION", "ct_sum_counts", "", ""
-		f["children"] = []any{sum}
-		f["filter"], f["distinct"], f["is_operator"], f["export_state"] = nil, false, false, false
-		f["order_bys"] = map[string]any{"type": "ORDER_MODIFIER", "orders": []any{}}
-	}
-	var list, keys []any
-	var set []any
-	for c := range w.cols {
+	cols := slices.Sorted(maps.Keys(w.cols))
+	var list, keys, set []any
+	for i, c := range cols {
 		list = append(list, colRef(c))
 		keys = append(keys, colRef(c))
-		set = append(set, json.Number(itoa(len(set))))
+		set = append(set, json.Number(strconv.Itoa(i)))
 	}
-	list = append(list, map[string]any{"class": "FUNCTION", "type": "FUNCTION", "alias": countColumn, "function_name": "count_star",
-		"schema": "", "catalog": "", "children": []any{}, "filter": nil, "distinct": false, "is_operator": false, "export_state": false,
-		"order_bys": map[string]any{"type": "ORDER_MODIFIER", "orders": []any{}}})
+	count := funcNode("count_star", false)
+	count["alias"] = countColumn
+	list = append(list, count)
 	return map[string]any{
 		"type": "SELECT_NODE", "modifiers": []any{}, "cte_map": map[string]any{"map": []any{}},
 		"select_list": list, "from_table": from, "where_clause": node["where_clause"],
 		"group_expressions": keys, "group_sets": []any{set}, "aggregate_handling": "STANDARD_HANDLING",
 		"having": nil, "sample": nil, "qualify": nil,
-	}, true
-}
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
+	}, cols, true
 }
 
 func colRef(name string) map[string]any {
@@ -267,13 +352,12 @@ func readsMap(e any) bool {
 
 // eagerWalk collects what the second step reads and rules out what it cannot do.
 type eagerWalk struct {
-	aggs       map[string]bool
-	fromAlias  string
-	cols       map[string]bool // raw columns read outside WHERE
-	countNodes []map[string]any
-	counts     int
-	mapKey     bool
-	bad        bool
+	aggs      map[string]bool
+	fromAlias string
+	cols      map[string]bool // raw columns read outside WHERE
+	counts    int
+	mapKey    bool
+	bad       bool
 }
 
 func (w *eagerWalk) visit(v any, _ bool) {
@@ -304,7 +388,6 @@ func (w *eagerWalk) visit(v any, _ bool) {
 					w.bad = true
 					return
 				}
-				w.countNodes = append(w.countNodes, x)
 				w.counts++
 				return
 			}

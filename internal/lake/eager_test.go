@@ -23,6 +23,9 @@ func TestEagerAggregation(t *testing.T) {
 		}
 		recs = append(recs, lambdaInvoke(fmt.Sprintf("fn-%d", i%4), eni, fmt.Sprintf("00000000-0000-0000-0000-%012d", i), base.Add(time.Duration(i)*time.Minute)))
 	}
+	for i := range 100 { // every one calls another function: no two requestParameters alike
+		recs = append(recs, lambdaInvoke(fmt.Sprintf("unique-%d", i), "eni-1", fmt.Sprintf("11111111-0000-0000-0000-%012d", i), base))
+	}
 	v.ingest(acct, recs...)
 	v.ingest(acct, fixtureRecords(t)...)
 	sid := v.e.sids[edsID]
@@ -40,9 +43,11 @@ func TestEagerAggregation(t *testing.T) {
 		{fmt.Sprintf(seedQuery, edsID), true},
 		{"SELECT json_extract(additionaleventdata, '$.customerEniId') eni, COUNT(*) FROM " + edsID + " GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3", true},
 		{"SELECT element_at(requestParameters, 'functionName') fn, eventName, count(*) AS n FROM " + edsID + " WHERE eventSource = 'lambda.amazonaws.com' GROUP BY 1, 2 HAVING count(*) > 100 ORDER BY n", true},
-		{"SELECT json_extract_scalar(requestparameters, '$.bucketName') b, awsRegion, count(*) FROM " + edsID + " t WHERE t.eventTime > '2000-01-01' GROUP BY json_extract_scalar(requestparameters, '$.bucketName'), t.awsRegion", true},
-		{"SELECT requestParameters['functionName'], count(*) * 2 FROM " + edsID + " GROUP BY requestParameters['functionName']", true},
+		{"SELECT json_extract_scalar(requestparameters, '$.logType') b, awsRegion, count(*) FROM " + edsID + " t WHERE t.eventTime > '2000-01-01' AND t.eventID LIKE '0%' GROUP BY json_extract_scalar(requestparameters, '$.logType'), t.awsRegion", true},
+		{"SELECT requestParameters['functionName'], count(*) * 2 FROM " + edsID + " WHERE eventName = 'Invoke' GROUP BY requestParameters['functionName']", true},
+		{"SELECT json_extract(requestParameters, '$.invocationType'), count(*) FROM " + edsID + " WHERE eventID LIKE '00000000%' GROUP BY 1", true},
 		// Shapes it leaves alone: the answer would change or the first step would not pay.
+		{"SELECT json_extract(requestParameters, '$.invocationType'), count(*) FROM " + edsID + " WHERE eventID LIKE '11111111%' GROUP BY 1", false},
 		{"SELECT eventName, count(*) FROM " + edsID + " GROUP BY eventName", false},
 		{"SELECT json_extract(additionaleventdata, '$.customerEniId'), sum(1) FROM " + edsID + " GROUP BY 1", false},
 		{"SELECT json_extract(additionaleventdata, '$.customerEniId'), count(DISTINCT eventID) FROM " + edsID + " GROUP BY 1", false},

@@ -112,8 +112,7 @@ func prepare(ctx context.Context, db *sql.DB, src string, resolve resolver, view
 	}
 	p := &prepared{rw: rw, sql: rw.final(), columns: names}
 	// The two-step form, where it applies and DuckDB binds it; on any doubt the statement as written.
-	if eager, err := eagerSQL(ctx, db, stmt); err == nil && eager != "" {
-		eager = rw.fill(eager)
+	if eager, err := eagerSQL(ctx, db, stmt, rw.fill); err == nil && eager != "" {
 		if st, err := db.PrepareContext(ctx, eager); err == nil {
 			st.Close()
 			p.sql, p.eager = eager, true

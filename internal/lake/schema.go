@@ -2,6 +2,7 @@ package lake
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/duckdb/duckdb-go/v2"
@@ -183,7 +184,11 @@ var macros = []string{
 }
 
 // storeSelect is what a store named in FROM stands for. DuckDB drops the
-// lake_event_json call from queries that do not use eventJson.
+// lake_event_json call from queries that do not use eventJson. It ends in
+// "FROM <table>))", which storeTableRE finds.
 func storeSelect(table string, sid int) string {
 	return fmt.Sprintf("(SELECT *, sha256(eventJson) AS eventJsonChecksum FROM (SELECT * EXCLUDE (seq, jb, jl, ji), lake_event_json(%d, jb, jl, ji) AS eventJson FROM %s))", sid, table)
 }
+
+// storeTableRE finds the table in storeSelect's text (user SQL cannot name lake.s_ tables).
+var storeTableRE = regexp.MustCompile(`FROM (lake\.(?:s_\d+|template))\)\)`)
