@@ -29,7 +29,7 @@ import (
 
 func runBench(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: opentrail bench ingest|lookup [flags]")
+		return errors.New("usage: opentrail bench ingest|lookup|deliver|import [flags]")
 	}
 	switch args[0] {
 	case "ingest":
@@ -38,8 +38,10 @@ func runBench(args []string) error {
 		return benchLookup(args[1:])
 	case "deliver":
 		return benchDeliver(args[1:])
+	case "import":
+		return benchImport(args[1:])
 	}
-	return fmt.Errorf("unknown benchmark %q (ingest, lookup, deliver)", args[0])
+	return fmt.Errorf("unknown benchmark %q (ingest, lookup, deliver, import)", args[0])
 }
 
 // benchServer is an OpenTrail server started as a child process, so that its

@@ -201,20 +201,40 @@ func compact(raw []byte) ([]byte, error) {
 	return v, nil
 }
 
-// hasInsignificantSpace reports whether valid JSON b has white space outside strings.
+// hasInsignificantSpace reports whether valid JSON b has white space outside
+// strings. It jumps from quote to quote (bytes.IndexByte), so a string costs
+// what finding its closing quote costs.
 func hasInsignificantSpace(b []byte) bool {
-	inString := false
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; {
-		case inString && c == '\\':
-			i++
-		case c == '"':
-			inString = !inString
-		case !inString && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
-			return true
+	for {
+		q := bytes.IndexByte(b, '"')
+		outside := b
+		if q >= 0 {
+			outside = b[:q]
+		}
+		for _, c := range outside {
+			if c == ' ' || c == '\t' || c == '\n' || c == '\r' {
+				return true
+			}
+		}
+		if q < 0 {
+			return false
+		}
+		b = b[q+1:]
+		for { // to the string's closing quote: one not escaped by an odd run of backslashes
+			e := bytes.IndexByte(b, '"')
+			if e < 0 {
+				return false
+			}
+			n := 0
+			for k := e - 1; k >= 0 && b[k] == '\\'; k-- {
+				n++
+			}
+			b = b[e+1:]
+			if n%2 == 0 {
+				break
+			}
 		}
 	}
-	return false
 }
 
 // parser walks the top level of a record once.

@@ -163,3 +163,30 @@ func BenchmarkNormalize(b *testing.B) {
 		_ = Encode(nil, &r)
 	}
 }
+
+// FuzzInsignificantSpace holds hasInsignificantSpace to the plain byte loop.
+func FuzzInsignificantSpace(f *testing.F) {
+	for _, s := range []string{`{"a":"b c"}`, `{"a": 1}`, `{"a":"\" "}`, `{"a":"\\"}`, `{"a":"\\\" x"} `, `["\\\\", 1 ]`, "{\"a\":\t1}", `"x\"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want := false
+		inString := false
+		for i := 0; i < len(b); i++ {
+			switch c := b[i]; {
+			case inString && c == '\\':
+				i++
+			case c == '"':
+				inString = !inString
+			case !inString && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+				want = true
+			}
+			if want {
+				break
+			}
+		}
+		if got := hasInsignificantSpace(b); got != want {
+			t.Fatalf("%q: %v, want %v", b, got, want)
+		}
+	})
+}

@@ -93,7 +93,8 @@ func splitRecords(body []byte) ([][]byte, error) {
 	bad := func(format string, args ...any) error {
 		return awsapi.Errorf("SerializationException", format, args...)
 	}
-	dec := jsontext.NewDecoder(bytes.NewBuffer(body))
+	// Records' member names are checked by event.Normalize; here only their bounds matter.
+	dec := jsontext.NewDecoder(bytes.NewBuffer(body), jsontext.AllowDuplicateNames(true))
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return nil, bad("the body must be a JSON object {\"Records\":[...]}")
 	}
@@ -109,6 +110,9 @@ func splitRecords(body []byte) ([][]byte, error) {
 				return nil, bad("malformed JSON: %v", err)
 			}
 			continue
+		}
+		if found {
+			return nil, bad("duplicate member \"Records\"")
 		}
 		found = true
 		if dec.PeekKind() != '[' {

@@ -216,6 +216,8 @@ func TestIngestValidationAndLimits(t *testing.T) {
 		{"wrong type", records2body([][]byte{[]byte(`{"eventTime":"2024-01-01T00:00:00Z","readOnly":"yes"}`)}), 400, "ValidationException", "Records[0].readOnly"},
 		{"not JSON", []byte(`{"Records":[{]}`), 400, "SerializationException", "Records[0]"},
 		{"no Records", []byte(`{}`), 400, "SerializationException", "no Records"},
+		{"Records twice", []byte(`{"Records":[` + string(good) + `],"Records":[` + string(good) + `]}`), 400, "SerializationException", "duplicate member"},
+		{"duplicate name in a record", []byte(`{"Records":[{"eventTime":"2024-01-01T00:00:00Z","eventName":"X","eventName":"Y"}]}`), 400, "ValidationException", "Records[0]"},
 		{"empty", []byte(`{"Records":[]}`), 400, "ValidationException", "empty"},
 		{"501 records", records2body(bytes.Split(bytes.Repeat(append(good, '\n'), 501)[:len(good)*501+500], []byte("\n"))), 400, "ValidationException", "at most 500"},
 		{"over 1 MB", []byte(`{"Records":[{"eventTime":"2024-01-01T00:00:00Z","x":"` + strings.Repeat("a", 1<<20) + `"}]}`), 413, "RequestEntityTooLarge", ""},
