@@ -1,11 +1,19 @@
 package lake
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/opentrail/opentrail/internal/archive/archivetest"
 
@@ -68,4 +76,48 @@ func BenchmarkQueryLogs(b *testing.B) {
 	}
 	b.ReportMetric(float64(200000*b.N)/b.Elapsed().Seconds(), "records/s")
 	os.Remove(root)
+}
+
+// BenchmarkGunzipOnly is the floor under any scan of the archive: every file
+// read and decompressed (klauspost/compress, one goroutine per CPU), nothing
+// parsed. Its MB/s (of compressed input) bounds what query --logs can reach.
+func BenchmarkGunzipOnly(b *testing.B) {
+	root, size := benchArchive(b, 200)
+	var paths []string
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			paths = append(paths, p)
+		}
+		return nil
+	})
+	b.SetBytes(size)
+	var out atomic.Int64
+	b.ResetTimer()
+	for b.Loop() {
+		var wg sync.WaitGroup
+		next := atomic.Int64{}
+		for range runtime.GOMAXPROCS(0) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := int(next.Add(1)) - 1; i < len(paths); i = int(next.Add(1)) - 1 {
+					f, err := os.Open(paths[i])
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					zr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<16))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					n, _ := io.Copy(io.Discard, zr)
+					out.Add(n)
+					f.Close()
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	b.ReportMetric(float64(out.Load())/b.Elapsed().Seconds()/1e6, "MB/s-json")
 }

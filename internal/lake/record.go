@@ -78,17 +78,21 @@ func skipValue(b []byte, i int) int {
 	}
 	switch b[i] {
 	case '"':
+		// The closing quote is the first not escaped by an odd run of backslashes.
 		for j := i + 1; j < len(b); {
-			k := bytes.IndexAny(b[j:], "\"\\")
+			k := bytes.IndexByte(b[j:], '"')
 			if k < 0 {
 				return -1
 			}
 			j += k
-			if b[j] == '\\' {
-				j += 2
-				continue
+			n := 0
+			for p := j - 1; p > i && b[p] == '\\'; p-- {
+				n++
 			}
-			return j + 1
+			if n%2 == 0 {
+				return j + 1
+			}
+			j++
 		}
 		return -1
 	case '{', '[':
