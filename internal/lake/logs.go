@@ -129,11 +129,11 @@ func createTableSQL(table string, cols map[string]bool) string {
 // loadLogs decodes files (o.Threads at a time) and appends their records' cols
 // to lake.logs.
 func loadLogs(ctx context.Context, dc driver.Conn, ar *archive.Archive, files []archive.File, cols map[string]bool, threads int, bytes *atomic.Int64) error {
-	a, err := duckdb.NewQueryAppender(dc, transformSQLCols("lake.logs", cols), "appended_data", stageTypes, stageNames)
+	st := newStager(cols)
+	a, err := duckdb.NewQueryAppender(dc, transformSQLCols("lake.logs", cols), "appended_data", st.types, st.names)
 	if err != nil {
 		return duckError(err)
 	}
-	st := newStager(cols)
 	withJSON := cols["eventjson"]
 	seq := uint64(0)
 	derr := ar.Decode(ctx, files, archive.Filter{}, threads, func(r archive.Result) error {

@@ -3,8 +3,10 @@ package lake
 import (
 	"bytes"
 	"database/sql/driver"
+	"slices"
 	"strings"
 
+	"github.com/duckdb/duckdb-go/v2"
 	"github.com/go-json-experiment/json/jsontext"
 )
 
@@ -163,16 +165,34 @@ func quoteJSONType(typ string) string {
 
 // stager makes the staged values (see stageNames) of records.
 type stager struct {
-	need []bool // by storeColumns index
-	args []driver.Value
+	pos   []int // by storeColumns index: the column's place in args, -1 if not staged
+	args  []driver.Value
+	names []string          // the staged columns' names,
+	types []duckdb.TypeInfo // and types, for the appender
 }
 
-// newStager stages the columns in only (lower-case names; nil = all).
+// newStager stages the columns in only (lower-case names): a log query's
+// appender gets just those (an unused column would still cost a NULL per
+// row). With only nil it stages every column, in stageNames' layout.
 func newStager(only map[string]bool) *stager {
-	s := &stager{need: make([]bool, len(storeColumns)), args: make([]driver.Value, len(stageNames))}
-	for i, c := range storeColumns {
-		s.need[i] = c.name != "eventTime" && c.name != "eventJson" && (only == nil || only[strings.ToLower(c.name)])
+	s := &stager{pos: make([]int, len(storeColumns))}
+	if only == nil {
+		s.names, s.types = stageNames, stageTypes
+	} else {
+		s.names, s.types = slices.Clone(stageNames[:stageFixed]), slices.Clone(stageTypes[:stageFixed])
 	}
+	for i, c := range storeColumns {
+		s.pos[i] = -1
+		need := c.name != "eventTime" && c.name != "eventJson" && (only == nil || only[strings.ToLower(c.name)])
+		switch {
+		case only == nil && need:
+			s.pos[i] = stageFixed + i
+		case need:
+			s.pos[i] = len(s.names)
+			s.names, s.types = append(s.names, stageNames[stageFixed+i]), append(s.types, stageTypes[stageFixed+i])
+		}
+	}
+	s.args = make([]driver.Value, len(s.names))
 	return s
 }
 
@@ -184,7 +204,7 @@ func (s *stager) row(seq uint64, et int64, r ref, ej any, rec []byte) []driver.V
 	a[0], a[1], a[2], a[3], a[4], a[5] = seq, et, r.jb, r.jl, r.ji, ej
 	splitRecord(rec, func(name, val []byte) {
 		i, ok := columnIndex[string(name)]
-		if !ok || !s.need[i] {
+		if !ok || s.pos[i] < 0 {
 			return
 		}
 		var v string
@@ -194,9 +214,9 @@ func (s *stager) row(seq uint64, et int64, r ref, ej any, rec []byte) []driver.V
 			v, ok = jsonValue(val)
 		}
 		if ok {
-			a[stageFixed+i] = v
+			a[s.pos[i]] = v
 		} else {
-			a[stageFixed+i] = nil
+			a[s.pos[i]] = nil
 		}
 	})
 	return a
