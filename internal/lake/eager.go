@@ -63,31 +63,35 @@ const countColumn = "ct$n"
 var volatileFuncs = map[string]bool{"random": true, "uuid": true, "gen_random_uuid": true, "nextval": true, "setseed": true, "currval": true}
 
 var (
-	aggOnce sync.Once
-	aggSet  map[string]bool
-	aggErr  error
+	aggMu  sync.Mutex
+	aggSet map[string]bool // DuckDB's aggregate functions, once read
 )
 
 // aggregates are the names of DuckDB's aggregate functions.
 func aggregates(ctx context.Context, db *sql.DB) (map[string]bool, error) {
-	aggOnce.Do(func() {
-		rows, err := db.QueryContext(ctx, `SELECT DISTINCT function_name FROM duckdb_functions() WHERE function_type = 'aggregate'`)
-		if err != nil {
-			aggErr = err
-			return
+	aggMu.Lock()
+	defer aggMu.Unlock()
+	if aggSet != nil {
+		return aggSet, nil
+	}
+	rows, err := db.QueryContext(ctx, `SELECT DISTINCT function_name FROM duckdb_functions() WHERE function_type = 'aggregate'`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	set := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
 		}
-		defer rows.Close()
-		aggSet = map[string]bool{}
-		for rows.Next() {
-			var n string
-			if aggErr = rows.Scan(&n); aggErr != nil {
-				return
-			}
-			aggSet[strings.ToLower(n)] = true
-		}
-		aggErr = rows.Err()
-	})
-	return aggSet, aggErr
+		set[strings.ToLower(n)] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	aggSet = set
+	return set, nil
 }
 
 // eagerSQL returns the two-step form of the checked statement stmt (one
@@ -176,11 +180,11 @@ func eagerCounts(node, phase1 map[string]any) {
 	node["from_table"] = map[string]any{"type": "SUBQUERY", "alias": alias(node["from_table"]), "sample": nil,
 		"subquery": map[string]any{"node": phase1, "named_param_map": []any{}}, "column_name_alias": []any{}}
 	node["where_clause"] = nil
-	walkNodes(node["select_list"], node["having"], node["modifiers"])
+	sumCounts(node["select_list"], node["having"], node["modifiers"])
 }
 
-// walkNodes turns every count(*) under roots into ct_sum_counts(ct$n).
-func walkNodes(roots ...any) {
+// sumCounts turns every count(*) under roots into ct_sum_counts(ct$n).
+func sumCounts(roots ...any) {
 	var walk func(v any)
 	walk = func(v any) {
 		switch x := v.(type) {
@@ -280,7 +284,7 @@ func eagerSplit(node map[string]any, aggs map[string]bool) (map[string]any, []st
 		}
 	}
 	for _, part := range []any{selects, groups, node["having"], modifiers} {
-		w.visit(part, false)
+		w.visit(part)
 	}
 	if w.bad || !w.mapKey || w.counts == 0 || len(w.cols) == 0 {
 		return nil, nil, false
@@ -360,14 +364,14 @@ type eagerWalk struct {
 	bad       bool
 }
 
-func (w *eagerWalk) visit(v any, _ bool) {
+func (w *eagerWalk) visit(v any) {
 	if w.bad {
 		return
 	}
 	switch x := v.(type) {
 	case []any:
 		for _, c := range x {
-			w.visit(c, false)
+			w.visit(c)
 		}
 	case map[string]any:
 		switch x["class"] {
@@ -407,7 +411,7 @@ func (w *eagerWalk) visit(v any, _ bool) {
 				}
 				continue
 			}
-			w.visit(c, false)
+			w.visit(c)
 		}
 	}
 }
