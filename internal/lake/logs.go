@@ -64,13 +64,15 @@ func QueryLogs(ctx context.Context, src string, s3 objstore.Store, sqlText strin
 	if err != nil {
 		return nil, err
 	}
-	files, err := ar.List(ctx, archive.Filter{}, nil)
+	// Only the files that can hold events in the eventTime range the statement asks for (prune.go).
+	filter := timeFilter(ctx, db, p.stmt)
+	files, err := ar.List(ctx, filter, nil)
 	if err != nil {
 		return nil, err
 	}
 	var bytes atomic.Int64
 	err = conn.Raw(func(dc any) error {
-		return loadLogs(ctx, dc.(driver.Conn), ar, files, cols, o.Threads, &bytes)
+		return loadLogs(ctx, dc.(driver.Conn), ar, files, filter, cols, o.Threads, &bytes)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lake: load %s: %w", src, err)
@@ -126,9 +128,9 @@ func createTableSQL(table string, cols map[string]bool) string {
 	return b.String()
 }
 
-// loadLogs decodes files (o.Threads at a time) and appends their records' cols
-// to lake.logs.
-func loadLogs(ctx context.Context, dc driver.Conn, ar *archive.Archive, files []archive.File, cols map[string]bool, threads int, bytes *atomic.Int64) error {
+// loadLogs decodes files (threads at a time) and appends the cols of their
+// records in f's time range to lake.logs.
+func loadLogs(ctx context.Context, dc driver.Conn, ar *archive.Archive, files []archive.File, f archive.Filter, cols map[string]bool, threads int, bytes *atomic.Int64) error {
 	st := newStager(cols)
 	a, err := duckdb.NewQueryAppender(dc, transformSQLCols("lake.logs", cols), "appended_data", st.types, st.names)
 	if err != nil {
@@ -136,7 +138,7 @@ func loadLogs(ctx context.Context, dc driver.Conn, ar *archive.Archive, files []
 	}
 	withJSON := cols["eventjson"]
 	seq := uint64(0)
-	derr := ar.Decode(ctx, files, archive.Filter{}, threads, func(r archive.Result) error {
+	derr := ar.Decode(ctx, files, f, threads, func(r archive.Result) error {
 		if r.Err != nil {
 			return nil // a corrupt file is skipped, as Athena skips what it cannot read
 		}

@@ -75,3 +75,61 @@ func TestQueryLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryLogsTimePruning: a query bounded in eventTime reads only the files
+// that can hold such events, and answers as if it had read them all.
+func TestQueryLogsTimePruning(t *testing.T) {
+	root := t.TempDir()
+	d0 := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	size := map[int]int64{} // by day: bytes of that day's file
+	for day := range 5 {
+		delivered := d0.Add(time.Duration(day)*24*time.Hour + 12*time.Hour)
+		var recs [][]byte
+		for i := range 10 {
+			recs = append(recs, lambdaInvoke("fn", "eni-1", fmt.Sprintf("88888888-0000-0000-%04d-%012d", day, i), delivered.Add(-10*time.Minute)))
+		}
+		key := logKey(acct, "us-east-1", delivered, day)
+		archivetest.WriteLogFile(t, root, key, recs...)
+		info, err := os.Stat(filepath.Join(root, key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		size[day] = info.Size()
+	}
+	// A straggler: an event of day 2 delivered just after midnight of day 3.
+	late := d0.Add(3*24*time.Hour + 30*time.Minute)
+	lateKey := logKey(acct, "us-east-1", late, 9)
+	archivetest.WriteLogFile(t, root, lateKey, lambdaInvoke("fn", "eni-1", "88888888-0000-0000-0009-000000000000", late.Add(-time.Hour)))
+	lateInfo, _ := os.Stat(filepath.Join(root, lateKey))
+
+	for _, c := range []struct {
+		sql   string
+		count string
+		bytes int64 // read; 0 = all files
+	}{
+		// Days 1 and 2 and the straggler (day 3's file is read: it came within a day of the bound);
+		// day 0 was delivered before the range, day 4 over a day after it.
+		{"SELECT count(*) FROM cloudtrail_logs WHERE eventTime >= '2024-03-02 00:00:00' AND eventName = 'Invoke' AND eventTime < '2024-03-04 00:00:00'", "21", size[1] + size[2] + size[3] + lateInfo.Size()},
+		{"SELECT count(*) FROM cloudtrail_logs t WHERE t.eventTime BETWEEN TIMESTAMP '2024-03-02 00:00:00' AND date_add('day', 2, TIMESTAMP '2024-03-02 00:00:00')", "21", size[1] + size[2] + size[3] + lateInfo.Size()},
+		{"SELECT count(*) FROM cloudtrail_logs WHERE '2024-03-05 00:00:00' <= eventTime", "10", size[4]},
+		// Not a top-level AND: every file.
+		{"SELECT count(*) FROM cloudtrail_logs WHERE eventTime >= '2024-03-05 00:00:00' OR eventName = 'None'", "10", 0},
+		{"SELECT count(*) FROM cloudtrail_logs WHERE eventTime >= '2024-03-02 00:00:00' AND eventTime < '2024-03-04 00:00:00' OR false", "21", 0},
+	} {
+		res, err := QueryLogs(context.Background(), root, nil, c.sql, Options{Threads: 2})
+		if err != nil {
+			t.Fatalf("%s: %v", c.sql, err)
+		}
+		all := lateInfo.Size()
+		for _, s := range size {
+			all += s
+		}
+		want := c.bytes
+		if want == 0 {
+			want = all
+		}
+		if got := str(res.Rows[0][0]); got != c.count || res.BytesScanned != want {
+			t.Errorf("%s: count %s, read %d bytes; want %s, %d (all files: %d)", c.sql, got, res.BytesScanned, c.count, want, all)
+		}
+	}
+}

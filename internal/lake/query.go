@@ -91,9 +91,10 @@ func newNonce() string {
 type prepared struct {
 	rw      *rewritten
 	sql     string
-	columns []string // names to report; "" keeps DuckDB's
-	eager   bool     // sql is the two-step form of the statement (eager.go)
-	refs    []string // store IDs read
+	columns []string           // names to report; "" keeps DuckDB's
+	eager   bool               // sql is the two-step form of the statement (eager.go)
+	stmt    stdjson.RawMessage // the statement as json_serialize_sql gives it
+	refs    []string           // store IDs read
 }
 
 // prepare rewrites, checks and names the columns of src.
@@ -110,7 +111,7 @@ func prepare(ctx context.Context, db *sql.DB, src string, resolve resolver, view
 	if err != nil {
 		return nil, err
 	}
-	p := &prepared{rw: rw, sql: rw.final(), columns: names}
+	p := &prepared{rw: rw, sql: rw.final(), columns: names, stmt: stmt}
 	// The two-step form, where it applies and DuckDB binds it; on any doubt the statement as written.
 	if eager, err := eagerSQL(ctx, db, stmt, rw.fill); err == nil && eager != "" {
 		if st, err := db.PrepareContext(ctx, eager); err == nil {
