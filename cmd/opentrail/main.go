@@ -26,7 +26,7 @@ var commands = []command{
 	{"tail", "print events as they happen: a log group's, or every record of your account", runTail},
 	{"deadletters", "list or replay the events a subscription filter could not deliver", runDeadLetters},
 	{"validate-logs", "validate a trail's digest and log files, as aws cloudtrail validate-logs does", runValidateLogs},
-	{"bench", "measure ingest and lookup performance", runBench},
+	{"bench", "measure ingest, lookup, delivery and import performance", runBench},
 	{"version", "print the version", func([]string) error { fmt.Println("opentrail", version); return nil }},
 }
 
