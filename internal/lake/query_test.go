@@ -216,3 +216,18 @@ func TestCancelAndTimeout(t *testing.T) {
 		t.Fatalf("query past its time limit: %v", err)
 	}
 }
+
+// TestManyStoreReferences: eleven references to stores, so that one table
+// placeholder is the start of another (…_1 and …_10).
+func TestManyStoreReferences(t *testing.T) {
+	v := newEnv(t, allEvents(acct, edsID))
+	v.ingest(acct, lambdaInvoke("fn", "eni-1", "99999999-0000-0000-0000-000000000001", time.Now()))
+	parts := make([]string, 11)
+	for i := range parts {
+		parts[i] = "SELECT count(*) AS n FROM " + edsID
+	}
+	res := v.query(acct, "SELECT sum(n) FROM ("+strings.Join(parts, " UNION ALL ")+")")
+	if got := str(res.Rows[0][0]); got != "11" {
+		t.Fatalf("sum %s, want 11", got)
+	}
+}

@@ -2,7 +2,9 @@ package lake
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -100,11 +102,15 @@ type anchor struct{ out, in int }
 func (r *rewritten) final() string { return r.fill(r.sql) }
 
 // fill replaces the table placeholders in s, a form of r.sql, quoted or not
-// (DuckDB's printer leaves plain names unquoted).
+// (DuckDB's printer leaves plain names unquoted); the longest first, so that
+// no placeholder is taken for the start of a longer one (…_1 in …_10).
 func (r *rewritten) fill(s string) string {
-	for ph, repl := range r.tables {
-		s = strings.ReplaceAll(s, ph, repl)
-		s = strings.ReplaceAll(s, strings.Trim(ph, `"`), repl)
+	phs := slices.SortedFunc(maps.Keys(r.tables), func(a, b string) int { return len(b) - len(a) })
+	for _, ph := range phs {
+		s = strings.ReplaceAll(s, ph, r.tables[ph])
+	}
+	for _, ph := range phs {
+		s = strings.ReplaceAll(s, strings.Trim(ph, `"`), r.tables[ph])
 	}
 	return s
 }
