@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/duckdb/duckdb-go/v2"
@@ -129,38 +131,90 @@ func createTableSQL(table string, cols map[string]bool) string {
 }
 
 // loadLogs decodes files (threads at a time) and appends the cols of their
-// records in f's time range to lake.logs.
+// records in f's time range to lake.logs. Decoding and staging (splitting a
+// record into its columns) run on threads goroutines; only the appends, which
+// share the connection dc, run on this one.
 func loadLogs(ctx context.Context, dc driver.Conn, ar *archive.Archive, files []archive.File, f archive.Filter, cols map[string]bool, threads int, bytes *atomic.Int64) error {
+	threads = max(1, threads)
 	st := newStager(cols)
 	a, err := duckdb.NewQueryAppender(dc, transformSQLCols("lake.logs", cols), "appended_data", st.types, st.names)
 	if err != nil {
 		return duckError(err)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type batch struct {
+		recs [][]byte
+		seq  uint64 // of the first record
+	}
+	batches := make(chan batch, threads)
+	staged := make(chan [][]driver.Value, threads)
+	var derr error
+	go func() {
+		defer close(batches)
+		seq := uint64(1)
+		derr = ar.Decode(ctx, files, f, threads, func(r archive.Result) error {
+			if r.Err != nil {
+				return nil // a corrupt file is skipped, as Athena skips what it cannot read
+			}
+			bytes.Add(r.File.Size)
+			select {
+			case batches <- batch{r.Records, seq}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			seq += uint64(len(r.Records))
+			return nil
+		})
+	}()
+	var wg sync.WaitGroup
 	withJSON := cols["eventjson"]
-	seq := uint64(0)
-	derr := ar.Decode(ctx, files, f, threads, func(r archive.Result) error {
-		if r.Err != nil {
-			return nil // a corrupt file is skipped, as Athena skips what it cannot read
+	for range threads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st := newStager(cols)
+			for b := range batches {
+				rows := make([][]driver.Value, len(b.recs))
+				for i, rec := range b.recs {
+					et := int64(0)
+					if t, ok := archive.EventTime(rec); ok {
+						et = t.UnixMicro()
+					}
+					var ej any
+					if withJSON {
+						ej = string(rec)
+					}
+					rows[i] = slices.Clone(st.row(b.seq+uint64(i), et, ref{}, ej, rec))
+				}
+				select {
+				case staged <- rows:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(staged)
+	}()
+	var aerr error
+	for rows := range staged {
+		for _, row := range rows {
+			if aerr == nil {
+				if err := a.AppendRow(row...); err != nil {
+					aerr = duckError(err)
+					cancel() // the decoders and stagers stop; what they hold is drained
+				}
+			}
 		}
-		bytes.Add(r.File.Size)
-		for _, rec := range r.Records {
-			et := int64(0)
-			if t, ok := archive.EventTime(rec); ok {
-				et = t.UnixMicro()
-			}
-			var ej any
-			if withJSON {
-				ej = string(rec)
-			}
-			seq++
-			if err := a.AppendRow(st.row(seq, et, ref{}, ej, rec)...); err != nil {
-				return duckError(err)
-			}
-		}
-		return nil
-	})
+	}
 	cerr := a.Close()
-	if derr != nil {
+	switch {
+	case aerr != nil:
+		return aerr
+	case derr != nil:
 		return derr
 	}
 	return duckError(cerr)

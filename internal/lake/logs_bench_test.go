@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,6 +69,7 @@ func BenchmarkQueryLogs(b *testing.B) {
 	root, size := benchArchive(b, 200)
 	b.SetBytes(size)
 	q := fmt.Sprintf(seedQuery, "cloudtrail_logs")
+	cpu0 := cpuTime()
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := QueryLogs(context.Background(), root, nil, q, Options{}); err != nil {
@@ -75,6 +77,7 @@ func BenchmarkQueryLogs(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(200000*b.N)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric((cpuTime()-cpu0).Seconds()/b.Elapsed().Seconds(), "cores")
 	os.Remove(root)
 }
 
@@ -120,4 +123,11 @@ func BenchmarkGunzipOnly(b *testing.B) {
 		wg.Wait()
 	}
 	b.ReportMetric(float64(out.Load())/b.Elapsed().Seconds()/1e6, "MB/s-json")
+}
+
+// cpuTime is the CPU time this process has used (user and system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
