@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
 
 	"github.com/opentrail/opentrail/internal/awsapi"
+	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/lake"
 )
 
@@ -199,8 +202,11 @@ func (s *Service) createChannel(_ context.Context, c Caller, body []byte) (any, 
 
 type channelRefInput struct{ Channel string }
 
-// ingestionStatus is the model's IngestionStatus, kept in memory: it reports
-// PutAuditEvents calls since the node started.
+// ingestionStatus is the model's IngestionStatus: the latest PutAuditEvents
+// call to a channel. It is kept under its own key (stateIngestion), written
+// without waiting for fsync (an acknowledged call's events are durable in the
+// journal; a crash may lose the status of the last calls, never an event),
+// and cached in memory.
 type ingestionStatus struct {
 	LatestIngestionSuccessTime    *epochSeconds `json:"LatestIngestionSuccessTime,omitempty"`
 	LatestIngestionSuccessEventID string        `json:"LatestIngestionSuccessEventID,omitempty"`
@@ -218,9 +224,9 @@ func (s *Service) getChannel(_ context.Context, c Caller, body []byte) (any, err
 	if err != nil {
 		return nil, err
 	}
-	st := ingestionStatus{}
-	if v, ok := s.lake.ingestion.Load(s.channelARN(ch)); ok {
-		st = v.(ingestionStatus)
+	st, err := s.ingestionStatus(ch.Account, ch.ID)
+	if err != nil {
+		return nil, err
 	}
 	return struct {
 		ChannelArn   string `json:"ChannelArn"`
@@ -321,7 +327,10 @@ func (s *Service) deleteChannel(_ context.Context, c Caller, body []byte) (any, 
 	if err := s.deleteState(stateChannel, ch.Account, ch.ID); err != nil {
 		return nil, err
 	}
-	s.lake.ingestion.Delete(s.channelARN(ch))
+	if err := s.deleteState(stateIngestion, ch.Account, ch.ID); err != nil {
+		return nil, err
+	}
+	s.lake.ingestion.Delete(ch.Account + "/" + ch.ID)
 	return emptyOutput{}, nil
 }
 
@@ -358,16 +367,38 @@ func (s *Service) AuditChannel(c Caller, ref string) (Channel, error) {
 
 // RecordIngestion updates a channel's IngestionStatus after a PutAuditEvents
 // call: the last event ID accepted, or the error code of the last failure.
-func (s *Service) RecordIngestion(channelARN string, at time.Time, lastEventID, errorCode string) {
+func (s *Service) RecordIngestion(ch Channel, at time.Time, lastEventID, errorCode string) {
+	id := ch.ARN[strings.LastIndex(ch.ARN, "/")+1:]
+	s.lake.ingestionMu.Lock()
+	defer s.lake.ingestionMu.Unlock()
+	st, err := s.ingestionStatus(ch.Account, id)
+	if err != nil {
+		s.log.Error("read channel ingestion status", "channel", ch.ARN, "err", err)
+	}
 	t := epochSeconds(at)
-	v, _ := s.lake.ingestion.Load(channelARN)
-	st, _ := v.(ingestionStatus)
 	st.LatestIngestionAttemptTime, st.LatestIngestionAttemptEventID = &t, lastEventID
 	if errorCode == "" {
 		st.LatestIngestionSuccessTime, st.LatestIngestionSuccessEventID = &t, lastEventID
 	}
 	st.LatestIngestionErrorCode = errorCode
-	s.lake.ingestion.Store(channelARN, st)
+	b, err := json.Marshal(st)
+	if err == nil {
+		err = s.db.Set(kv.StateKey(stateIngestion, ch.Account, id), b, pebble.NoSync)
+	}
+	if err != nil {
+		s.log.Error("write channel ingestion status", "channel", ch.ARN, "err", err)
+	}
+	s.lake.ingestion.Store(ch.Account+"/"+id, st)
+}
+
+// ingestionStatus is a channel's IngestionStatus, from the cache or the database.
+func (s *Service) ingestionStatus(account, id string) (ingestionStatus, error) {
+	if v, ok := s.lake.ingestion.Load(account + "/" + id); ok {
+		return v.(ingestionStatus), nil
+	}
+	var st ingestionStatus
+	_, err := s.getState(stateIngestion, account, id, &st)
+	return st, err
 }
 
 // atomicDefs caches the StoreDefs; a change to a store or channel bumps gen,

@@ -77,8 +77,9 @@ func (o *LakeOptions) setDefaults() {
 // that ends the ARN. Selectors are stored normalised, in the API's shape.
 
 const (
-	stateEDS     = "eds"
-	stateChannel = "channel"
+	stateEDS       = "eds"
+	stateChannel   = "channel"
+	stateIngestion = "ingestion" // a channel's IngestionStatus, by channel ID
 )
 
 type storedEDS struct {
@@ -137,8 +138,9 @@ type lakeState struct {
 	// defs caches StoreDefs; nil after a change.
 	defs atomicDefs
 	q    *queryRunner // nil until StartLake
-	// ingestion holds each channel's IngestionStatus (by channel ARN) since the node started.
-	ingestion sync.Map
+	// ingestion caches each channel's IngestionStatus (by account/ID); ingestionMu orders its updates.
+	ingestion   sync.Map
+	ingestionMu sync.Mutex
 	// Page sizes of the List operations; zero picks the default. Tests lower them.
 	edsPage, channelPage, queryPage int
 }

@@ -399,3 +399,34 @@ func TestLakeOpsRegistered(t *testing.T) {
 }
 
 func s0() *Service { return New(nil, nil, nil, slog.New(slog.DiscardHandler), Options{}) }
+
+// TestChannelIngestionStatusPersists: GetChannel's IngestionStatus survives a
+// restart and goes with the channel.
+func TestChannelIngestionStatusPersists(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := newLakeService(t, dir, nil, LakeOptions{})
+	auditSel := `,"AdvancedEventSelectors":[{"Name":"audit","FieldSelectors":[{"Field":"eventCategory","Equals":["ActivityAuditLog"]}]}]`
+	storeARN, _ := createStore(t, s, eastA, "apps", auditSel)
+	out := ok(t, s, eastA, "CreateChannel", fmt.Sprintf(`{"Name":"app","Source":"Custom","Destinations":[{"Type":"EVENT_DATA_STORE","Location":%q}]}`, storeARN))
+	chARN := out["ChannelArn"].(string)
+	ch, err := s.AuditChannel(eastA, chARN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.RecordIngestion(ch, t0, "e-1", "")
+	s.RecordIngestion(ch, t0.Add(time.Minute), "", "InvalidChecksum")
+	stopService(s)
+
+	s, _ = newLakeService(t, dir, nil, LakeOptions{})
+	got := ok(t, s, eastA, "GetChannel", fmt.Sprintf(`{"Channel":%q}`, chARN))
+	st, _ := got["IngestionStatus"].(map[string]any)
+	if st["LatestIngestionSuccessEventID"] != "e-1" || st["LatestIngestionErrorCode"] != "InvalidChecksum" ||
+		st["LatestIngestionSuccessTime"] == nil || st["LatestIngestionAttemptTime"] == st["LatestIngestionSuccessTime"] {
+		t.Fatalf("IngestionStatus after restart: %v", st)
+	}
+	ok(t, s, eastA, "DeleteChannel", fmt.Sprintf(`{"Channel":%q}`, chARN))
+	var left ingestionStatus
+	if found, _ := s.getState(stateIngestion, ch.Account, chARN[strings.LastIndex(chARN, "/")+1:], &left); found {
+		t.Fatal("the status outlived its channel")
+	}
+}

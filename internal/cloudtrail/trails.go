@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -679,6 +680,16 @@ type epochSeconds time.Time
 
 func (e epochSeconds) MarshalJSON() ([]byte, error) {
 	return strconv.AppendFloat(nil, float64(time.Time(e).UnixMilli())/1000, 'f', -1, 64), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote (to the millisecond).
+func (e *epochSeconds) UnmarshalJSON(b []byte) error {
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return fmt.Errorf("epoch seconds %s: %w", b, err)
+	}
+	*e = epochSeconds(time.UnixMilli(int64(math.Round(f * 1000))).UTC())
+	return nil
 }
 
 func epochOrNil(t time.Time) *epochSeconds {

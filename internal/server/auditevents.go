@@ -117,16 +117,16 @@ func (s *Server) putAuditEvents(w http.ResponseWriter, r *http.Request, rq *requ
 	}
 	if len(entries) > 0 {
 		if _, err := s.j.Append(r.Context(), entries); err != nil {
-			s.ct.RecordIngestion(ch.ARN, now, "", "InternalFailure")
+			s.ct.RecordIngestion(ch, now, "", "InternalFailure")
 			s.fail(w, rq, err)
 			return
 		}
 	}
 	switch {
 	case len(out.Successful) > 0:
-		s.ct.RecordIngestion(ch.ARN, now, out.Successful[len(out.Successful)-1].EventID, "")
+		s.ct.RecordIngestion(ch, now, out.Successful[len(out.Successful)-1].EventID, "")
 	case len(out.Failed) > 0:
-		s.ct.RecordIngestion(ch.ARN, now, "", out.Failed[len(out.Failed)-1].ErrorCode)
+		s.ct.RecordIngestion(ch, now, "", out.Failed[len(out.Failed)-1].ErrorCode)
 	}
 	awsapi.WriteJSON(w, rq.id, http.StatusOK, out)
 }
