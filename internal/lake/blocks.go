@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 
 	"github.com/duckdb/duckdb-go/v2"
 	"github.com/klauspost/compress/zstd"
@@ -53,9 +54,11 @@ type blockFiles struct {
 	enc     *zstd.Encoder
 	dec     *zstd.Decoder
 
-	mu    sync.Mutex
-	files map[int]*os.File
-	ends  map[int]int64 // append offset of each file
+	mu     sync.Mutex
+	files  map[int]*os.File
+	ends   map[int]int64 // append offset of each file
+	freed  map[int]int64 // how far from the start each file's space was released
+	noHole bool          // the file system cannot punch holes
 
 	cmu   sync.Mutex
 	cache map[blockKey]*block
@@ -88,7 +91,7 @@ func openBlockFiles(dir string, threads int) (*blockFiles, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &blockFiles{dir: dir, threads: max(1, threads), enc: enc, dec: dec, files: map[int]*os.File{}, ends: map[int]int64{}, cache: map[blockKey]*block{}}, nil
+	return &blockFiles{dir: dir, threads: max(1, threads), enc: enc, dec: dec, files: map[int]*os.File{}, ends: map[int]int64{}, freed: map[int]int64{}, cache: map[blockKey]*block{}}, nil
 }
 
 func (b *blockFiles) path(sid int) string {
@@ -130,6 +133,31 @@ func (b *blockFiles) truncate(sid int, size int64) error {
 	}
 	b.ends[sid] = size
 	return nil
+}
+
+// release gives the disk space of sid's bytes before upTo back to the file
+// system (no row points there any more); offsets stay as they are. It returns
+// the bytes released, 0 where the file system cannot (the space is then kept).
+func (b *blockFiles) release(sid int, upTo int64) (int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f, err := b.file(sid)
+	if err != nil {
+		return 0, err
+	}
+	from := b.freed[sid]
+	if b.noHole || upTo <= from {
+		return 0, nil
+	}
+	if err := punchHole(f, from, upTo-from); err != nil {
+		if errors.Is(err, errors.ErrUnsupported) || errors.Is(err, syscall.EOPNOTSUPP) {
+			b.noHole = true
+			return 0, nil
+		}
+		return 0, fmt.Errorf("lake: blocks: release %s: %w", f.Name(), err)
+	}
+	b.freed[sid] = upTo
+	return upTo - from, nil
 }
 
 // end is sid's append offset.
@@ -226,6 +254,7 @@ func (b *blockFiles) remove(sid int) error {
 		delete(b.files, sid)
 		delete(b.ends, sid)
 	}
+	delete(b.freed, sid)
 	b.mu.Unlock()
 	b.cmu.Lock()
 	for k := range b.cache {

@@ -98,6 +98,10 @@ type Engine struct {
 	views  map[string]bool // names DuckDB resolves without a schema: no CTE may take them
 
 	wmu sync.Mutex // serialises write transactions on w
+	// dead is, per store, where its block file's first live record lay at the
+	// last expiry: what precedes it is released at the next one, by when no
+	// query that could still read it runs (the janitor's hour > QueryTimeout).
+	dead map[int]int64
 	w   *sql.Conn
 
 	smu  sync.Mutex
@@ -134,7 +138,7 @@ func Open(dir string, j *journal.Journal, db *pebble.DB, stores func() []StoreDe
 		ddb.Close()
 		return nil, err
 	}
-	e := &Engine{j: j, kv: db, stores: stores, log: log.With("component", "lake"), o: o, db: ddb, blocks: blocks, sids: map[string]int{}}
+	e := &Engine{j: j, kv: db, stores: stores, log: log.With("component", "lake"), o: o, db: ddb, blocks: blocks, sids: map[string]int{}, dead: map[int]int64{}}
 	ctx := context.Background()
 	if e.w, err = ddb.Conn(ctx); err != nil {
 		blocks.close()
@@ -641,8 +645,27 @@ func (e *Engine) expireStore(ctx context.Context, sid int, cutoff time.Time) (er
 			return err
 		}
 	}
-	_, err = e.w.ExecContext(ctx, "COMMIT")
-	return duckError(err)
+	if _, err = e.w.ExecContext(ctx, "COMMIT"); err != nil {
+		return duckError(err)
+	}
+	// The block file's space before its first live record, dead since the last run, goes back to the file system.
+	var first sql.NullInt64
+	if err := e.w.QueryRowContext(ctx, fmt.Sprintf(`SELECT CAST(min(jb) AS BIGINT) FROM %s`, table)).Scan(&first); err != nil {
+		return duckError(err)
+	}
+	live := first.Int64
+	if !first.Valid { // no rows: all of it
+		if live, err = e.blocks.end(sid); err != nil {
+			return err
+		}
+	}
+	if prev, ok := e.dead[sid]; ok {
+		if _, err := e.blocks.release(sid, min(prev, live)); err != nil {
+			return err
+		}
+	}
+	e.dead[sid] = live
+	return nil
 }
 
 // DropStore deletes a store's data for good. The API removes the store from
@@ -670,6 +693,7 @@ func (e *Engine) DropStore(ctx context.Context, id string) error {
 	e.smu.Lock()
 	delete(e.sids, id)
 	e.smu.Unlock()
+	delete(e.dead, sid)
 	if err := e.blocks.remove(sid); err != nil {
 		e.log.Warn("remove block file", "err", err)
 	}

@@ -1,15 +1,18 @@
 package lake
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -448,5 +451,61 @@ func TestChannelEvents(t *testing.T) {
 	}
 	if got := str(v.query(acct, "SELECT count(*) FROM "+edsID+" WHERE eventCategory = 'ActivityAuditLog'").Rows[0][0]); got != "0" {
 		t.Fatal("a CloudTrail store took a channel event")
+	}
+}
+
+// TestRetentionReleasesBlockSpace: once expired records are past, the disk
+// space they held in the block file goes back to the file system (a hole is
+// punched at the expiry after the one that deleted them), and what remains
+// reads as before.
+func TestRetentionReleasesBlockSpace(t *testing.T) {
+	d := allEvents(acct, edsID)
+	d.RetentionDays = 30
+	v := newEnv(t, d)
+	rng := rand.New(rand.NewPCG(3, 4))
+	rec := func(i int, at time.Time) []byte {
+		noise := make([]byte, 1500) // incompressible, so that the records take real space
+		for k := range noise {
+			noise[k] = "0123456789abcdef"[rng.IntN(16)]
+		}
+		r := lambdaInvoke("f", "eni-1", fmt.Sprintf("44444444-0000-0000-0000-%012d", i), at)
+		return bytes.Replace(r, []byte(`"userAgent":"Mozilla`), []byte(`"userAgent":"`+string(noise)+` Mozilla`), 1)
+	}
+	var old, recent [][]byte
+	for i := range 3000 {
+		old = append(old, rec(i, v.now.Add(-40*24*time.Hour)))
+	}
+	v.ingest(acct, old...)
+	for i := range 100 {
+		recent = append(recent, rec(10000+i, v.now.Add(-time.Hour)))
+	}
+	v.ingest(acct, recent...)
+	path := v.e.blocks.path(v.e.sids[edsID])
+	allocated := func() (size, disk int64) {
+		var st syscall.Stat_t
+		if err := syscall.Stat(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Size, st.Blocks * 512
+	}
+	size0, disk0 := allocated()
+	for range 2 { // the first run deletes the rows, the second releases their space
+		if err := v.e.Expire(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	size1, disk1 := allocated()
+	if size1 != size0 {
+		t.Fatalf("the file's size changed: %d → %d", size0, size1)
+	}
+	if v.e.blocks.noHole {
+		t.Skip("this file system cannot punch holes")
+	}
+	if disk1 > disk0/5 {
+		t.Fatalf("disk use %d → %d bytes: the expired records' space was not released", disk0, disk1)
+	}
+	res := v.query(acct, "SELECT count(*), count(DISTINCT eventJsonChecksum), min(json_extract_scalar(eventJson, '$.eventID')) FROM "+edsID)
+	if got := res.table(); !strings.Contains(got, "100 | 100 | 44444444-0000-0000-0000-000000010000") {
+		t.Fatalf("after release: %s", got)
 	}
 }
