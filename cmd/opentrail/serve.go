@@ -40,6 +40,9 @@ func runServe(args []string) error {
 	fs.Func("lambda", "NAME=HANDLER: run Lambda function NAME (subscription destination arn:aws:lambda:...:function:NAME) as "+
 		"an http(s):// endpoint that receives the Lambda event, or exec:COMMAND that gets it on stdin; repeatable",
 		func(v string) error { return dest.ParseLambdaFlag(v, &dests) })
+	fs.Func("subscription-url-prefix", "PREFIX: accept plain URL subscription destinations only under PREFIX (e.g. https://hooks.example.com/); "+
+		"repeatable; without it any http(s) URL is accepted (never a link-local address such as a metadata service)",
+		func(v string) error { dests.URLPrefixes = append(dests.URLPrefixes, v); return nil })
 	destFile := fs.String("destinations", env("", "OPENTRAIL_DESTINATIONS"), "JSON file of Lambda handlers, SNS topics and SMTP settings (see README); flags add to it")
 	smtpAddr := fs.String("smtp", env("", "OPENTRAIL_SMTP"), "SMTP submission server host:port for mailto: endpoints")
 	smtpFrom := fs.String("smtp-from", env("", "OPENTRAIL_SMTP_FROM"), "From address of notification mail")
@@ -177,6 +180,7 @@ func mergeDestinations(file, flags dest.Config) dest.Config {
 	for k, v := range flags.Topics {
 		file.Topics[k] = append(file.Topics[k], v...)
 	}
+	file.URLPrefixes = append(file.URLPrefixes, flags.URLPrefixes...)
 	return file
 }
 

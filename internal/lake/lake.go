@@ -102,7 +102,7 @@ type Engine struct {
 	// last expiry: what precedes it is released at the next one, by when no
 	// query that could still read it runs (the janitor's hour > QueryTimeout).
 	dead map[int]int64
-	w   *sql.Conn
+	w    *sql.Conn
 
 	smu  sync.Mutex
 	sids map[string]int // store ID → table number

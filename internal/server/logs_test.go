@@ -318,6 +318,7 @@ func TestTrailToLogGroupToSubscription(t *testing.T) {
 	lambda, webhook := newHook(t), newHook(t)
 	e := startWith(t, func(c *app.Config) {
 		c.Destinations.Lambdas = map[string]string{"notify-alice": lambda.srv.URL}
+		c.Destinations.URLPrefixes = []string{webhook.srv.URL + "/"}
 	})
 	e.buckets("trail-bucket")
 	ctx := context.Background()
@@ -353,6 +354,11 @@ func TestTrailToLogGroupToSubscription(t *testing.T) {
 		FilterPattern: aws.String(""), DestinationArn: aws.String("arn:aws:lambda:us-east-1:123456789012:function:missing")})
 	if apiCode(err) != "InvalidParameterException" {
 		t.Fatalf("unknown function: %v", err)
+	}
+	_, err = cw.PutSubscriptionFilter(ctx, &cloudwatchlogs.PutSubscriptionFilterInput{LogGroupName: aws.String(group), FilterName: aws.String("all-deletes"),
+		FilterPattern: aws.String(""), DestinationArn: aws.String("http://127.0.0.2:1/elsewhere")})
+	if apiCode(err) != "InvalidParameterException" {
+		t.Fatalf("a URL outside --subscription-url-prefix: %v", err)
 	}
 	_, err = cw.PutMetricFilter(ctx, &cloudwatchlogs.PutMetricFilterInput{LogGroupName: aws.String(group), FilterName: aws.String("deletes-by-user"),
 		FilterPattern: aws.String(`{ $.eventName = "Delete*" }`), MetricTransformations: []cwtypes.MetricTransformation{{

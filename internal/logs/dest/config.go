@@ -29,7 +29,11 @@ type Config struct {
 	// EventLink renders the link to an event in notifications; placeholders
 	// {region}, {eventID}, {account}. Empty means DefaultEventLink.
 	EventLink  string
-	HTTPClient *http.Client // nil = default with 10 s timeout, redirects not followed
+	HTTPClient *http.Client // nil = default with 10 s timeout, redirects not followed, no link-local addresses
+	// URLPrefixes, when set, are the only plain URL destinations that
+	// PutSubscriptionFilter accepts: a destinationArn URL must start with one
+	// of them (e.g. "https://hooks.example.com/"). Empty accepts any http(s) URL.
+	URLPrefixes []string
 
 	// LambdaStdout receives what an exec handler wrote to stdout (what a real
 	// function's print() puts in its own log group), in one Write per
@@ -58,15 +62,16 @@ const DefaultEventLink = "https://{region}.console.aws.amazon.com/cloudtrailv2/h
 // ---- Config file format (documented in doc.go). ----
 
 var (
-	configKeys = []string{"lambdas", "topics", "smtp", "eventLink"}
+	configKeys = []string{"lambdas", "topics", "smtp", "eventLink", "urlPrefixes"}
 	smtpKeys   = []string{"addr", "from", "username", "password", "startTLS", "helloName", "caFile"}
 )
 
 type configFile struct {
-	Lambdas   map[string]string   `json:"lambdas"`
-	Topics    map[string][]string `json:"topics"`
-	SMTP      smtpFile            `json:"smtp"`
-	EventLink string              `json:"eventLink"`
+	Lambdas     map[string]string   `json:"lambdas"`
+	Topics      map[string][]string `json:"topics"`
+	SMTP        smtpFile            `json:"smtp"`
+	EventLink   string              `json:"eventLink"`
+	URLPrefixes []string            `json:"urlPrefixes"`
 }
 
 type smtpFile struct {
@@ -134,7 +139,7 @@ func parseConfig(data []byte) (Config, error) {
 	if err := strictUnmarshal(data, &f); err != nil {
 		return c, jsonError(data, err)
 	}
-	c.Lambdas, c.Topics, c.EventLink = f.Lambdas, f.Topics, f.EventLink
+	c.Lambdas, c.Topics, c.EventLink, c.URLPrefixes = f.Lambdas, f.Topics, f.EventLink, f.URLPrefixes
 	sf := f.SMTP
 	// env: substitution, field by field so that errors can name the field.
 	var err error
@@ -359,6 +364,13 @@ func ParseTopicFlag(s string, c *Config) error {
 // and show values without credentials.
 func (c *Config) Validate() error {
 	var errs []error
+	for i, p := range c.URLPrefixes {
+		if u, err := parseHTTPURL(p); err != nil {
+			errs = append(errs, fmt.Errorf("urlPrefixes[%d]: %w", i, err))
+		} else if u.Path == "" {
+			errs = append(errs, fmt.Errorf("urlPrefixes[%d]: %s must end its host with a path, at least \"/\" (else https://a.example matches https://a.example.evil)", i, redactURL(u)))
+		}
+	}
 	for _, name := range sortedKeys(c.Lambdas) {
 		if err := validLambdaName(name); err != nil {
 			errs = append(errs, fmt.Errorf("lambdas: %w", err))

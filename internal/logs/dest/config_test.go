@@ -1,6 +1,7 @@
 package dest
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -304,4 +305,53 @@ func FuzzSplitCommand(f *testing.F) {
 			t.Fatalf("%q: %q re-split as %q, %v", s, argv, again, err)
 		}
 	})
+}
+
+// TestURLPrefixes: with an allow-list, plain URL destinations outside it are
+// refused when the subscription filter is put; a prefix must name a path.
+func TestURLPrefixes(t *testing.T) {
+	c := Config{URLPrefixes: []string{"https://hooks.example.com/opentrail/", "http://127.0.0.1:9000/"}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for arn, ok := range map[string]bool{
+		"https://hooks.example.com/opentrail/alerts":     true,
+		"http://127.0.0.1:9000/x":                        true,
+		"https://hooks.example.com/other":                false,
+		"https://hooks.example.com.evil.test/opentrail/": false,
+		"http://127.0.0.1:90001/x":                       false,
+		"https://HOOKS.example.com/opentrail/x":          false, // as written; URLs are compared as strings
+	} {
+		_, err := c.Resolve(arn)
+		if (err == nil) != ok {
+			t.Errorf("Resolve(%s): %v, want accepted %v", arn, err, ok)
+		}
+		if err != nil && (!errors.Is(err, ErrInvalidDestination) || !strings.Contains(err.Error(), "hooks.example.com/opentrail/")) {
+			t.Errorf("Resolve(%s): %v", arn, err)
+		}
+	}
+	bad := Config{URLPrefixes: []string{"https://hooks.example.com"}}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "urlPrefixes[0]") {
+		t.Errorf("a prefix without a path: %v", err)
+	}
+	p := writeConfig(t, `{"urlPrefixes":["https://hooks.example.com/a/"]}`)
+	if fc, err := LoadConfigFile(p); err != nil || len(fc.URLPrefixes) != 1 {
+		t.Errorf("config file urlPrefixes: %+v %v", fc.URLPrefixes, err)
+	}
+}
+
+// TestLinkLocalRefused: the default client dials no metadata-service address,
+// whatever the allow-list says.
+func TestLinkLocalRefused(t *testing.T) {
+	var c Config
+	for _, u := range []string{"http://169.254.169.254/latest/meta-data/", "http://[fe80::1]:8080/", "http://0.0.0.0:1/", "http://[fd00:ec2::254]/"} {
+		d, err := c.Resolve(u)
+		if err != nil {
+			t.Fatalf("Resolve(%s): %v", u, err)
+		}
+		err = d.Send(context.Background(), seedBatch())
+		if !errors.Is(err, ErrAddressRefused) {
+			t.Errorf("Send to %s: %v, want ErrAddressRefused", u, err)
+		}
+	}
 }

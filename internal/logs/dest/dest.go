@@ -9,10 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -217,6 +220,14 @@ func (c *Config) Resolve(destinationArn string) (Destination, error) {
 		if err != nil {
 			return nil, invalidf("Invalid destinationArn: %v", err)
 		}
+		norm := *u
+		if norm.Path == "" {
+			norm.Path = "/" // http://host is http://host/
+		}
+		if len(c.URLPrefixes) > 0 && !slices.ContainsFunc(c.URLPrefixes, func(p string) bool { return strings.HasPrefix(norm.String(), p) }) {
+			return nil, invalidf("Invalid destinationArn: this server delivers to URLs under %s only, not to %s (serve --subscription-url-prefix)",
+				strings.Join(c.URLPrefixes, ", "), redactURL(u))
+		}
 		return &webhook{url: u, client: c.httpClient()}, nil
 	case s == "":
 		return nil, invalidf("Invalid destinationArn: it is empty; expected %s", acceptedForms)
@@ -328,7 +339,37 @@ func (c *Config) httpClient() *http.Client {
 		Timeout: DefaultHTTPTimeout,
 		// A redirected POST would become a GET and "succeed" without delivering.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport:     defaultTransport,
 	}
+}
+
+// defaultTransport dials no link-local or unspecified address and not EC2's
+// IPv6 metadata address: a destination URL must not make the server post to a
+// cloud metadata service (169.254.169.254, fd00:ec2::254) or to 0.0.0.0. The
+// check is on the address actually dialled, after DNS, so a name that
+// resolves there is refused too.
+var defaultTransport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: refuseLinkLocal}
+	t.DialContext = d.DialContext
+	return t
+}()
+
+var ec2MetadataV6 = net.ParseIP("fd00:ec2::254")
+
+// ErrAddressRefused is returned for a destination at a link-local or unspecified address.
+var ErrAddressRefused = errors.New("link-local and unspecified addresses are not delivered to")
+
+func refuseLinkLocal(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip := net.ParseIP(host)
+	if ip != nil && (ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.Equal(ec2MetadataV6)) {
+		return fmt.Errorf("%w: %s", ErrAddressRefused, host)
+	}
+	return nil
 }
 
 // post sends body to u and succeeds on a 2xx answer. what names the target in

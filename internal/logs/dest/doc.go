@@ -98,8 +98,14 @@
 // percent-encoded outside printable ASCII (and '%'): decode with
 // url.PathUnescape.
 //
+// With Config.URLPrefixes set (serve --subscription-url-prefix, "urlPrefixes"
+// in the file), a plain URL destination must start with one of them, compared
+// as written; each prefix must reach at least the "/" after its host.
+//
 // HTTP deliveries use Config.HTTPClient, by default one with a 10 s timeout
-// that does not follow redirects (a redirected POST would turn into a GET).
+// that does not follow redirects (a redirected POST would turn into a GET) and
+// dials no link-local or unspecified address, nor EC2's IPv6 metadata address
+// (ErrAddressRefused), after DNS resolution.
 //
 // # Config file (LoadConfigFile)
 //
@@ -116,7 +122,8 @@
 //	           "username": "opentrail", "password": "env:OPENTRAIL_SMTP_PASSWORD",
 //	           "startTLS": "auto", "helloName": "opentrail.example.com",
 //	           "caFile": "/etc/opentrail/smtp-ca.pem"},
-//	  "eventLink": "https://{region}.console.aws.amazon.com/cloudtrailv2/home?region={region}#/events/{eventID}"
+//	  "eventLink": "https://{region}.console.aws.amazon.com/cloudtrailv2/home?region={region}#/events/{eventID}",
+//	  "urlPrefixes": ["https://hooks.example.com/opentrail/"]
 //	}
 //
 // Any string value "env:NAME" is replaced by the environment variable NAME,
