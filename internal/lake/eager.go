@@ -272,11 +272,25 @@ func eagerSplit(node map[string]any, aggs map[string]bool) (map[string]any, []st
 	}
 
 	w := &eagerWalk{aggs: aggs, fromAlias: fromAlias, cols: map[string]bool{}}
-	// A grouping key of a map column: directly, or by position in the select list.
+	// A grouping key of a map column: directly, by position in the select
+	// list, or by a select-list alias that is not a column's name.
+	aliases := map[string]any{}
+	for _, x := range selects {
+		if m, ok := x.(map[string]any); ok {
+			if a := strings.ToLower(asString(m["alias"])); a != "" && !isStoreColumn(a) {
+				aliases[a] = m
+			}
+		}
+	}
 	for _, g := range groups {
 		if c, ok := g.(map[string]any); ok && c["class"] == "CONSTANT" {
 			if k, ok := constInt(c); ok && k >= 1 && int(k) <= len(selects) {
 				g = selects[k-1]
+			}
+		}
+		if c, ok := g.(map[string]any); ok && c["class"] == "COLUMN_REF" {
+			if names, _ := c["column_names"].([]any); len(names) == 1 && aliases[strings.ToLower(asString(names[0]))] != nil {
+				g = aliases[strings.ToLower(asString(names[0]))]
 			}
 		}
 		if readsMap(g) {

@@ -45,6 +45,7 @@ func TestEagerAggregation(t *testing.T) {
 		{"SELECT element_at(requestParameters, 'functionName') fn, eventName, count(*) AS n FROM " + edsID + " WHERE eventSource = 'lambda.amazonaws.com' GROUP BY 1, 2 HAVING count(*) > 100 ORDER BY n", true},
 		{"SELECT json_extract_scalar(requestparameters, '$.logType') b, awsRegion, count(*) FROM " + edsID + " t WHERE t.eventTime > '2000-01-01' AND t.eventID LIKE '0%' GROUP BY json_extract_scalar(requestparameters, '$.logType'), t.awsRegion", true},
 		{"SELECT requestParameters['functionName'], count(*) * 2 FROM " + edsID + " WHERE eventName = 'Invoke' GROUP BY requestParameters['functionName']", true},
+		{"SELECT json_extract(additionaleventdata, '$.customerEniId') AS eni, count(*) AS n FROM " + edsID + " GROUP BY eni ORDER BY n DESC", true},
 		{"SELECT json_extract(requestParameters, '$.invocationType'), count(*) FROM " + edsID + " WHERE eventID LIKE '00000000%' GROUP BY 1", true},
 		// Shapes it leaves alone: the answer would change or the first step would not pay.
 		{"SELECT json_extract(requestParameters, '$.invocationType'), count(*) FROM " + edsID + " WHERE eventID LIKE '11111111%' GROUP BY 1", false},
