@@ -366,9 +366,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	for i, p := range c.URLPrefixes {
 		if u, err := parseHTTPURL(p); err != nil {
-			errs = append(errs, fmt.Errorf("urlPrefixes[%d]: %w", i, err))
+			errs = append(errs, fmt.Errorf("urlPrefixes[%d] (--subscription-url-prefix): %w", i, err))
 		} else if u.Path == "" {
-			errs = append(errs, fmt.Errorf("urlPrefixes[%d]: %s must end its host with a path, at least \"/\" (else https://a.example matches https://a.example.evil)", i, redactURL(u)))
+			errs = append(errs, fmt.Errorf("urlPrefixes[%d] (--subscription-url-prefix): %s must end its host with a path, at least \"/\" (else https://a.example matches https://a.example.evil)", i, redactURL(u)))
 		}
 	}
 	for _, name := range sortedKeys(c.Lambdas) {
