@@ -161,16 +161,3 @@ var globalServices = map[string]bool{
 	"iam.amazonaws.com": true, "sts.amazonaws.com": true, "cloudfront.amazonaws.com": true,
 	"route53.amazonaws.com": true, "signin.amazonaws.com": true, "organizations.amazonaws.com": true,
 }
-
-// SelectorEvent is what a trail's selectors look at in one event.
-func SelectorEvent(m *event.Meta) *selector.Event {
-	ev := &selector.Event{
-		Category: m.Category, Source: m.Source, Name: m.Name, Type: m.Type, ReadOnly: m.ReadOnly > 0,
-		ManagementEvent: m.ManagementEvent, UserARN: m.UserARN, ErrorCode: m.ErrorCode,
-		VPCEndpointID: m.VPCEndpointID, SessionCredentialFromConsole: m.ConsoleSession,
-	}
-	for _, r := range m.Resources {
-		ev.Resources = append(ev.Resources, selector.Resource{Type: r.Type, ARN: r.ARN})
-	}
-	return ev
-}

@@ -214,7 +214,7 @@ func (w *Worker) route(seq uint64, r *event.Record) {
 		insight := m.Category == event.CategoryInsight
 		if !insight {
 			if sel == nil {
-				sel = cloudtrail.SelectorEvent(m)
+				sel = selector.EventOf(m)
 			}
 			if !tc.Matcher.Match(sel) {
 				continue
@@ -421,7 +421,7 @@ func (w *Worker) catchUp(ctx context.Context, s *stream) {
 			if m.Region != s.id.Region || (m.Category == event.CategoryInsight) != s.id.Insight || !tc.Takes(m) {
 				return nil
 			}
-			if !s.id.Insight && !tc.Matcher.Match(cloudtrail.SelectorEvent(m)) {
+			if !s.id.Insight && !tc.Matcher.Match(selector.EventOf(m)) {
 				return nil
 			}
 			if s.buf.n > 0 && s.buf.body.Len()+len(r.Raw) > w.o.MaxFileBytes {

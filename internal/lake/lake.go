@@ -419,7 +419,7 @@ func (e *Engine) load(ctx context.Context, from uint64) (uint64, error) {
 					continue
 				}
 				if sel == nil {
-					sel = selectorEvent(m)
+					sel = selector.EventOf(m)
 				}
 				if t.matcher == nil || !t.matcher.Match(sel) {
 					continue
@@ -462,18 +462,6 @@ func channelARN(raw []byte) string {
 		return ""
 	}
 	return v.Metadata.ChannelARN
-}
-
-func selectorEvent(m *event.Meta) *selector.Event {
-	ev := &selector.Event{
-		Category: m.Category, Source: m.Source, Name: m.Name, Type: m.Type, ReadOnly: m.ReadOnly > 0,
-		ManagementEvent: m.ManagementEvent, UserARN: m.UserARN, ErrorCode: m.ErrorCode,
-		VPCEndpointID: m.VPCEndpointID, SessionCredentialFromConsole: m.ConsoleSession,
-	}
-	for _, r := range m.Resources {
-		ev.Resources = append(ev.Resources, selector.Resource{Type: r.Type, ARN: r.ARN})
-	}
-	return ev
 }
 
 // commitBatch writes rows and the new position in one DuckDB transaction.

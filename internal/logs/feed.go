@@ -108,7 +108,7 @@ func (s *Service) feedFrom(ctx context.Context, from uint64) (uint64, error) {
 				continue
 			}
 			if sel == nil {
-				sel = cloudtrail.SelectorEvent(m)
+				sel = selector.EventOf(m)
 			}
 			if !t.trail.Matcher.Match(sel) {
 				continue
