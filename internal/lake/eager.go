@@ -227,13 +227,9 @@ func sampleStores(s string) string {
 	return storeTableRE.ReplaceAllString(s, "FROM (SELECT * FROM $1 USING SAMPLE 1 PERCENT (system))))")
 }
 
-func alias(from any) any {
-	if m, ok := from.(map[string]any); ok {
-		if a, ok := m["alias"].(string); ok {
-			return a
-		}
-	}
-	return ""
+func alias(from any) string {
+	m, _ := from.(map[string]any)
+	return asString(m["alias"])
 }
 
 // eagerSplit checks node and, where eager aggregation applies, returns the
@@ -255,7 +251,7 @@ func eagerSplit(node map[string]any, aggs map[string]bool) (map[string]any, []st
 	if cols, _ := from["column_name_alias"].([]any); len(cols) > 0 {
 		return nil, nil, false
 	}
-	fromAlias := strings.ToLower(alias(from).(string))
+	fromAlias := strings.ToLower(alias(from))
 	groups, _ := node["group_expressions"].([]any)
 	sets, _ := node["group_sets"].([]any)
 	if len(groups) == 0 || len(sets) != 1 {

@@ -85,15 +85,9 @@ func TestEagerAggregation(t *testing.T) {
 	}
 }
 
+// sortedRows is r's rows as table() shows them, in sorted order.
 func sortedRows(r *Result) string {
-	var rows []string
-	for _, row := range r.Rows {
-		var cells []string
-		for _, c := range row {
-			cells = append(cells, str(c))
-		}
-		rows = append(rows, strings.Join(cells, "|"))
-	}
+	rows := strings.Split(r.table(), "\n")[1:]
 	slices.Sort(rows)
 	return strings.Join(rows, "\n")
 }
