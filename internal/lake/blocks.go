@@ -136,28 +136,28 @@ func (b *blockFiles) truncate(sid int, size int64) error {
 }
 
 // release gives the disk space of sid's bytes before upTo back to the file
-// system (no row points there any more); offsets stay as they are. It returns
-// the bytes released, 0 where the file system cannot (the space is then kept).
-func (b *blockFiles) release(sid int, upTo int64) (int64, error) {
+// system (no row points there any more); offsets stay as they are. Where the
+// file system cannot punch holes the space is kept.
+func (b *blockFiles) release(sid int, upTo int64) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	f, err := b.file(sid)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	from := b.freed[sid]
 	if b.noHole || upTo <= from {
-		return 0, nil
+		return nil
 	}
 	if err := punchHole(f, from, upTo-from); err != nil {
 		if errors.Is(err, errors.ErrUnsupported) || errors.Is(err, syscall.EOPNOTSUPP) {
 			b.noHole = true
-			return 0, nil
+			return nil
 		}
-		return 0, fmt.Errorf("lake: blocks: release %s: %w", f.Name(), err)
+		return fmt.Errorf("lake: blocks: release %s: %w", f.Name(), err)
 	}
 	b.freed[sid] = upTo
-	return upTo - from, nil
+	return nil
 }
 
 // end is sid's append offset.

@@ -648,7 +648,7 @@ func (e *Engine) expireStore(ctx context.Context, sid int, cutoff time.Time) (er
 		}
 	}
 	if prev, ok := e.dead[sid]; ok {
-		if _, err := e.blocks.release(sid, min(prev, live)); err != nil {
+		if err := e.blocks.release(sid, min(prev, live)); err != nil {
 			return err
 		}
 	}
