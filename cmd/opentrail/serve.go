@@ -119,6 +119,10 @@ func runServe(args []string) error {
 			}
 		}
 	}
+	// Signals are caught from here on: one arriving during startup shuts down once serving.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var buckets objstore.Store
@@ -171,20 +175,24 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// Requests run under reqCtx, so that streams (tail --follow), which never end on their own,
+	// can be ended when a shutdown has given them a grace period.
+	reqCtx, cancelRequests := context.WithCancel(context.Background())
+	defer cancelRequests()
+	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return reqCtx }}
 	log.Info("OpenTrail is listening", "addr", "http://"+ln.Addr().String(), "data_dir", *dataDir, "version", readBuildVersion().short())
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
 	case err := <-served:
 		return err
-	case <-sigs:
+	case sig := <-sigs:
+		log.Info("shutting down: no new requests; finishing those in flight", "signal", sig.String())
 	}
-	// Stop accepting, let in-flight requests (and their fsyncs) finish; a second signal aborts.
-	log.Info("shutting down")
+	// A second signal aborts; the first stops accepting, lets in-flight requests (and their
+	// fsyncs) finish, and then (deferred) stops the projections and closes the database.
 	go func() {
 		<-sigs
 		log.Error("second signal: aborting")
@@ -192,8 +200,10 @@ func runServe(args []string) error {
 	}()
 	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
 	defer scancel()
+	grace := time.AfterFunc(5*time.Second, cancelRequests)
+	defer grace.Stop()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
 }
