@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -181,6 +182,7 @@ func (c *client) cloudTrail() *cloudtrail.Client {
 		Region:       c.region,
 		Credentials:  aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return c.creds, nil }),
 		HTTPClient:   c.http,
+		Retryer:      newRetryer(),
 	})
 }
 
@@ -190,6 +192,20 @@ func (c *client) logs() *cloudwatchlogs.Client {
 		BaseEndpoint: aws.String(c.endpoint), Region: c.region,
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return c.creds, nil }),
 		HTTPClient:  c.http,
+		Retryer:     newRetryer(),
+	})
+}
+
+// newRetryer is the SDK's standard retryer, except that a refused connection is not retried:
+// no server listens there, and the user should hear so at once.
+func newRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				return aws.FalseTernary
+			}
+			return aws.UnknownTernary
+		})}, o.Retryables...)
 	})
 }
 
