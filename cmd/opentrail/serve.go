@@ -155,7 +155,13 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer a.Close()
+	defer func() {
+		if err := a.Close(); err != nil {
+			log.Error("close", "err", err)
+			return
+		}
+		log.Info("stopped")
+	}()
 	a.PrintGenerated(os.Stdout)
 
 	if *pprofAddr != "" {
