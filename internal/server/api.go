@@ -77,25 +77,26 @@ func capString(s string, n int) string {
 
 // auditRec is one self-audit record, with its members in the order CloudTrail writes them.
 type auditRec struct {
-	EventVersion       string        `json:"eventVersion"`
-	UserIdentity       auth.Identity `json:"userIdentity"`
-	EventTime          string        `json:"eventTime"`
-	EventSource        string        `json:"eventSource"`
-	EventName          string        `json:"eventName"`
-	AWSRegion          string        `json:"awsRegion"`
-	SourceIPAddress    string        `json:"sourceIPAddress"`
-	UserAgent          string        `json:"userAgent"`
-	ErrorCode          string        `json:"errorCode,omitempty"`
-	ErrorMessage       string        `json:"errorMessage,omitempty"`
-	RequestParameters  any           `json:"requestParameters"`
-	ResponseElements   any           `json:"responseElements"`
-	RequestID          string        `json:"requestID"`
-	EventID            string        `json:"eventID"`
-	ReadOnly           bool          `json:"readOnly"`
-	EventType          string        `json:"eventType"`
-	ManagementEvent    bool          `json:"managementEvent"`
-	RecipientAccountID string        `json:"recipientAccountId"`
-	EventCategory      string        `json:"eventCategory"`
+	EventVersion        string        `json:"eventVersion"`
+	UserIdentity        auth.Identity `json:"userIdentity"`
+	EventTime           string        `json:"eventTime"`
+	EventSource         string        `json:"eventSource"`
+	EventName           string        `json:"eventName"`
+	AWSRegion           string        `json:"awsRegion"`
+	SourceIPAddress     string        `json:"sourceIPAddress"`
+	UserAgent           string        `json:"userAgent"`
+	ErrorCode           string        `json:"errorCode,omitempty"`
+	ErrorMessage        string        `json:"errorMessage,omitempty"`
+	RequestParameters   any           `json:"requestParameters"`
+	ResponseElements    any           `json:"responseElements"`
+	AdditionalEventData any           `json:"additionalEventData,omitempty"`
+	RequestID           string        `json:"requestID"`
+	EventID             string        `json:"eventID"`
+	ReadOnly            bool          `json:"readOnly"`
+	EventType           string        `json:"eventType"`
+	ManagementEvent     bool          `json:"managementEvent"`
+	RecipientAccountID  string        `json:"recipientAccountId"`
+	EventCategory       string        `json:"eventCategory"`
 }
 
 // auditRecord is the management event for one call rq served.
