@@ -15,6 +15,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/lake"
@@ -75,7 +76,7 @@ func (s *Service) listChannelsOf(account string) ([]*storedChannel, error) {
 
 func (s *Service) allChannels() ([]*storedChannel, error) { return s.listChannelsOf("") }
 
-func (s *Service) regionChannels(c Caller) ([]*storedChannel, error) {
+func (s *Service) regionChannels(c auth.Caller) ([]*storedChannel, error) {
 	all, err := s.listChannelsOf(c.Account)
 	if err != nil {
 		return nil, err
@@ -85,7 +86,7 @@ func (s *Service) regionChannels(c Caller) ([]*storedChannel, error) {
 
 // resolveChannel finds the channel a Channel parameter (ARN or ID) names among
 // c's channels in c's Region.
-func (s *Service) resolveChannel(c Caller, ref string) (*storedChannel, error) {
+func (s *Service) resolveChannel(c auth.Caller, ref string) (*storedChannel, error) {
 	r, ok := s.parseResourceRef(ref, "channel")
 	if !ok {
 		return nil, awsapi.Errorf("ChannelARNInvalidException",
@@ -109,7 +110,7 @@ func (s *Service) resolveChannel(c Caller, ref string) (*storedChannel, error) {
 // checkDestinations resolves and checks a channel's destinations: each an
 // active event data store of c that takes ActivityAuditLog events. It returns
 // them with Location as the store's ARN.
-func (s *Service) checkDestinations(c Caller, in []destination) ([]destination, error) {
+func (s *Service) checkDestinations(c auth.Caller, in []destination) ([]destination, error) {
 	out := make([]destination, 0, len(in))
 	for i, d := range in {
 		if d.Type != "EVENT_DATA_STORE" {
@@ -161,7 +162,7 @@ func (s *Service) channelOut(ch *storedChannel) channelOut {
 	return channelOut{ChannelArn: s.channelARN(ch), Name: ch.Name, Source: ch.Source, Destinations: ch.Destinations}
 }
 
-func (s *Service) createChannel(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) createChannel(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in createChannelInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -215,7 +216,7 @@ type ingestionStatus struct {
 	LatestIngestionAttemptEventID string        `json:"LatestIngestionAttemptEventID,omitempty"`
 }
 
-func (s *Service) getChannel(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) getChannel(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in channelRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -245,7 +246,7 @@ type channelInfo struct {
 	Name       string `json:"Name"`
 }
 
-func (s *Service) listChannels(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) listChannels(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in pageInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -280,7 +281,7 @@ type updateChannelInput struct {
 	Name         *string
 }
 
-func (s *Service) updateChannel(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) updateChannel(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in updateChannelInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -312,7 +313,7 @@ func (s *Service) updateChannel(_ context.Context, c Caller, body []byte) (any, 
 	return s.channelOut(ch), nil
 }
 
-func (s *Service) deleteChannel(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) deleteChannel(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in channelRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -345,7 +346,7 @@ type Channel struct {
 // for c, answering in cloudtrail-data's error codes: InvalidChannelARN for a
 // malformed value, ChannelNotFound for a channel c does not own or that does
 // not exist, ChannelInsufficientPermission for an ARN of another account.
-func (s *Service) AuditChannel(c Caller, ref string) (Channel, error) {
+func (s *Service) AuditChannel(c auth.Caller, ref string) (Channel, error) {
 	r, ok := s.parseResourceRef(ref, "channel")
 	if !ok {
 		return Channel{}, awsapi.Errorf("InvalidChannelARN",

@@ -19,6 +19,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/lake"
@@ -250,7 +251,7 @@ var (
 // statementStores returns the event data stores of c a statement names in its
 // FROM clauses (IDs or ARNs outside string literals and comments), checking
 // each exists and is active.
-func (s *Service) statementStores(c Caller, sql string) ([]*storedEDS, error) {
+func (s *Service) statementStores(c auth.Caller, sql string) ([]*storedEDS, error) {
 	code := literalRE.ReplaceAllString(sql, "''")
 	var out []*storedEDS
 	for _, ref := range storeRefRE.FindAllString(code, -1) {
@@ -277,7 +278,7 @@ func queryErrorMessage(qe *lake.QueryError) string {
 	return qe.Message
 }
 
-func (s *Service) startQuery(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) startQuery(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in startQueryInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -528,7 +529,7 @@ type queryRefInput struct {
 
 // resolveQuery finds the query of c an input names. The deprecated
 // EventDataStore member, when given, must name an existing store.
-func (s *Service) resolveQuery(c Caller, in *queryRefInput) (*storedQuery, error) {
+func (s *Service) resolveQuery(c auth.Caller, in *queryRefInput) (*storedQuery, error) {
 	if in.QueryId == nil {
 		if in.QueryAlias != nil || in.RefreshId != nil {
 			return nil, awsapi.Errorf("UnsupportedOperationException",
@@ -573,7 +574,7 @@ func (q *storedQuery) execMillis(now time.Time) int64 {
 	return q.Ended.Sub(q.Started).Milliseconds()
 }
 
-func (s *Service) describeQuery(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) describeQuery(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in queryRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -619,7 +620,7 @@ type queryResultsToken struct {
 // defaultQueryPage is GetQueryResults' page size without MaxQueryResults (the model's maximum).
 const defaultQueryPage = 1000
 
-func (s *Service) getQueryResults(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) getQueryResults(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in queryRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -720,7 +721,7 @@ func epochTime(f float64) time.Time {
 
 // listQueries lists the queries of the last ResultTTL that name a store,
 // newest first.
-func (s *Service) listQueries(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) listQueries(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in listQueriesInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -784,7 +785,7 @@ func (s *Service) listQueries(_ context.Context, c Caller, body []byte) (any, er
 	}{got, next}, nil
 }
 
-func (s *Service) cancelQuery(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) cancelQuery(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in queryRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/lake"
 	"github.com/opentrail/opentrail/internal/selector"
@@ -169,7 +170,7 @@ func (s *Service) accountStores(account string) ([]*storedEDS, error) {
 }
 
 // regionStores returns the event data stores of c's account homed in c's Region.
-func (s *Service) regionStores(c Caller) ([]*storedEDS, error) {
+func (s *Service) regionStores(c auth.Caller) ([]*storedEDS, error) {
 	all, err := s.accountStores(c.Account)
 	if err != nil {
 		return nil, err
@@ -206,7 +207,7 @@ func (s *Service) parseResourceRef(ref, typ string) (r resourceRef, ok bool) {
 }
 
 // edsNotFound is EventDataStoreNotFoundException for ref as c asked for it.
-func edsNotFound(c Caller, ref string) error {
+func edsNotFound(c auth.Caller, ref string) error {
 	return awsapi.Errorf("EventDataStoreNotFoundException",
 		"The specified event data store %s was not found in account %s in %s.", ref, c.Account, c.Region)
 }
@@ -214,7 +215,7 @@ func edsNotFound(c Caller, ref string) error {
 // resolveStore finds the event data store an EventDataStore parameter (ARN or
 // ID) names, among c's stores in c's Region. Another account's store is not
 // found, as on AWS.
-func (s *Service) resolveStore(c Caller, ref string) (*storedEDS, error) {
+func (s *Service) resolveStore(c auth.Caller, ref string) (*storedEDS, error) {
 	r, ok := s.parseResourceRef(ref, "eventdatastore")
 	if !ok {
 		return nil, awsapi.Errorf("EventDataStoreARNInvalidException",
@@ -235,7 +236,7 @@ func (s *Service) resolveStore(c Caller, ref string) (*storedEDS, error) {
 }
 
 // resolveActiveStore is resolveStore for operations a PENDING_DELETION store refuses.
-func (s *Service) resolveActiveStore(c Caller, ref string) (*storedEDS, error) {
+func (s *Service) resolveActiveStore(c auth.Caller, ref string) (*storedEDS, error) {
 	d, err := s.resolveStore(c, ref)
 	if err != nil {
 		return nil, err
@@ -392,7 +393,7 @@ func (s *Service) applyEDSSettings(d *storedEDS, in *edsSettings, create bool) e
 // maxStoreSelectors: "You can configure up to five advanced event selectors for each event data store."
 const maxStoreSelectors = 5
 
-func (s *Service) createEventDataStore(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) createEventDataStore(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in createEDSInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -449,7 +450,7 @@ func checkStoreName(stores []*storedEDS, d *storedEDS) error {
 
 type edsRefInput struct{ EventDataStore string }
 
-func (s *Service) getEventDataStore(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) getEventDataStore(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in edsRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -504,7 +505,7 @@ type edsInfo struct {
 
 // listEventDataStores lists the stores of the Region, by ARN. It gives only
 // the members AWS still returns: the others are deprecated in the model.
-func (s *Service) listEventDataStores(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) listEventDataStores(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in pageInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -538,7 +539,7 @@ type updateEDSInput struct {
 	edsSettings
 }
 
-func (s *Service) updateEventDataStore(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) updateEventDataStore(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in updateEDSInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -577,7 +578,7 @@ func (s *Service) updateEventDataStore(_ context.Context, c Caller, body []byte)
 
 // ---- Delete, Restore, Start/Stop ingestion ----
 
-func (s *Service) deleteEventDataStore(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) deleteEventDataStore(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in edsRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -611,7 +612,7 @@ func (s *Service) deleteEventDataStore(_ context.Context, c Caller, body []byte)
 	return emptyOutput{}, nil
 }
 
-func (s *Service) restoreEventDataStore(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) restoreEventDataStore(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in edsRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -641,16 +642,16 @@ func (s *Service) restoreEventDataStore(_ context.Context, c Caller, body []byte
 	return s.edsOut(d), nil
 }
 
-func (s *Service) startEventDataStoreIngestion(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) startEventDataStoreIngestion(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	return s.setIngestion(c, body, edsStopped, edsEnabled)
 }
 
-func (s *Service) stopEventDataStoreIngestion(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) stopEventDataStoreIngestion(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	return s.setIngestion(c, body, edsEnabled, edsStopped)
 }
 
 // setIngestion moves a store from status from to status to.
-func (s *Service) setIngestion(c Caller, body []byte, from, to string) (any, error) {
+func (s *Service) setIngestion(c auth.Caller, body []byte, from, to string) (any, error) {
 	var in edsRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/lake"
 	"github.com/opentrail/opentrail/internal/objstore"
@@ -87,7 +88,7 @@ func stopService(s *Service) {
 	f.(func())()
 }
 
-func createStore(t *testing.T, s *Service, c Caller, name, extra string) (arn, id string) {
+func createStore(t *testing.T, s *Service, c auth.Caller, name, extra string) (arn, id string) {
 	t.Helper()
 	out := ok(t, s, c, "CreateEventDataStore", fmt.Sprintf(`{"Name":%q%s}`, name, extra))
 	arn = out["EventDataStoreArn"].(string)
@@ -95,7 +96,7 @@ func createStore(t *testing.T, s *Service, c Caller, name, extra string) (arn, i
 }
 
 // waitQuery polls DescribeQuery until the query is done.
-func waitQuery(t *testing.T, s *Service, c Caller, id string) map[string]any {
+func waitQuery(t *testing.T, s *Service, c auth.Caller, id string) map[string]any {
 	t.Helper()
 	for range 500 {
 		out := ok(t, s, c, "DescribeQuery", fmt.Sprintf(`{"QueryId":%q}`, id))
@@ -209,7 +210,7 @@ func TestQueries(t *testing.T) {
 	s, _ := newLakeService(t, dir, eng, LakeOptions{MaxConcurrentQueries: 2, QueryWorkers: 1})
 	_, id := createStore(t, s, eastA, "q-store", "")
 
-	start := func(c Caller, sql string) string {
+	start := func(c auth.Caller, sql string) string {
 		t.Helper()
 		return ok(t, s, c, "StartQuery", fmt.Sprintf(`{"QueryStatement":%q}`, sql))["QueryId"].(string)
 	}

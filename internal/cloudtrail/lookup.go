@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/store"
 )
@@ -50,7 +51,7 @@ type lookupEventsOutput struct {
 // insightAttrs are the lookup attributes insight lookups support.
 var insightAttrs = map[string]bool{store.AttrEventID: true, store.AttrEventName: true, store.AttrEventSource: true}
 
-func (s *Service) lookupEvents(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) lookupEvents(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in lookupEventsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err

@@ -17,22 +17,13 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/digest"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/objstore"
 	"github.com/opentrail/opentrail/internal/store"
 )
-
-// Caller is the authenticated principal of one request.
-type Caller struct {
-	Account     string // the caller's account
-	Region      string // the request's signing region
-	AccessKeyID string
-	ARN         string // e.g. arn:aws:iam::123456789012:user/alice or arn:aws:iam::123456789012:root
-	UserName    string
-	Root        bool
-}
 
 // Options configure a Service.
 type Options struct {
@@ -74,7 +65,7 @@ type Service struct {
 	lake   lakeState
 }
 
-type opFunc func(s *Service, ctx context.Context, c Caller, body []byte) (any, error)
+type opFunc func(s *Service, ctx context.Context, c auth.Caller, body []byte) (any, error)
 
 // New returns a Service.
 func New(db *pebble.DB, st *store.Store, tokens *store.Tokens, log *slog.Logger, o Options) *Service {
@@ -101,7 +92,7 @@ func (s *Service) Handles(op string) bool { _, ok := s.ops[op]; return ok }
 // Handle runs op for c. body is the request JSON, already valid against the model.
 // Operations of the model that OpenTrail does not implement yet answer
 // UnsupportedOperationException.
-func (s *Service) Handle(ctx context.Context, c Caller, op string, body []byte) (any, error) {
+func (s *Service) Handle(ctx context.Context, c auth.Caller, op string, body []byte) (any, error) {
 	f, ok := s.ops[op]
 	if !ok {
 		return nil, awsapi.Errorf("UnsupportedOperationException", "OpenTrail does not support %s yet.", op)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/selector"
 )
@@ -170,7 +171,7 @@ const (
 // A name means the trail of that name in c.Region, or else the multi-Region
 // trail of that name whose shadow is in c.Region. An ARN names one trail; it is
 // found only in c.Account and only if it appears in c.Region.
-func (s *Service) resolveTrail(c Caller, op, nameOrARN string, how reach) (*storedTrail, error) {
+func (s *Service) resolveTrail(c auth.Caller, op, nameOrARN string, how reach) (*storedTrail, error) {
 	ref, err := s.parseTrailRef(nameOrARN)
 	if err != nil {
 		return nil, err
@@ -412,7 +413,7 @@ func (s *Service) trailOut(t *storedTrail) trailOut {
 	}
 }
 
-func (s *Service) createTrail(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) createTrail(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in createTrailInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -459,7 +460,7 @@ type updateTrailInput struct {
 	trailSettings
 }
 
-func (s *Service) updateTrail(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) updateTrail(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in updateTrailInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -493,7 +494,7 @@ func (s *Service) updateTrail(ctx context.Context, c Caller, body []byte) (any, 
 
 type nameInput struct{ Name string }
 
-func (s *Service) getTrail(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) getTrail(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in nameInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -521,7 +522,7 @@ type describeTrailsOutput struct {
 // trails homed elsewhere. A name matches only a trail homed in c.Region; an ARN
 // matches the trail it names in any Region. Unknown names and ARNs are left
 // out, not errors.
-func (s *Service) describeTrails(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) describeTrails(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in describeTrailsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -580,7 +581,7 @@ const defaultTrailPage = 50
 
 // listTrails lists every trail of the account, in every Region, ordered by
 // TrailARN. The NextToken is the last ARN returned, encoded.
-func (s *Service) listTrails(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) listTrails(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in listTrailsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -620,7 +621,7 @@ func (s *Service) listTrails(_ context.Context, c Caller, body []byte) (any, err
 
 type emptyOutput struct{}
 
-func (s *Service) deleteTrail(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) deleteTrail(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in nameInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -638,17 +639,17 @@ func (s *Service) deleteTrail(_ context.Context, c Caller, body []byte) (any, er
 	return emptyOutput{}, nil
 }
 
-func (s *Service) startLogging(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) startLogging(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	return s.setLogging(c, "StartLogging", body, true)
 }
 
-func (s *Service) stopLogging(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) stopLogging(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	return s.setLogging(c, "StopLogging", body, false)
 }
 
 // setLogging starts or stops logging. Starting a trail that logs, or stopping
 // one that does not, changes nothing: the times stay those of the last change.
-func (s *Service) setLogging(c Caller, op string, body []byte, on bool) (any, error) {
+func (s *Service) setLogging(c auth.Caller, op string, body []byte, on bool) (any, error) {
 	var in nameInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -732,7 +733,7 @@ type trailStatusOut struct {
 	TimeLoggingStopped                 string        `json:"TimeLoggingStopped"`
 }
 
-func (s *Service) getTrailStatus(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) getTrailStatus(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in nameInput
 	if err := decode(body, &in); err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 )
 
@@ -79,7 +80,7 @@ func checkTagList(list []tag, values bool) error {
 // home Region only, so the ARN must name the request's Region. Resources other
 // than trails (event data stores, channels, dashboards) do not exist in
 // OpenTrail.
-func (s *Service) tagTrail(c Caller, id string) (*storedTrail, error) {
+func (s *Service) tagTrail(c auth.Caller, id string) (*storedTrail, error) {
 	if !strings.HasPrefix(id, "arn:") {
 		return nil, awsapi.Errorf("CloudTrailARNInvalidException",
 			"ResourceId %q is not an ARN; tag a trail by its ARN, such as arn:%s:cloudtrail:us-east-2:123456789012:trail/MyTrail.", id, s.part)
@@ -138,7 +139,7 @@ type tagged struct {
 }
 
 // tagResource finds the trail, event data store or channel a ResourceId (an ARN) names.
-func (s *Service) tagResource(c Caller, id string) (tagged, error) {
+func (s *Service) tagResource(c auth.Caller, id string) (tagged, error) {
 	t, err := s.tagTrail(c, id)
 	switch {
 	case err == nil:
@@ -165,7 +166,7 @@ type tagsInput struct {
 	TagsList   []tag
 }
 
-func (s *Service) addTags(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) addTags(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in tagsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -192,7 +193,7 @@ func (s *Service) addTags(_ context.Context, c Caller, body []byte) (any, error)
 
 // removeTags removes the tags with the given keys; values, if given, are not
 // compared, and keys the trail does not have are ignored.
-func (s *Service) removeTags(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) removeTags(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in tagsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -245,7 +246,7 @@ type listTagsToken struct {
 
 // listTags returns the tags of each resource, in request order. Every
 // ResourceId must name a trail of the caller in this Region.
-func (s *Service) listTags(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) listTags(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in listTagsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err

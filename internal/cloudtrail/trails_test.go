@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/selector"
@@ -27,10 +28,10 @@ const (
 )
 
 var (
-	eastA = Caller{Account: acctA, Region: "us-east-1"}
-	westA = Caller{Account: acctA, Region: "us-west-2"}
-	ohioA = Caller{Account: acctA, Region: "us-east-2"}
-	eastB = Caller{Account: acctB, Region: "us-east-1"}
+	eastA = auth.Caller{Account: acctA, Region: "us-east-1"}
+	westA = auth.Caller{Account: acctA, Region: "us-west-2"}
+	ohioA = auth.Caller{Account: acctA, Region: "us-east-2"}
+	eastB = auth.Caller{Account: acctB, Region: "us-east-1"}
 )
 
 // testClock is the service's clock; tests move it forward.
@@ -148,7 +149,7 @@ func shapeProblems(at, shape string, v any) []string {
 
 // do runs op and, on success, checks the response against the model's output
 // shape and returns it decoded.
-func do(t *testing.T, s *Service, c Caller, op, body string) (map[string]any, error) {
+func do(t *testing.T, s *Service, c auth.Caller, op, body string) (map[string]any, error) {
 	t.Helper()
 	out, err := s.Handle(context.Background(), c, op, []byte(body))
 	if err != nil {
@@ -178,7 +179,7 @@ func do(t *testing.T, s *Service, c Caller, op, body string) (map[string]any, er
 
 // ok is do for a call that must succeed; it also checks that body is a request
 // the server would let through model validation.
-func ok(t *testing.T, s *Service, c Caller, op, body string) map[string]any {
+func ok(t *testing.T, s *Service, c auth.Caller, op, body string) map[string]any {
 	t.Helper()
 	if err := awsapi.CloudTrailModel().Validate(op, []byte(body)); err != nil {
 		t.Fatalf("%s %s: body fails model validation: %v", op, body, err)
@@ -191,7 +192,7 @@ func ok(t *testing.T, s *Service, c Caller, op, body string) map[string]any {
 }
 
 // fails runs op, which must fail with code and a message containing msg.
-func fails(t *testing.T, s *Service, c Caller, op, body, code, msg string) {
+func fails(t *testing.T, s *Service, c auth.Caller, op, body, code, msg string) {
 	t.Helper()
 	_, err := do(t, s, c, op, body)
 	var ae *awsapi.Error
@@ -223,7 +224,7 @@ func arn(region, account, name string) string {
 	return fmt.Sprintf("arn:aws:cloudtrail:%s:%s:trail/%s", region, account, name)
 }
 
-func create(t *testing.T, s *Service, c Caller, name string, extra string) map[string]any {
+func create(t *testing.T, s *Service, c auth.Caller, name string, extra string) map[string]any {
 	t.Helper()
 	body := fmt.Sprintf(`{"Name":%q,"S3BucketName":"my-bucket"%s}`, name, extra)
 	return ok(t, s, c, "CreateTrail", body)
@@ -853,7 +854,7 @@ func TestListTrailsPagination(t *testing.T) {
 	s, _ := newTestService(t)
 	s.trailPage = 2
 	var want []string
-	for _, c := range []Caller{eastA, westA, ohioA} {
+	for _, c := range []auth.Caller{eastA, westA, ohioA} {
 		for _, name := range []string{"b-trail", "a-trail"} {
 			create(t, s, c, name, "")
 			want = append(want, arn(c.Region, acctA, name))

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/event"
 	"github.com/opentrail/opentrail/internal/journal"
@@ -41,7 +42,7 @@ func BenchmarkFeed100Filters(b *testing.B) {
 		if err := svc.Start(context.Background()); err != nil {
 			b.Fatal(err)
 		}
-		call := func(h func(context.Context, cloudtrail.Caller, string, []byte) (any, error), op string, in any) {
+		call := func(h func(context.Context, auth.Caller, string, []byte) (any, error), op string, in any) {
 			body, _ := json.Marshal(in)
 			if _, err := h(context.Background(), caller, op, body); err != nil {
 				b.Fatalf("%s: %v", op, err)

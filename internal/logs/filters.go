@@ -12,7 +12,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/opentrail/opentrail/internal/cloudtrail"
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/filterpattern"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/logs/dest"
@@ -82,7 +82,7 @@ type putSubscriptionFilterInput struct {
 	Distribution   string `json:"distribution"`
 }
 
-func (s *Service) putSubscriptionFilter(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) putSubscriptionFilter(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in putSubscriptionFilterInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -149,7 +149,7 @@ type describeFiltersInput struct {
 	MetricNamespace  string `json:"metricNamespace"`
 }
 
-func (s *Service) describeSubscriptionFilters(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) describeSubscriptionFilters(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in describeFiltersInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -190,7 +190,7 @@ type filterNameInput struct {
 	FilterName   string `json:"filterName"`
 }
 
-func (s *Service) deleteSubscriptionFilter(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) deleteSubscriptionFilter(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in filterNameInput
 	return s.withGroup(c, body, &in, &in.LogGroupName, func(g *group) (any, error) {
 		i := slices.IndexFunc(g.subs, func(sub *subscription) bool { return sub.def.FilterName == in.FilterName })
@@ -313,7 +313,7 @@ type putMetricFilterInput struct {
 	MetricTransformations []metricTransformation `json:"metricTransformations"`
 }
 
-func (s *Service) putMetricFilter(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) putMetricFilter(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in putMetricFilterInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -409,7 +409,7 @@ func checkTransformation(p *filterpattern.Pattern, t *metricTransformation) erro
 	return nil
 }
 
-func (s *Service) describeMetricFilters(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) describeMetricFilters(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in describeFiltersInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -476,7 +476,7 @@ func (s *Service) describeMetricFilters(ctx context.Context, c cloudtrail.Caller
 	return out, nil
 }
 
-func (s *Service) deleteMetricFilter(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) deleteMetricFilter(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in filterNameInput
 	return s.withGroup(c, body, &in, &in.LogGroupName, func(g *group) (any, error) {
 		i := slices.IndexFunc(g.metrics, func(mf *metricFilter) bool { return mf.def.FilterName == in.FilterName })
@@ -505,7 +505,7 @@ type metricFilterMatch struct {
 
 // testMetricFilter answers which messages match; for a space-delimited pattern
 // extractedValues maps $name and $N to the fields, as CloudWatch Logs shows them.
-func (s *Service) testMetricFilter(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) testMetricFilter(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in testMetricFilterInput
 	if err := decode(body, &in); err != nil {
 		return nil, err

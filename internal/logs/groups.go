@@ -11,7 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/opentrail/opentrail/internal/cloudtrail"
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/kv"
 )
 
@@ -50,7 +50,7 @@ type createLogGroupInput struct {
 	DeletionProtectionEnabled bool              `json:"deletionProtectionEnabled"`
 }
 
-func (s *Service) createLogGroup(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) createLogGroup(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in createLogGroupInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -104,7 +104,7 @@ type groupNameInput struct {
 	LogGroupName string `json:"logGroupName"`
 }
 
-func (s *Service) deleteLogGroup(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) deleteLogGroup(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in groupNameInput
 	return s.withGroup(c, body, &in, &in.LogGroupName, func(g *group) (any, error) { return s.deleteGroupLocked(g) })
 }
@@ -159,7 +159,7 @@ type logGroupOut struct {
 	DeletionProtectionEnabled bool   `json:"deletionProtectionEnabled"`
 }
 
-func (s *Service) describeLogGroups(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) describeLogGroups(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in describeLogGroupsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -251,7 +251,7 @@ type retentionInput struct {
 	RetentionInDays int    `json:"retentionInDays"`
 }
 
-func (s *Service) putRetentionPolicy(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) putRetentionPolicy(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in retentionInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -264,7 +264,7 @@ func (s *Service) putRetentionPolicy(ctx context.Context, c cloudtrail.Caller, b
 	return struct{}{}, s.updateGroup(c, in.LogGroupName, func(m *groupMeta) { m.RetentionInDays = in.RetentionInDays })
 }
 
-func (s *Service) deleteRetentionPolicy(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) deleteRetentionPolicy(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in groupNameInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -272,7 +272,7 @@ func (s *Service) deleteRetentionPolicy(ctx context.Context, c cloudtrail.Caller
 	return struct{}{}, s.updateGroup(c, in.LogGroupName, func(m *groupMeta) { m.RetentionInDays = 0 })
 }
 
-func (s *Service) updateGroup(c cloudtrail.Caller, name string, change func(*groupMeta)) error {
+func (s *Service) updateGroup(c auth.Caller, name string, change func(*groupMeta)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, err := s.lookupGroupLocked(c, name, "")
@@ -295,7 +295,7 @@ type streamInput struct {
 	LogStreamName string `json:"logStreamName"`
 }
 
-func (s *Service) createLogStream(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) createLogStream(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in streamInput
 	return s.withGroup(c, body, &in, &in.LogGroupName, func(g *group) (any, error) {
 		if g.streams[in.LogStreamName] != nil {
@@ -312,7 +312,7 @@ func (s *Service) createLogStream(ctx context.Context, c cloudtrail.Caller, body
 	})
 }
 
-func (s *Service) deleteLogStream(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) deleteLogStream(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in streamInput
 	return s.withGroup(c, body, &in, &in.LogGroupName, func(g *group) (any, error) {
 		if g.streams[in.LogStreamName] == nil {
@@ -348,7 +348,7 @@ type logStreamOut struct {
 	StoredBytes         int64  `json:"storedBytes"`
 }
 
-func (s *Service) describeLogStreams(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) describeLogStreams(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in describeLogStreamsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err

@@ -32,6 +32,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/filterpattern"
@@ -105,7 +106,7 @@ type Service struct {
 	feedPos     uint64 // next journal seq the feed reads (for lag)
 }
 
-type opFunc func(s *Service, ctx context.Context, c cloudtrail.Caller, body []byte) (any, error)
+type opFunc func(s *Service, ctx context.Context, c auth.Caller, body []byte) (any, error)
 
 type groupID struct{ Account, Region, Name string }
 
@@ -182,7 +183,7 @@ func New(db *pebble.DB, j *journal.Journal, trails *cloudtrail.Service, log *slo
 func (s *Service) Handles(op string) bool { _, ok := s.ops[op]; return ok }
 
 // Handle runs op for c. body is the request JSON, already valid against the model.
-func (s *Service) Handle(ctx context.Context, c cloudtrail.Caller, op string, body []byte) (any, error) {
+func (s *Service) Handle(ctx context.Context, c auth.Caller, op string, body []byte) (any, error) {
 	f, ok := s.ops[op]
 	if !ok {
 		return nil, awsapi.Errorf("UnsupportedOperationException", "OpenTrail does not support %s yet.", op)
@@ -445,7 +446,7 @@ func (s *Service) deleteLocked(keys, prefixes [][]byte) error {
 
 // withGroup decodes body into in, then runs fn with the caller's log group
 // named *name (a field of in) while holding s.mu.
-func (s *Service) withGroup(c cloudtrail.Caller, body []byte, in any, name *string, fn func(g *group) (any, error)) (any, error) {
+func (s *Service) withGroup(c auth.Caller, body []byte, in any, name *string, fn func(g *group) (any, error)) (any, error) {
 	if err := decode(body, in); err != nil {
 		return nil, err
 	}
@@ -485,7 +486,7 @@ func (s *Service) groupARN(id groupID) string {
 }
 
 // lookupGroupLocked resolves a request's group by name or identifier (name or ARN).
-func (s *Service) lookupGroupLocked(c cloudtrail.Caller, name, identifier string) (*group, error) {
+func (s *Service) lookupGroupLocked(c auth.Caller, name, identifier string) (*group, error) {
 	switch {
 	case name != "" && identifier != "":
 		return nil, apiErr("InvalidParameterException", "LogGroup name and LogGroup identifier are mutually exclusive parameters.")

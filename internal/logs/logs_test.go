@@ -13,6 +13,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
@@ -20,7 +21,7 @@ import (
 	"github.com/opentrail/opentrail/internal/store"
 )
 
-var caller = cloudtrail.Caller{Account: "123456789012", Region: "us-east-1"}
+var caller = auth.Caller{Account: "123456789012", Region: "us-east-1"}
 
 // recorder is a destination that records batches, or fails while down is set.
 type recorder struct {

@@ -176,8 +176,8 @@ func denied(k auth.Key, action string) error {
 }
 
 // caller is the cloudtrail view of the authenticated key.
-func (rq *request) caller() cloudtrail.Caller {
-	return cloudtrail.Caller{
+func (rq *request) caller() auth.Caller {
+	return auth.Caller{
 		Account: rq.key.Account, Region: rq.region, AccessKeyID: rq.key.AccessKeyID,
 		ARN: rq.key.ARN(), UserName: rq.key.User, Root: rq.key.Role == auth.RoleRoot,
 	}
