@@ -20,6 +20,7 @@ import (
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/selector"
+	"github.com/opentrail/opentrail/internal/trail"
 )
 
 const (
@@ -902,12 +903,12 @@ func TestDeliveryStatus(t *testing.T) {
 	at := t0.Add(5 * time.Minute)
 	clock.Set(at)
 
-	updates := []DeliveryUpdate{
-		{Kind: DeliveryLogFile, Time: at},
-		{Kind: DeliveryDigest, Time: at.Add(time.Second)},
-		{Kind: DeliveryNotification, Time: at.Add(2 * time.Second), Err: "AuthorizationError"},
-		{Kind: DeliveryCloudWatchLogs, Time: at.Add(3 * time.Second)},
-		{Kind: DeliveryLogFile, Time: at.Add(time.Minute), Err: "AccessDenied"},
+	updates := []trail.DeliveryUpdate{
+		{Kind: trail.DeliveryLogFile, Time: at},
+		{Kind: trail.DeliveryDigest, Time: at.Add(time.Second)},
+		{Kind: trail.DeliveryNotification, Time: at.Add(2 * time.Second), Err: "AuthorizationError"},
+		{Kind: trail.DeliveryCloudWatchLogs, Time: at.Add(3 * time.Second)},
+		{Kind: trail.DeliveryLogFile, Time: at.Add(time.Minute), Err: "AccessDenied"},
 	}
 	for _, u := range updates {
 		if err := s.RecordDelivery(acctA, "us-east-1", "trail", u); err != nil {
@@ -924,18 +925,18 @@ func TestDeliveryStatus(t *testing.T) {
 		"LatestCloudWatchLogsDeliveryTime":1741065070.89}`)
 
 	// A success clears the error.
-	if err := s.RecordDelivery(acctA, "us-east-1", "trail", DeliveryUpdate{Kind: DeliveryLogFile, Time: at.Add(2 * time.Minute)}); err != nil {
+	if err := s.RecordDelivery(acctA, "us-east-1", "trail", trail.DeliveryUpdate{Kind: trail.DeliveryLogFile, Time: at.Add(2 * time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	if v := ok(t, s, eastA, "GetTrailStatus", `{"Name":"trail"}`); v["LatestDeliveryError"] != nil || v["LatestDeliveryTime"] != 1741065187.89 {
 		t.Errorf("after a successful delivery: %v", v)
 	}
 
-	err := s.RecordDelivery(acctA, "us-east-1", "gone", DeliveryUpdate{Kind: DeliveryLogFile, Time: at})
-	if !errors.Is(err, ErrNoTrail) {
-		t.Errorf("RecordDelivery for a missing trail = %v, want ErrNoTrail", err)
+	err := s.RecordDelivery(acctA, "us-east-1", "gone", trail.DeliveryUpdate{Kind: trail.DeliveryLogFile, Time: at})
+	if !errors.Is(err, trail.ErrNotFound) {
+		t.Errorf("RecordDelivery for a missing trail = %v, want trail.ErrNotFound", err)
 	}
-	if err := s.RecordDelivery(acctA, "us-east-1", "trail", DeliveryUpdate{Time: at}); err == nil {
+	if err := s.RecordDelivery(acctA, "us-east-1", "trail", trail.DeliveryUpdate{Time: at}); err == nil {
 		t.Error("RecordDelivery without a kind succeeded")
 	}
 }
@@ -975,7 +976,7 @@ func TestTrailsForDelivery(t *testing.T) {
 		Resources: []selector.Resource{{Type: "AWS::S3::Object", ARN: "arn:aws:s3:::logs/a.txt"}}}
 	runInstances := &selector.Event{ManagementEvent: true, Source: "ec2.amazonaws.com", Name: "RunInstances"}
 	for _, m := range []struct {
-		trail TrailConfig
+		trail trail.Config
 		ev    *selector.Event
 		want  bool
 	}{

@@ -16,8 +16,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
 
-	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/kv"
+	"github.com/opentrail/opentrail/internal/trail"
 )
 
 // Notifier tells a trail's SNS topic about each delivered log file, by POSTing
@@ -27,7 +27,7 @@ import (
 // the trail's status.
 type Notifier struct {
 	db     *pebble.DB
-	trails *cloudtrail.Service
+	trails trail.Registry
 	topics map[string]string // topic name → URL
 	client *http.Client
 	log    *slog.Logger
@@ -56,7 +56,7 @@ type pendingNotification struct {
 // ---- End of storage format. ----
 
 // NewNotifier returns a notifier for topics (name → URL); Start runs it.
-func NewNotifier(db *pebble.DB, trails *cloudtrail.Service, topics map[string]string, log *slog.Logger) *Notifier {
+func NewNotifier(db *pebble.DB, trails trail.Registry, topics map[string]string, log *slog.Logger) *Notifier {
 	return &Notifier{db: db, trails: trails, topics: topics, log: log.With("component", "sns"),
 		client: &http.Client{Timeout: 10 * time.Second}, now: time.Now, kick: make(chan struct{}, 1)}
 }
@@ -155,11 +155,11 @@ func (n *Notifier) sendPending(ctx context.Context) bool {
 	it.Close()
 	for _, x := range items {
 		err := n.send(ctx, x.p)
-		u := cloudtrail.DeliveryUpdate{Kind: cloudtrail.DeliveryNotification, Time: n.now()}
+		u := trail.DeliveryUpdate{Kind: trail.DeliveryNotification, Time: n.now()}
 		if err != nil {
 			u.Err = err.Error()
 		}
-		if rerr := n.trails.RecordDelivery(x.p.Account, x.p.HomeRegion, x.p.Trail, u); rerr != nil && !errors.Is(rerr, cloudtrail.ErrNoTrail) {
+		if rerr := n.trails.RecordDelivery(x.p.Account, x.p.HomeRegion, x.p.Trail, u); rerr != nil && !errors.Is(rerr, trail.ErrNotFound) {
 			n.log.Error("record notification status", "err", rerr)
 		}
 		if err != nil {

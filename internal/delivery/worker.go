@@ -28,13 +28,13 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/klauspost/compress/gzip"
 
-	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/digest"
 	"github.com/opentrail/opentrail/internal/event"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/objstore"
 	"github.com/opentrail/opentrail/internal/selector"
+	"github.com/opentrail/opentrail/internal/trail"
 )
 
 const (
@@ -57,7 +57,7 @@ type Options struct {
 type Worker struct {
 	db      *pebble.DB
 	j       *journal.Journal
-	trails  *cloudtrail.Service
+	trails  trail.Registry
 	buckets objstore.Store
 	log     *slog.Logger
 	o       Options
@@ -66,7 +66,7 @@ type Worker struct {
 	startPos uint64 // where this run started reading
 	marks    []mark // recent (seq, ingest time) pairs
 	streams  map[streamID]*stream
-	configs  []cloudtrail.TrailConfig
+	configs  []trail.Config
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -75,7 +75,7 @@ type Worker struct {
 
 type stream struct {
 	id      streamID
-	trail   cloudtrail.TrailConfig
+	trail   trail.Config
 	state   streamState
 	buf     buffer
 	failing string    // the last delivery error, "" when healthy
@@ -88,7 +88,7 @@ type stream struct {
 }
 
 // New returns a worker; Start runs it.
-func New(db *pebble.DB, j *journal.Journal, trails *cloudtrail.Service, buckets objstore.Store, log *slog.Logger, o Options) *Worker {
+func New(db *pebble.DB, j *journal.Journal, trails trail.Registry, buckets objstore.Store, log *slog.Logger, o Options) *Worker {
 	if o.Interval <= 0 {
 		o.Interval = 5 * time.Minute
 	}
@@ -272,7 +272,7 @@ func (s *stream) failed(err error, now time.Time) {
 }
 
 // stream returns the stream for id, loading its persisted state on first use.
-func (w *Worker) stream(tc *cloudtrail.TrailConfig, id streamID) *stream {
+func (w *Worker) stream(tc *trail.Config, id streamID) *stream {
 	if s, ok := w.streams[id]; ok {
 		s.trail = *tc
 		return s
@@ -300,7 +300,7 @@ func (w *Worker) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	active := map[string]cloudtrail.TrailConfig{}
+	active := map[string]trail.Config{}
 	for _, tc := range configs {
 		if tc.Logging {
 			active[tc.ARN] = tc
@@ -390,7 +390,7 @@ func (w *Worker) flush(ctx context.Context, s *stream) {
 	}
 	err := w.deliver(ctx, s)
 	now := w.o.Now()
-	w.report(s, cloudtrail.DeliveryLogFile, now, err)
+	w.report(s, trail.DeliveryLogFile, now, err)
 	if err != nil {
 		s.failed(err, now)
 		w.log.Warn("log file delivery failed; will retry", "trail", s.trail.ARN, "region", s.id.Region, "retry_in", s.backoff, "err", err)
@@ -522,12 +522,12 @@ func (w *Worker) recover(ctx context.Context, s *stream) error {
 	}
 }
 
-func (w *Worker) report(s *stream, kind cloudtrail.DeliveryKind, at time.Time, err error) {
-	u := cloudtrail.DeliveryUpdate{Kind: kind, Time: at}
+func (w *Worker) report(s *stream, kind trail.DeliveryKind, at time.Time, err error) {
+	u := trail.DeliveryUpdate{Kind: kind, Time: at}
 	if err != nil {
 		u.Err = err.Error()
 	}
-	if rerr := w.trails.RecordDelivery(s.id.Account, s.id.HomeRegion, s.id.Trail, u); rerr != nil && !errors.Is(rerr, cloudtrail.ErrNoTrail) {
+	if rerr := w.trails.RecordDelivery(s.id.Account, s.id.HomeRegion, s.id.Trail, u); rerr != nil && !errors.Is(rerr, trail.ErrNotFound) {
 		w.log.Error("record delivery status", "err", rerr)
 	}
 }

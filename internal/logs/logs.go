@@ -34,11 +34,11 @@ import (
 
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
-	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/filterpattern"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/logs/dest"
+	"github.com/opentrail/opentrail/internal/trail"
 )
 
 // Limits, as CloudWatch Logs documents them.
@@ -81,7 +81,7 @@ type Options struct {
 type Service struct {
 	db     *pebble.DB
 	j      *journal.Journal
-	trails *cloudtrail.Service
+	trails trail.Registry
 	log    *slog.Logger
 	o      Options
 	ops    map[string]opFunc
@@ -145,7 +145,7 @@ type streamMeta struct {
 }
 
 // New returns a Service; Start loads its state and starts the feed and senders.
-func New(db *pebble.DB, j *journal.Journal, trails *cloudtrail.Service, log *slog.Logger, o Options) *Service {
+func New(db *pebble.DB, j *journal.Journal, trails trail.Registry, log *slog.Logger, o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
