@@ -18,7 +18,7 @@ import (
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/kv"
-	"github.com/opentrail/opentrail/internal/lake"
+	"github.com/opentrail/opentrail/internal/lakemodel"
 )
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
@@ -411,11 +411,11 @@ type atomicDefs struct {
 }
 
 type defsAt struct {
-	defs []lake.StoreDef
+	defs []lakemodel.StoreDef
 	gen  uint64
 }
 
-func (a *atomicDefs) load() ([]lake.StoreDef, bool) {
+func (a *atomicDefs) load() ([]lakemodel.StoreDef, bool) {
 	p := a.p.Load()
 	if p == nil || p.gen != a.gen.Load() {
 		return nil, false
@@ -423,5 +423,5 @@ func (a *atomicDefs) load() ([]lake.StoreDef, bool) {
 	return p.defs, true
 }
 
-func (a *atomicDefs) store(defs []lake.StoreDef, gen uint64) { a.p.Store(&defsAt{defs, gen}) }
-func (a *atomicDefs) invalidate()                            { a.gen.Add(1) }
+func (a *atomicDefs) store(defs []lakemodel.StoreDef, gen uint64) { a.p.Store(&defsAt{defs, gen}) }
+func (a *atomicDefs) invalidate()                                 { a.gen.Add(1) }

@@ -22,13 +22,13 @@ import (
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/kv"
-	"github.com/opentrail/opentrail/internal/lake"
+	"github.com/opentrail/opentrail/internal/lakemodel"
 )
 
 // Engine runs Lake SQL for the query operations; *lake.Engine satisfies it.
 type Engine interface {
 	// Query runs sql for account; FROM names stores by ID or ARN.
-	Query(ctx context.Context, account, sql string) (*lake.Result, error)
+	Query(ctx context.Context, account, sql string) (*lakemodel.Result, error)
 	// DropStore removes a store's data for good.
 	DropStore(ctx context.Context, id string) error
 }
@@ -271,7 +271,7 @@ func (s *Service) statementStores(c auth.Caller, sql string) ([]*storedEDS, erro
 }
 
 // queryStatementError turns an engine error into InvalidQueryStatementException's message.
-func queryErrorMessage(qe *lake.QueryError) string {
+func queryErrorMessage(qe *lakemodel.QueryError) string {
 	if qe.Line > 0 && !strings.HasPrefix(qe.Message, "line ") {
 		return fmt.Sprintf("line %d:%d: %s", qe.Line, qe.Column, qe.Message)
 	}
@@ -306,7 +306,7 @@ func (s *Service) startQuery(ctx context.Context, c auth.Caller, body []byte) (a
 	}
 	if ch, ok := r.eng.(queryChecker); ok {
 		if err := ch.Check(ctx, c.Account, *in.QueryStatement); err != nil {
-			var qe *lake.QueryError
+			var qe *lakemodel.QueryError
 			if errors.As(err, &qe) {
 				return nil, awsapi.Errorf("InvalidQueryStatementException", "%s", queryErrorMessage(qe))
 			}
@@ -408,7 +408,7 @@ func (r *queryRunner) run(ctx context.Context, q *storedQuery) {
 }
 
 // finish records the end of q: FINISHED with its rows, or how it failed.
-func (r *queryRunner) finish(q *storedQuery, res *lake.Result, err, ctxErr error) {
+func (r *queryRunner) finish(q *storedQuery, res *lakemodel.Result, err, ctxErr error) {
 	s := r.s
 	delivery := ""
 	if err == nil && q.DeliveryS3Uri != "" {
@@ -421,7 +421,7 @@ func (r *queryRunner) finish(q *storedQuery, res *lake.Result, err, ctxErr error
 	}
 	delete(r.active, q.ID)
 	q.Ended = s.now().UTC()
-	var qe *lake.QueryError
+	var qe *lakemodel.QueryError
 	switch {
 	case err == nil:
 		q.Status = queryFinished
@@ -482,7 +482,7 @@ func (s *Service) writeResults(q *storedQuery, rows [][]*string) error {
 
 // deliverResults writes the results as gzipped CSV with a header row to
 // DeliveryS3Uri/<QueryId>/result_1.csv.gz and returns the DeliveryStatus.
-func (s *Service) deliverResults(ctx context.Context, q *storedQuery, res *lake.Result) string {
+func (s *Service) deliverResults(ctx context.Context, q *storedQuery, res *lakemodel.Result) string {
 	bucketName, prefix := splitS3URI(q.DeliveryS3Uri)
 	bucket, err := s.buckets.Bucket(ctx, bucketName)
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
-	"github.com/opentrail/opentrail/internal/lake"
+	"github.com/opentrail/opentrail/internal/lakemodel"
 	"github.com/opentrail/opentrail/internal/selector"
 )
 
@@ -681,7 +681,7 @@ func (s *Service) setIngestion(c auth.Caller, body []byte, from, to string) (any
 
 // StoreDefs lists every event data store of every account for the Lake engine,
 // with the channels that feed each. It is cached and cheap to call.
-func (s *Service) StoreDefs() []lake.StoreDef {
+func (s *Service) StoreDefs() []lakemodel.StoreDef {
 	if defs, ok := s.lake.defs.load(); ok {
 		return defs
 	}
@@ -701,10 +701,10 @@ func (s *Service) StoreDefs() []lake.StoreDef {
 		s.log.Error("list channels", "err", err)
 		return nil
 	}
-	defs := make([]lake.StoreDef, 0, len(stores))
+	defs := make([]lakemodel.StoreDef, 0, len(stores))
 	for _, d := range stores {
 		arn := s.edsARN(d)
-		def := lake.StoreDef{
+		def := lakemodel.StoreDef{
 			ID: d.ID, ARN: arn, Account: d.Account, HomeRegion: d.HomeRegion, MultiRegion: d.MultiRegion,
 			Selectors: d.Selectors, Ingesting: d.Status == edsEnabled, RetentionDays: d.RetentionDays, CreatedAt: d.Created,
 		}

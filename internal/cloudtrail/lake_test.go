@@ -13,7 +13,7 @@ import (
 
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/kv"
-	"github.com/opentrail/opentrail/internal/lake"
+	"github.com/opentrail/opentrail/internal/lakemodel"
 	"github.com/opentrail/opentrail/internal/objstore"
 )
 
@@ -28,7 +28,7 @@ type fakeEngine struct {
 	started chan string // receives each statement as it starts, if set
 }
 
-func (f *fakeEngine) Query(ctx context.Context, account, sql string) (*lake.Result, error) {
+func (f *fakeEngine) Query(ctx context.Context, account, sql string) (*lakemodel.Result, error) {
 	f.mu.Lock()
 	rel, rows, started := f.release, f.rows, f.started
 	f.mu.Unlock()
@@ -43,9 +43,9 @@ func (f *fakeEngine) Query(ctx context.Context, account, sql string) (*lake.Resu
 		}
 	}
 	if strings.Contains(sql, "bad") {
-		return nil, &lake.QueryError{Message: "mismatched input 'bad'", Line: 1, Column: 8}
+		return nil, &lakemodel.QueryError{Message: "mismatched input 'bad'", Line: 1, Column: 8}
 	}
-	res := &lake.Result{Columns: []string{"n", "account"}, BytesScanned: 4096}
+	res := &lakemodel.Result{Columns: []string{"n", "account"}, BytesScanned: 4096}
 	for i := range rows {
 		v := fmt.Sprint(i)
 		acct := account
