@@ -20,9 +20,9 @@ import (
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/digest"
+	"github.com/opentrail/opentrail/internal/history"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/objstore"
-	"github.com/opentrail/opentrail/internal/store"
 )
 
 // Options configure a Service.
@@ -42,8 +42,8 @@ type Options struct {
 // Service serves CloudTrail operations over the shared database.
 type Service struct {
 	db         *pebble.DB
-	store      *store.Store
-	tokens     *store.Tokens
+	store      *history.Store
+	tokens     *history.Tokens
 	log        *slog.Logger
 	now        func() time.Time
 	part       string
@@ -68,7 +68,7 @@ type Service struct {
 type opFunc func(s *Service, ctx context.Context, c auth.Caller, body []byte) (any, error)
 
 // New returns a Service.
-func New(db *pebble.DB, st *store.Store, tokens *store.Tokens, log *slog.Logger, o Options) *Service {
+func New(db *pebble.DB, st *history.Store, tokens *history.Tokens, log *slog.Logger, o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}

@@ -15,10 +15,10 @@ import (
 
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
+	"github.com/opentrail/opentrail/internal/history"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/logs/dest"
-	"github.com/opentrail/opentrail/internal/store"
 )
 
 var caller = auth.Caller{Account: "123456789012", Region: "us-east-1"}
@@ -73,8 +73,8 @@ func open(t *testing.T, dir string, now func() time.Time, rec *recorder) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := store.New(db, j, log, store.Options{})
-	ct := cloudtrail.New(db, st, store.NewTokens([]byte("k")), log, cloudtrail.Options{})
+	st := history.New(db, j, log, history.Options{})
+	ct := cloudtrail.New(db, st, history.NewTokens([]byte("k")), log, cloudtrail.Options{})
 	svc := New(db, j, ct, log, Options{Now: now, MaxAttempts: 1000, Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
 		Resolve: func(arn string) (dest.Destination, error) { return rec, nil }})
 	if err := svc.Start(context.Background()); err != nil {

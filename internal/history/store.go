@@ -1,4 +1,4 @@
-// Package store is the event-history projection: it follows the journal and
+// Package history is the event-history projection: it follows the journal and
 // keeps, in Pebble, an index of management and insight events by account,
 // region, lookup attribute and time, which LookupEvents reads newest first.
 //
@@ -6,7 +6,7 @@
 // sequence number, so the journal stays the only copy. The projection writes
 // its cursor in the same batch as its index entries, so after a crash it resumes
 // exactly where its last batch ended.
-package store
+package history
 
 import (
 	"context"
