@@ -58,12 +58,12 @@ func (ch *storedChannel) hasDestination(storeARN string) bool {
 
 func (s *Service) putChannel(ch *storedChannel) error {
 	defer s.lake.defs.invalidate()
-	return s.putState(stateChannel, ch.Account, ch.ID, ch)
+	return s.putState(kv.StateChannel, ch.Account, ch.ID, ch)
 }
 
 func (s *Service) listChannelsOf(account string) ([]*storedChannel, error) {
 	var out []*storedChannel
-	err := s.listState(stateChannel, account, func(raw []byte) error {
+	err := s.listState(kv.StateChannel, account, func(raw []byte) error {
 		ch := new(storedChannel)
 		if err := json.Unmarshal(raw, ch); err != nil {
 			return fmt.Errorf("cloudtrail: decode channel: %w", err)
@@ -97,7 +97,7 @@ func (s *Service) resolveChannel(c auth.Caller, ref string) (*storedChannel, err
 		return nil, notFound
 	}
 	ch := new(storedChannel)
-	found, err := s.getState(stateChannel, c.Account, r.id, ch)
+	found, err := s.getState(kv.StateChannel, c.Account, r.id, ch)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +204,7 @@ func (s *Service) createChannel(_ context.Context, c auth.Caller, body []byte) (
 type channelRefInput struct{ Channel string }
 
 // ingestionStatus is the model's IngestionStatus: the latest PutAuditEvents
-// call to a channel. It is kept under its own key (stateIngestion), written
+// call to a channel. It is kept under its own key (kv.StateIngestion), written
 // without waiting for fsync (an acknowledged call's events are durable in the
 // journal; a crash may lose the status of the last calls, never an event),
 // and cached in memory.
@@ -325,10 +325,10 @@ func (s *Service) deleteChannel(_ context.Context, c auth.Caller, body []byte) (
 		return nil, err
 	}
 	defer s.lake.defs.invalidate()
-	if err := s.deleteState(stateChannel, ch.Account, ch.ID); err != nil {
+	if err := s.deleteState(kv.StateChannel, ch.Account, ch.ID); err != nil {
 		return nil, err
 	}
-	if err := s.deleteState(stateIngestion, ch.Account, ch.ID); err != nil {
+	if err := s.deleteState(kv.StateIngestion, ch.Account, ch.ID); err != nil {
 		return nil, err
 	}
 	s.lake.ingestion.Delete(ch.Account + "/" + ch.ID)
@@ -384,7 +384,7 @@ func (s *Service) RecordIngestion(ch Channel, at time.Time, lastEventID, errorCo
 	st.LatestIngestionErrorCode = errorCode
 	b, err := json.Marshal(st)
 	if err == nil {
-		err = s.db.Set(kv.StateKey(stateIngestion, ch.Account, id), b, pebble.NoSync)
+		err = s.db.Set(kv.StateKey(kv.StateIngestion, ch.Account, id), b, pebble.NoSync)
 	}
 	if err != nil {
 		s.log.Error("write channel ingestion status", "channel", ch.ARN, "err", err)
@@ -398,7 +398,7 @@ func (s *Service) ingestionStatus(account, id string) (ingestionStatus, error) {
 		return v.(ingestionStatus), nil
 	}
 	var st ingestionStatus
-	_, err := s.getState(stateIngestion, account, id, &st)
+	_, err := s.getState(kv.StateIngestion, account, id, &st)
 	return st, err
 }
 

@@ -52,15 +52,13 @@ const (
 
 // ---- Storage format: everything in this block is part of the on-disk format. Never change it. ----
 //
-// A query is one JSON object under kv.StateKey(stateQuery, account, queryID);
+// A query is one JSON object under kv.StateKey(kv.StateQuery, account, queryID);
 // its result rows are JSON arrays of rows ([][]*string, nil = NULL) of up to
-// queryChunkRows rows under kv.StateKey(stateQueryRows, account,
+// queryChunkRows rows under kv.StateKey(kv.StateQueryRows, account,
 // queryID+"/"+8-digit chunk number), written in the same batch that marks the
 // query FINISHED.
 
 const (
-	stateQuery     = "query"
-	stateQueryRows = "qrows"
 	queryChunkRows = 1000
 )
 
@@ -140,7 +138,7 @@ func (s *Service) Close() error {
 
 func (r *queryRunner) recover() error {
 	var stale []*storedQuery
-	err := r.s.listState(stateQuery, "", func(raw []byte) error {
+	err := r.s.listState(kv.StateQuery, "", func(raw []byte) error {
 		q := new(storedQuery)
 		if err := json.Unmarshal(raw, q); err != nil {
 			return fmt.Errorf("cloudtrail: decode query: %w", err)
@@ -155,7 +153,7 @@ func (r *queryRunner) recover() error {
 	}
 	for _, q := range stale {
 		q.Status, q.Error, q.Ended = queryFailed, "OpenTrail restarted before the query finished; run it again.", r.s.now().UTC()
-		if err := r.s.putState(stateQuery, q.Account, q.ID, q); err != nil {
+		if err := r.s.putState(kv.StateQuery, q.Account, q.ID, q); err != nil {
 			return err
 		}
 	}
@@ -181,7 +179,7 @@ func (r *queryRunner) sweep() {
 	s := r.s
 	now := s.now()
 	var old []*storedQuery
-	_ = s.listState(stateQuery, "", func(raw []byte) error {
+	_ = s.listState(kv.StateQuery, "", func(raw []byte) error {
 		q := new(storedQuery)
 		if json.Unmarshal(raw, q) == nil && q.done() && now.Sub(q.Created) > r.opts.ResultTTL {
 			old = append(old, q)
@@ -207,7 +205,7 @@ func (r *queryRunner) sweep() {
 			continue
 		}
 		s.lakeMu.Lock()
-		err := s.deleteState(stateEDS, d.Account, d.ID)
+		err := s.deleteState(kv.StateEDS, d.Account, d.ID)
 		s.lake.defs.invalidate()
 		s.lakeMu.Unlock()
 		if err != nil {
@@ -220,11 +218,11 @@ func (r *queryRunner) sweep() {
 func (s *Service) deleteQuery(q *storedQuery) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	lo := kv.StateKey(stateQueryRows, q.Account, q.ID+"/")
+	lo := kv.StateKey(kv.StateQueryRows, q.Account, q.ID+"/")
 	if err := b.DeleteRange(lo, kv.PrefixUpper(lo), nil); err != nil {
 		return err
 	}
-	if err := b.Delete(kv.StateKey(stateQuery, q.Account, q.ID), nil); err != nil {
+	if err := b.Delete(kv.StateKey(kv.StateQuery, q.Account, q.ID), nil); err != nil {
 		return err
 	}
 	return b.Commit(pebble.Sync)
@@ -365,7 +363,7 @@ func (r *queryRunner) submit(q *storedQuery) error {
 		return awsapi.Errorf("MaxConcurrentQueriesException",
 			"You are already running the maximum number of concurrent queries (%d). Wait for some queries to finish, and then run the query again.", r.opts.MaxConcurrentQueries)
 	}
-	if err := r.s.putState(stateQuery, q.Account, q.ID, q); err != nil {
+	if err := r.s.putState(kv.StateQuery, q.Account, q.ID, q); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(r.ctx)
@@ -395,7 +393,7 @@ func (r *queryRunner) run(ctx context.Context, q *storedQuery) {
 		return
 	}
 	q.Status, q.Started = queryRunning, r.s.now().UTC()
-	err := r.s.putState(stateQuery, q.Account, q.ID, q)
+	err := r.s.putState(kv.StateQuery, q.Account, q.ID, q)
 	r.mu.Unlock()
 	if err != nil {
 		r.finish(q, nil, err, nil)
@@ -442,7 +440,7 @@ func (r *queryRunner) finish(q *storedQuery, res *lakemodel.Result, err, ctxErr 
 		if q.DeliveryS3Uri != "" {
 			q.DeliveryStatus = "CANCELLED"
 		}
-		if err := s.putState(stateQuery, q.Account, q.ID, q); err != nil {
+		if err := s.putState(kv.StateQuery, q.Account, q.ID, q); err != nil {
 			s.log.Error("record query", "query", q.ID, "err", err)
 		}
 		return
@@ -466,7 +464,7 @@ func (s *Service) writeResults(q *storedQuery, rows [][]*string) error {
 		if err != nil {
 			return err
 		}
-		if err := b.Set(kv.StateKey(stateQueryRows, q.Account, queryRowsName(q.ID, i)), chunk, nil); err != nil {
+		if err := b.Set(kv.StateKey(kv.StateQueryRows, q.Account, queryRowsName(q.ID, i)), chunk, nil); err != nil {
 			return err
 		}
 	}
@@ -474,7 +472,7 @@ func (s *Service) writeResults(q *storedQuery, rows [][]*string) error {
 	if err != nil {
 		return err
 	}
-	if err := b.Set(kv.StateKey(stateQuery, q.Account, q.ID), meta, nil); err != nil {
+	if err := b.Set(kv.StateKey(kv.StateQuery, q.Account, q.ID), meta, nil); err != nil {
 		return err
 	}
 	return b.Commit(pebble.Sync)
@@ -543,7 +541,7 @@ func (s *Service) resolveQuery(c auth.Caller, in *queryRefInput) (*storedQuery, 
 		}
 	}
 	q := new(storedQuery)
-	found, err := s.getState(stateQuery, c.Account, *in.QueryId, q)
+	found, err := s.getState(kv.StateQuery, c.Account, *in.QueryId, q)
 	if err != nil {
 		return nil, err
 	}
@@ -554,7 +552,7 @@ func (s *Service) resolveQuery(c auth.Caller, in *queryRefInput) (*storedQuery, 
 	// or GetQueryResults on queries that are using an event data store in a PENDING_DELETION state."
 	for _, id := range q.Stores {
 		d := new(storedEDS)
-		if found, err := s.getState(stateEDS, c.Account, id, d); err != nil {
+		if found, err := s.getState(kv.StateEDS, c.Account, id, d); err != nil {
 			return nil, err
 		} else if found && d.Status == edsPendingDeletion {
 			return nil, awsapi.Errorf("InactiveEventDataStoreException",
@@ -691,7 +689,7 @@ func (s *Service) readRows(q *storedQuery, off, n int) ([][]*string, error) {
 	var out [][]*string
 	for chunk := off / queryChunkRows; chunk < q.Chunks && len(out) < n; chunk++ {
 		var rows [][]*string
-		found, err := s.getState(stateQueryRows, q.Account, queryRowsName(q.ID, chunk), &rows)
+		found, err := s.getState(kv.StateQueryRows, q.Account, queryRowsName(q.ID, chunk), &rows)
 		if err != nil {
 			return nil, err
 		}
@@ -751,7 +749,7 @@ func (s *Service) listQueries(_ context.Context, c auth.Caller, body []byte) (an
 		key          string
 	}
 	var infos []queryInfo
-	err = s.listState(stateQuery, c.Account, func(raw []byte) error {
+	err = s.listState(kv.StateQuery, c.Account, func(raw []byte) error {
 		q := new(storedQuery)
 		if err := json.Unmarshal(raw, q); err != nil {
 			return fmt.Errorf("cloudtrail: decode query: %w", err)
@@ -804,21 +802,21 @@ func (s *Service) cancelQuery(_ context.Context, c auth.Caller, body []byte) (an
 	a, ok := r.active[q.ID]
 	if !ok {
 		// Re-read: the query may have ended since resolveQuery.
-		if found, err := s.getState(stateQuery, c.Account, q.ID, q); err != nil || !found {
+		if found, err := s.getState(kv.StateQuery, c.Account, q.ID, q); err != nil || !found {
 			return nil, cmp.Or(err, error(inactive))
 		}
 		return nil, awsapi.Errorf("InactiveQueryException", "Query %s is %s and cannot be cancelled; only QUEUED and RUNNING queries can.", q.ID, q.Status)
 	}
 	delete(r.active, q.ID)
 	a.cancel()
-	if _, err := s.getState(stateQuery, c.Account, q.ID, q); err != nil {
+	if _, err := s.getState(kv.StateQuery, c.Account, q.ID, q); err != nil {
 		return nil, err
 	}
 	q.Status, q.Ended = queryCancelled, s.now().UTC()
 	if q.DeliveryS3Uri != "" {
 		q.DeliveryStatus = "CANCELLED"
 	}
-	if err := s.putState(stateQuery, q.Account, q.ID, q); err != nil {
+	if err := s.putState(kv.StateQuery, q.Account, q.ID, q); err != nil {
 		return nil, err
 	}
 	out := struct {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
+	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/lakemodel"
 	"github.com/opentrail/opentrail/internal/selector"
 )
@@ -73,15 +74,9 @@ func (o *LakeOptions) setDefaults() {
 
 // ---- Storage format: everything in this block is part of the on-disk format. Never change it. ----
 //
-// Each event data store is one JSON object under kv.StateKey(stateEDS, account, id),
-// each channel one under kv.StateKey(stateChannel, account, id); id is the UUID
+// Each event data store is one JSON object under kv.StateKey(kv.StateEDS, account, id),
+// each channel one under kv.StateKey(kv.StateChannel, account, id); id is the UUID
 // that ends the ARN. Selectors are stored normalised, in the API's shape.
-
-const (
-	stateEDS       = "eds"
-	stateChannel   = "channel"
-	stateIngestion = "ingestion" // a channel's IngestionStatus, by channel ID
-)
 
 type storedEDS struct {
 	ID                    string                           `json:"id"`
@@ -152,13 +147,13 @@ func (s *Service) edsARN(d *storedEDS) string {
 
 func (s *Service) putEDS(d *storedEDS) error {
 	defer s.lake.defs.invalidate()
-	return s.putState(stateEDS, d.Account, d.ID, d)
+	return s.putState(kv.StateEDS, d.Account, d.ID, d)
 }
 
 // accountStores returns the event data stores of account ("" = every account), by ID.
 func (s *Service) accountStores(account string) ([]*storedEDS, error) {
 	var out []*storedEDS
-	err := s.listState(stateEDS, account, func(raw []byte) error {
+	err := s.listState(kv.StateEDS, account, func(raw []byte) error {
 		d := new(storedEDS)
 		if err := json.Unmarshal(raw, d); err != nil {
 			return fmt.Errorf("cloudtrail: decode event data store: %w", err)
@@ -225,7 +220,7 @@ func (s *Service) resolveStore(c auth.Caller, ref string) (*storedEDS, error) {
 		return nil, edsNotFound(c, ref)
 	}
 	d := new(storedEDS)
-	found, err := s.getState(stateEDS, c.Account, r.id, d)
+	found, err := s.getState(kv.StateEDS, c.Account, r.id, d)
 	if err != nil {
 		return nil, err
 	}

@@ -327,7 +327,7 @@ func TestQueryRetention(t *testing.T) {
 	if len(eng.dropped) != 1 || eng.dropped[0] != id {
 		t.Fatalf("dropped %v", eng.dropped)
 	}
-	if _, closer, err := s.db.Get(kv.StateKey(stateQuery, acctA, qid)); err != pebble.ErrNotFound {
+	if _, closer, err := s.db.Get(kv.StateKey(kv.StateQuery, acctA, qid)); err != pebble.ErrNotFound {
 		if closer != nil {
 			closer.Close()
 		}
@@ -427,7 +427,7 @@ func TestChannelIngestionStatusPersists(t *testing.T) {
 	}
 	ok(t, s, eastA, "DeleteChannel", fmt.Sprintf(`{"Channel":%q}`, chARN))
 	var left ingestionStatus
-	if found, _ := s.getState(stateIngestion, ch.Account, chARN[strings.LastIndex(chARN, "/")+1:], &left); found {
+	if found, _ := s.getState(kv.StateIngestion, ch.Account, chARN[strings.LastIndex(chARN, "/")+1:], &left); found {
 		t.Fatal("the status outlived its channel")
 	}
 }

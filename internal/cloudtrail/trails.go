@@ -13,6 +13,7 @@ import (
 
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
+	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/selector"
 )
 
@@ -42,11 +43,9 @@ var trailOps = map[string]opFunc{
 
 // ---- Storage format: everything in this block is part of the on-disk format. Never change it. ----
 //
-// Each trail is one JSON object under kv.StateKey(stateTrail, account,
+// Each trail is one JSON object under kv.StateKey(kv.StateTrail, account,
 // homeRegion+"/"+name). Selectors are stored in the API's own shape
 // (selector.EventSelector, selector.AdvancedEventSelector), normalized.
-
-const stateTrail = "trail"
 
 func trailStateName(homeRegion, name string) string { return homeRegion + "/" + name }
 
@@ -112,7 +111,7 @@ func (s *Service) trailARN(t *storedTrail) string {
 }
 
 func (s *Service) putTrail(t *storedTrail) error {
-	err := s.putState(stateTrail, t.Account, trailStateName(t.HomeRegion, t.Name), t)
+	err := s.putState(kv.StateTrail, t.Account, trailStateName(t.HomeRegion, t.Name), t)
 	s.trailsVersion.Add(1)
 	return err
 }
@@ -125,7 +124,7 @@ func (s *Service) TrailsVersion() uint64 { return s.trailsVersion.Load() }
 // by account, home Region and name.
 func (s *Service) accountTrails(account string) ([]*storedTrail, error) {
 	var out []*storedTrail
-	err := s.listState(stateTrail, account, func(raw []byte) error {
+	err := s.listState(kv.StateTrail, account, func(raw []byte) error {
 		t := new(storedTrail)
 		if err := json.Unmarshal(raw, t); err != nil {
 			return fmt.Errorf("cloudtrail: decode trail: %w", err)
@@ -633,7 +632,7 @@ func (s *Service) deleteTrail(_ context.Context, c auth.Caller, body []byte) (an
 		return nil, err
 	}
 	s.trailsVersion.Add(1)
-	if err := s.deleteState(stateTrail, t.Account, trailStateName(t.HomeRegion, t.Name)); err != nil {
+	if err := s.deleteState(kv.StateTrail, t.Account, trailStateName(t.HomeRegion, t.Name)); err != nil {
 		return nil, err
 	}
 	return emptyOutput{}, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/selector"
 	"github.com/opentrail/opentrail/internal/trail"
 )
@@ -62,7 +63,7 @@ func (s *Service) RecordDelivery(account, homeRegion, name string, u trail.Deliv
 	s.trailMu.Lock()
 	defer s.trailMu.Unlock()
 	t := new(storedTrail)
-	found, err := s.getState(stateTrail, account, trailStateName(homeRegion, name), t)
+	found, err := s.getState(kv.StateTrail, account, trailStateName(homeRegion, name), t)
 	if err != nil {
 		return err
 	}
@@ -89,5 +90,5 @@ func (s *Service) RecordDelivery(account, homeRegion, name string, u trail.Deliv
 	if u.Err == "" {
 		*last = at
 	}
-	return s.putState(stateTrail, t.Account, trailStateName(t.HomeRegion, t.Name), t)
+	return s.putState(kv.StateTrail, t.Account, trailStateName(t.HomeRegion, t.Name), t)
 }

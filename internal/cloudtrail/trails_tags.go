@@ -11,6 +11,7 @@ import (
 
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
+	"github.com/opentrail/opentrail/internal/kv"
 )
 
 // Tag limits: "up to a limit of 50" tags per resource (AddTags), keys of 1 to
@@ -117,7 +118,7 @@ func (s *Service) tagTrail(c auth.Caller, id string) (*storedTrail, error) {
 		return nil, notFound
 	}
 	t := new(storedTrail)
-	found, err := s.getState(stateTrail, c.Account, trailStateName(ref.region, ref.name), t)
+	found, err := s.getState(kv.StateTrail, c.Account, trailStateName(ref.region, ref.name), t)
 	if err != nil {
 		return nil, err
 	}

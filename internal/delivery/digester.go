@@ -148,7 +148,7 @@ func NewSealedKeyStore(db *pebble.DB, key []byte) (*SealedKeyStore, error) {
 	return &SealedKeyStore{db: db, aead: aead}, nil
 }
 
-var keyRingKey = kv.StateKey("digest-keys", "", "ring")
+var keyRingKey = kv.StateKey(kv.StateDigestKeys, "", "ring")
 
 // Load returns the saved key ring, or nil when none was saved.
 func (k *SealedKeyStore) Load() ([]byte, error) {

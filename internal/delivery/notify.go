@@ -40,9 +40,7 @@ type Notifier struct {
 	stop context.CancelFunc
 }
 
-// ---- Storage format: a pending notification under kv.StateKey(stateNotify, "", seq). ----
-
-const stateNotify = "delivery-notify"
+// ---- Storage format: a pending notification under kv.StateKey(kv.StateNotify, "", seq). ----
 
 type pendingNotification struct {
 	Account    string   `json:"account"`
@@ -76,7 +74,7 @@ func (n *Notifier) enqueue(s *stream, bucket, key string) error {
 	n.seq++
 	id := fmt.Sprintf("%020d", uint64(n.now().UnixNano())+n.seq) // ordered, unique within this process and across restarts
 	n.mu.Unlock()
-	if err := n.db.Set(kv.StateKey(stateNotify, "", id), b, pebble.Sync); err != nil {
+	if err := n.db.Set(kv.StateKey(kv.StateNotify, "", id), b, pebble.Sync); err != nil {
 		return err
 	}
 	select {
@@ -136,7 +134,7 @@ func (n *Notifier) run(ctx context.Context) {
 // sendPending sends notifications in order; it stops at the first failure so
 // that a topic sees files in delivery order, and reports whether one failed.
 func (n *Notifier) sendPending(ctx context.Context) bool {
-	lo := kv.StatePrefix(stateNotify, "")
+	lo := kv.StatePrefix(kv.StateNotify, "")
 	it, err := n.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: kv.PrefixUpper(lo)})
 	if err != nil {
 		return true

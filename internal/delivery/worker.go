@@ -37,11 +37,6 @@ import (
 	"github.com/opentrail/opentrail/internal/trail"
 )
 
-const (
-	cursorName  = "delivery"
-	stateStream = "delivery-stream"
-)
-
 // Options tune a Worker.
 type Options struct {
 	Interval     time.Duration // how long a file collects events; default 5m, as AWS
@@ -112,7 +107,7 @@ func (w *Worker) Kick() {
 
 // Start resumes from the persisted cursor and runs until Close.
 func (w *Worker) Start(ctx context.Context) error {
-	cur, err := w.j.Cursor(cursorName)
+	cur, err := w.j.Cursor(kv.CursorDelivery)
 	if err != nil {
 		return err
 	}
@@ -548,14 +543,14 @@ func (w *Worker) saveCursor() error {
 	}
 	b := w.db.NewBatch()
 	defer b.Close()
-	if err := journal.SetCursor(b, cursorName, c); err != nil {
+	if err := journal.SetCursor(b, kv.CursorDelivery, c); err != nil {
 		return err
 	}
 	return b.Commit(pebble.NoSync) // behind is safe: streams skip what their watermark covers
 }
 
 func (w *Worker) loadState(id streamID, st *streamState) (bool, error) {
-	v, closer, err := w.db.Get(kv.StateKey(stateStream, id.Account, id.stateName()))
+	v, closer, err := w.db.Get(kv.StateKey(kv.StateDeliveryStream, id.Account, id.stateName()))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return false, nil
 	}
@@ -571,7 +566,7 @@ func (w *Worker) saveState(s *stream) error {
 	if err != nil {
 		return err
 	}
-	return w.db.Set(kv.StateKey(stateStream, s.id.Account, s.id.stateName()), b, pebble.Sync)
+	return w.db.Set(kv.StateKey(kv.StateDeliveryStream, s.id.Account, s.id.stateName()), b, pebble.Sync)
 }
 
 // logFileKey names a log file as CloudTrail does.

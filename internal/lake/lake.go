@@ -35,6 +35,7 @@ import (
 
 	"github.com/opentrail/opentrail/internal/event"
 	"github.com/opentrail/opentrail/internal/journal"
+	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/lakemodel"
 	"github.com/opentrail/opentrail/internal/selector"
 )
@@ -64,8 +65,6 @@ func (o *Options) defaults() {
 		o.Now = time.Now
 	}
 }
-
-const cursorName = "lake"
 
 // batchEntries bounds one load transaction. It is above DuckDB's row group size
 // (122,880 rows) so that a store's rows of a full batch go to the file as
@@ -293,7 +292,7 @@ func (e *Engine) Start(ctx context.Context) error {
 func (e *Engine) setCursor(next uint64) error {
 	b := e.kv.NewBatch()
 	defer b.Close()
-	if err := journal.SetCursor(b, cursorName, next); err != nil {
+	if err := journal.SetCursor(b, kv.CursorLake, next); err != nil {
 		return err
 	}
 	// No sync: a lost cursor only makes the journal keep more than it must.

@@ -377,7 +377,7 @@ func TestRestartNeitherLosesNorDuplicates(t *testing.T) {
 	if got := str(v.query(acct, "SELECT count(DISTINCT eventID) = count(*) FROM "+edsID).Rows[0][0]); got != "true" {
 		t.Fatal("duplicate rows after restart")
 	}
-	cur, err := v.j.Cursor(cursorName)
+	cur, err := v.j.Cursor(kv.CursorLake)
 	if err != nil || cur != v.e.Applied()+1 {
 		t.Fatalf("journal cursor %d (%v), applied %d", cur, err, v.e.Applied())
 	}

@@ -97,13 +97,13 @@ func (s *Service) appendLocked(b *pebble.Batch, g *group, evs []inEvent, ingest 
 	for _, st := range g.streams {
 		if st.dirty {
 			st.dirty = false
-			if err := setState(b, stateStream, g.id.Account, name+":"+st.Name, st); err != nil {
+			if err := setState(b, kv.StateLogStream, g.id.Account, name+":"+st.Name, st); err != nil {
 				return nil, err
 			}
 		}
 	}
 	for mf := range touched {
-		if err := setState(b, stateMetricValues, g.id.Account, name+":"+mf.def.FilterName, mf.values); err != nil {
+		if err := setState(b, kv.StateMetricValues, g.id.Account, name+":"+mf.def.FilterName, mf.values); err != nil {
 			return nil, err
 		}
 	}
@@ -111,7 +111,7 @@ func (s *Service) appendLocked(b *pebble.Batch, g *group, evs []inEvent, ingest 
 	for sub := range woke {
 		list = append(list, sub)
 	}
-	return list, setState(b, stateLogSeq, "", "", s.seq)
+	return list, setState(b, kv.StateLogSeq, "", "", s.seq)
 }
 
 // subIndex finds the subscription filters an event matches without

@@ -169,7 +169,7 @@ func (s *Service) feedFrom(ctx context.Context, from uint64) (uint64, error) {
 		}
 		woke = append(woke, w...)
 	}
-	if err := journal.SetCursor(b, feedCursor, next); err != nil {
+	if err := journal.SetCursor(b, kv.CursorLogs, next); err != nil {
 		s.mu.Unlock()
 		return from, err
 	}
@@ -263,7 +263,7 @@ func (s *Service) Expire() error {
 			if st.LastEvent < cutoff {
 				st.StoredBytes = 0
 			}
-			if err := setState(b, stateStream, g.id.Account, g.id.stateName()+":"+name, st); err != nil {
+			if err := setState(b, kv.StateLogStream, g.id.Account, g.id.stateName()+":"+name, st); err != nil {
 				return err
 			}
 		}

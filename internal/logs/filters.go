@@ -119,7 +119,7 @@ func (s *Service) putSubscriptionFilter(ctx context.Context, c auth.Caller, body
 		return nil, apiErr("InvalidParameterException", "Invalid filter pattern: %v", err)
 	}
 	if err := s.writeLocked(func(b *pebble.Batch) error {
-		return setState(b, stateSubscription, g.id.Account, g.id.stateName()+":"+d.FilterName, &d)
+		return setState(b, kv.StateSubscription, g.id.Account, g.id.stateName()+":"+d.FilterName, &d)
 	}); err != nil {
 		return nil, err
 	}
@@ -199,7 +199,7 @@ func (s *Service) deleteSubscriptionFilter(ctx context.Context, c auth.Caller, b
 		}
 		sub := g.subs[i]
 		s.stopSenderLocked(sub)
-		if err := s.deleteLocked([][]byte{kv.StateKey(stateSubscription, g.id.Account, g.id.stateName()+":"+in.FilterName)},
+		if err := s.deleteLocked([][]byte{kv.StateKey(kv.StateSubscription, g.id.Account, g.id.stateName()+":"+in.FilterName)},
 			[][]byte{sub.outbox, sub.dead}); err != nil {
 			return nil, err
 		}
@@ -355,10 +355,10 @@ func (s *Service) putMetricFilter(ctx context.Context, c auth.Caller, body []byt
 	}
 	name := g.id.stateName() + ":" + d.FilterName
 	if err := s.writeLocked(func(b *pebble.Batch) error {
-		if err := setState(b, stateMetricFilter, g.id.Account, name, &d); err != nil {
+		if err := setState(b, kv.StateMetricFilter, g.id.Account, name, &d); err != nil {
 			return err
 		}
-		return setState(b, stateMetricValues, g.id.Account, name, mf.values)
+		return setState(b, kv.StateMetricValues, g.id.Account, name, mf.values)
 	}); err != nil {
 		return nil, err
 	}
@@ -484,7 +484,7 @@ func (s *Service) deleteMetricFilter(ctx context.Context, c auth.Caller, body []
 			return nil, apiErr("ResourceNotFoundException", "The specified metric filter does not exist.")
 		}
 		name := g.id.stateName() + ":" + in.FilterName
-		if err := s.deleteLocked([][]byte{kv.StateKey(stateMetricFilter, g.id.Account, name), kv.StateKey(stateMetricValues, g.id.Account, name)}, nil); err != nil {
+		if err := s.deleteLocked([][]byte{kv.StateKey(kv.StateMetricFilter, g.id.Account, name), kv.StateKey(kv.StateMetricValues, g.id.Account, name)}, nil); err != nil {
 			return nil, err
 		}
 		g.metrics = slices.Delete(g.metrics, i, i+1)

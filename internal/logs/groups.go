@@ -92,7 +92,7 @@ func (s *Service) CreateLogGroup(account, region, name string, meta groupMeta) (
 	meta.Name, meta.CreationTime = name, millis(s.o.Now())
 	g := &group{id: id, meta: meta, streams: map[string]*streamMeta{}}
 	if err := s.writeLocked(func(b *pebble.Batch) error {
-		return setState(b, stateGroup, account, id.stateName(), &g.meta)
+		return setState(b, kv.StateLogGroup, account, id.stateName(), &g.meta)
 	}); err != nil {
 		return nil, err
 	}
@@ -117,18 +117,18 @@ func (s *Service) deleteGroupLocked(g *group) (any, error) {
 		s.stopSenderLocked(sub)
 	}
 	name := g.id.stateName()
-	keys := [][]byte{kv.StateKey(stateGroup, g.id.Account, name)}
+	keys := [][]byte{kv.StateKey(kv.StateLogGroup, g.id.Account, name)}
 	prefixes := [][]byte{kv.LogGroupPrefix(g.id.Account, g.id.Region, g.id.Name)}
 	for _, sub := range g.subs {
 		prefixes = append(prefixes, sub.outbox, sub.dead)
-		keys = append(keys, kv.StateKey(stateSubscription, g.id.Account, name+":"+sub.def.FilterName))
+		keys = append(keys, kv.StateKey(kv.StateSubscription, g.id.Account, name+":"+sub.def.FilterName))
 	}
 	for _, mf := range g.metrics {
-		keys = append(keys, kv.StateKey(stateMetricFilter, g.id.Account, name+":"+mf.def.FilterName),
-			kv.StateKey(stateMetricValues, g.id.Account, name+":"+mf.def.FilterName))
+		keys = append(keys, kv.StateKey(kv.StateMetricFilter, g.id.Account, name+":"+mf.def.FilterName),
+			kv.StateKey(kv.StateMetricValues, g.id.Account, name+":"+mf.def.FilterName))
 	}
 	for st := range g.streams {
-		keys = append(keys, kv.StateKey(stateStream, g.id.Account, name+":"+st))
+		keys = append(keys, kv.StateKey(kv.StateLogStream, g.id.Account, name+":"+st))
 	}
 	if err := s.deleteLocked(keys, prefixes); err != nil {
 		return nil, err
@@ -282,7 +282,7 @@ func (s *Service) updateGroup(c auth.Caller, name string, change func(*groupMeta
 	meta := g.meta
 	change(&meta)
 	if err := s.writeLocked(func(b *pebble.Batch) error {
-		return setState(b, stateGroup, g.id.Account, g.id.stateName(), &meta)
+		return setState(b, kv.StateLogGroup, g.id.Account, g.id.stateName(), &meta)
 	}); err != nil {
 		return err
 	}
@@ -303,7 +303,7 @@ func (s *Service) createLogStream(ctx context.Context, c auth.Caller, body []byt
 		}
 		st := &streamMeta{Name: in.LogStreamName, CreationTime: millis(s.o.Now())}
 		if err := s.writeLocked(func(b *pebble.Batch) error {
-			return setState(b, stateStream, g.id.Account, g.id.stateName()+":"+st.Name, st)
+			return setState(b, kv.StateLogStream, g.id.Account, g.id.stateName()+":"+st.Name, st)
 		}); err != nil {
 			return nil, err
 		}
@@ -318,7 +318,7 @@ func (s *Service) deleteLogStream(ctx context.Context, c auth.Caller, body []byt
 		if g.streams[in.LogStreamName] == nil {
 			return nil, errNoStream()
 		}
-		if err := s.deleteLocked([][]byte{kv.StateKey(stateStream, g.id.Account, g.id.stateName()+":"+in.LogStreamName)},
+		if err := s.deleteLocked([][]byte{kv.StateKey(kv.StateLogStream, g.id.Account, g.id.stateName()+":"+in.LogStreamName)},
 			[][]byte{kv.LogStreamPrefix(g.id.Account, g.id.Region, g.id.Name, in.LogStreamName)}); err != nil {
 			return nil, err
 		}

@@ -51,17 +51,6 @@ const (
 	eventOverhead          = 26
 )
 
-// State kinds in the control-plane key space.
-const (
-	stateGroup        = "loggroup"
-	stateStream       = "logstream"
-	stateSubscription = "subfilter"
-	stateMetricFilter = "metricfilter"
-	stateMetricValues = "metricvalue"
-	stateLogSeq       = "logseq"
-	feedCursor        = "logs"
-)
-
 // Options configure a Service.
 type Options struct {
 	Now       func() time.Time
@@ -219,7 +208,7 @@ func (s *Service) Start(ctx context.Context) error {
 		s.cancel()
 		return err
 	}
-	next, err := s.j.Cursor(feedCursor)
+	next, err := s.j.Cursor(kv.CursorLogs)
 	if err != nil {
 		s.cancel()
 		return err
@@ -228,7 +217,7 @@ func (s *Service) Start(ctx context.Context) error {
 		// A new node follows from the journal's current end: trails send events from when they are configured.
 		next = s.j.Last() + 1
 		b := s.db.NewBatch()
-		if err := journal.SetCursor(b, feedCursor, next); err == nil {
+		if err := journal.SetCursor(b, kv.CursorLogs, next); err == nil {
 			err = b.Commit(pebble.Sync)
 		}
 		b.Close()
@@ -262,7 +251,7 @@ func (s *Service) Close() {
 func (s *Service) load() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.list(stateGroup, "", func(account, name string, raw []byte) error {
+	err := s.list(kv.StateLogGroup, "", func(account, name string, raw []byte) error {
 		region, gname, _ := strings.Cut(name, ":")
 		g := &group{id: groupID{account, region, gname}, streams: map[string]*streamMeta{}}
 		if err := json.Unmarshal(raw, &g.meta); err != nil {
@@ -274,7 +263,7 @@ func (s *Service) load() error {
 	if err != nil {
 		return err
 	}
-	err = s.list(stateStream, "", func(account, name string, raw []byte) error {
+	err = s.list(kv.StateLogStream, "", func(account, name string, raw []byte) error {
 		g := s.groupOf(account, name)
 		if g == nil {
 			return nil
@@ -289,7 +278,7 @@ func (s *Service) load() error {
 	if err != nil {
 		return err
 	}
-	err = s.list(stateSubscription, "", func(account, name string, raw []byte) error {
+	err = s.list(kv.StateSubscription, "", func(account, name string, raw []byte) error {
 		g := s.groupOf(account, name)
 		if g == nil {
 			return nil
@@ -308,7 +297,7 @@ func (s *Service) load() error {
 	if err != nil {
 		return err
 	}
-	err = s.list(stateMetricFilter, "", func(account, name string, raw []byte) error {
+	err = s.list(kv.StateMetricFilter, "", func(account, name string, raw []byte) error {
 		g := s.groupOf(account, name)
 		if g == nil {
 			return nil
@@ -322,7 +311,7 @@ func (s *Service) load() error {
 			return fmt.Errorf("metric filter %s of %s: %w", d.FilterName, g.id.Name, err)
 		}
 		values := map[string]*metricValue{}
-		if _, err := s.get(stateMetricValues, account, name, &values); err != nil {
+		if _, err := s.get(kv.StateMetricValues, account, name, &values); err != nil {
 			return err
 		}
 		mf.values = values
@@ -336,7 +325,7 @@ func (s *Service) load() error {
 		sort.Slice(g.subs, func(i, j int) bool { return g.subs[i].def.FilterName < g.subs[j].def.FilterName })
 		sort.Slice(g.metrics, func(i, j int) bool { return g.metrics[i].def.FilterName < g.metrics[j].def.FilterName })
 	}
-	_, err = s.get(stateLogSeq, "", "", &s.seq)
+	_, err = s.get(kv.StateLogSeq, "", "", &s.seq)
 	return err
 }
 
