@@ -1,7 +1,9 @@
 // Package app assembles one OpenTrail node from its parts: the database, the
-// journal, the event-history store, the keyring, the CloudTrail service and the
-// HTTP server. The serve command, the benchmarks and the end-to-end tests all
-// start OpenTrail through it.
+// keyring, the journal and its projections (the event-history index, the Lake,
+// trail delivery with digests and SNS notifications, CloudWatch Logs with its
+// subscription senders), the CloudTrail service, the Prometheus metrics
+// registry and the HTTP server. The serve command, the benchmarks and the
+// end-to-end tests all start OpenTrail through it.
 package app
 
 import (

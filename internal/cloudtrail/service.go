@@ -1,7 +1,15 @@
-// Package cloudtrail implements the CloudTrail API operations: trails, event
-// selectors, insight selectors, tags and LookupEvents. Handlers take a request
-// body that awsapi has already checked against the service model and return a
-// JSON-marshalable response or an *awsapi.Error; the server does the wire work.
+// Package cloudtrail implements the CloudTrail API operations: trails
+// (CreateTrail … GetTrailStatus, StartLogging/StopLogging), event and insight
+// selectors, tags, LookupEvents over the event history, ListPublicKeys, and
+// CloudTrail Lake: event data stores, channels (the control plane of
+// PutAuditEvents) and queries (StartQuery … CancelQuery), whose SQL an Engine
+// runs. Handlers take a request body that awsapi has already checked against
+// the service model and return a JSON-marshalable response or an
+// *awsapi.Error; the server does the wire work.
+//
+// The Service is also the trail.Registry the projections read the trails from
+// and report delivery status to, and it hands the Lake its event data store
+// definitions (StoreDefs).
 package cloudtrail
 
 import (
