@@ -84,8 +84,6 @@ type cached struct {
 	secret string
 }
 
-const stateKind = "accesskey"
-
 // Open opens the keyring; the master key is read from masterKeyFile, created (0600) if absent.
 func Open(db *pebble.DB, masterKeyFile string) (*Keyring, error) {
 	mk, err := os.ReadFile(masterKeyFile)
@@ -153,7 +151,7 @@ func (k *Keyring) get(accessKeyID string) (Key, string, bool) {
 	if ok {
 		return c.key, c.secret, true
 	}
-	b, closer, err := k.db.Get(kv.StateKey(stateKind, "", accessKeyID))
+	b, closer, err := k.db.Get(kv.StateKey(kv.StateAccessKey, "", accessKeyID))
 	if err != nil {
 		return Key{}, "", false
 	}
@@ -175,7 +173,7 @@ func (k *Keyring) get(accessKeyID string) (Key, string, bool) {
 
 // List returns the keys of account ("" = every account), sorted by account, user and ID.
 func (k *Keyring) List(account string) ([]Key, error) {
-	prefix := kv.StatePrefix(stateKind, "")
+	prefix := kv.StatePrefix(kv.StateAccessKey, "")
 	it, err := k.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return nil, fmt.Errorf("auth: list keys: %w", err)
@@ -243,7 +241,7 @@ func (k *Keyring) Delete(accessKeyID string) (Key, error) {
 func (k *Keyring) remove(accessKeyID string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if err := k.db.Delete(kv.StateKey(stateKind, "", accessKeyID), pebble.Sync); err != nil {
+	if err := k.db.Delete(kv.StateKey(kv.StateAccessKey, "", accessKeyID), pebble.Sync); err != nil {
 		return fmt.Errorf("auth: delete key: %w", err)
 	}
 	delete(k.cache, accessKeyID)
@@ -258,7 +256,7 @@ func (k *Keyring) store(key Key, secret string) error {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if err := k.db.Set(kv.StateKey(stateKind, "", key.AccessKeyID), b, pebble.Sync); err != nil {
+	if err := k.db.Set(kv.StateKey(kv.StateAccessKey, "", key.AccessKeyID), b, pebble.Sync); err != nil {
 		return fmt.Errorf("auth: store key: %w", err)
 	}
 	k.cache[key.AccessKeyID] = cached{key: key, secret: secret}
@@ -322,7 +320,7 @@ func (k *Keyring) Create(account, user, role string) (Key, string, error) {
 
 // Root returns the stored root key, if any.
 func (k *Keyring) Root() (Key, string, bool) {
-	b, closer, err := k.db.Get(kv.StateKey(stateKind+"-root", "", "root"))
+	b, closer, err := k.db.Get(kv.StateKey(kv.StateRootKey, "", "root"))
 	if err != nil {
 		return Key{}, "", false
 	}
@@ -345,7 +343,7 @@ func (k *Keyring) SetRoot(key Key, secret string) (replaced *Key, err error) {
 	if err := k.Put(key, secret); err != nil {
 		return nil, err
 	}
-	if err := k.db.Set(kv.StateKey(stateKind+"-root", "", "root"), []byte(key.AccessKeyID), pebble.Sync); err != nil {
+	if err := k.db.Set(kv.StateKey(kv.StateRootKey, "", "root"), []byte(key.AccessKeyID), pebble.Sync); err != nil {
 		return nil, fmt.Errorf("auth: store root key: %w", err)
 	}
 	return replaced, nil

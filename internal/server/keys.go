@@ -89,7 +89,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, rq *request, 
 	var key auth.Key
 	var secret string
 	switch {
-	case rq.key.Role == auth.RoleRoot, rq.key.Role == auth.RoleAdmin && in.Account == rq.key.Account:
+	case s.allowed(rq, "iam:CreateAccessKey", false) && (rq.key.Role == auth.RoleRoot || in.Account == rq.key.Account):
 		if in.Role == auth.RoleRoot {
 			err = awsapi.Errorf("ValidationException", "Role must be admin, reader or writer")
 			break
@@ -128,8 +128,10 @@ func (s *Server) listKeys(w http.ResponseWriter, rq *request, in CreateKeyReques
 	var err error
 	var keys []auth.Key
 	switch {
+	case !s.allowed(rq, "iam:ListAccessKeys", true):
+		err = denied(rq.key, "iam:ListAccessKeys")
 	case rq.key.Role == auth.RoleRoot:
-	case rq.key.Role == auth.RoleAdmin && (in.Account == "" || in.Account == rq.key.Account):
+	case in.Account == "" || in.Account == rq.key.Account:
 		in.Account = rq.key.Account
 	default:
 		err = denied(rq.key, "iam:ListAccessKeys")
@@ -167,9 +169,9 @@ func (s *Server) changeKey(w http.ResponseWriter, rq *request, in CreateKeyReque
 	switch {
 	case in.AccessKeyID == "":
 		err = awsapi.Errorf("ValidationException", "AccessKeyId is required")
-	case rq.key.Role != auth.RoleRoot && rq.key.Role != auth.RoleAdmin:
+	case !s.allowed(rq, action, false):
 		err = denied(rq.key, action)
-	case !found, rq.key.Role == auth.RoleAdmin && target.Account != rq.key.Account:
+	case !found, rq.key.Role != auth.RoleRoot && target.Account != rq.key.Account:
 		// An admin learns nothing about other accounts' keys.
 		err = &awsapi.Error{Code: "NoSuchEntity", Status: http.StatusNotFound,
 			Message: fmt.Sprintf("The Access Key with id %s cannot be found.", in.AccessKeyID)}

@@ -4,29 +4,17 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
-
-	"github.com/cockroachdb/pebble/v2"
 )
 
-func openKeyring(t *testing.T) *Keyring {
+func newKeyring(t *testing.T) *Keyring {
 	t.Helper()
-	dir := t.TempDir()
-	db, err := pebble.Open(filepath.Join(dir, "db"), &pebble.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	k, err := Open(db, filepath.Join(dir, "master.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return openKeyring(t, openDB(t), filepath.Join(t.TempDir(), "master.key"))
 }
 
 // TestDisableEnableDelete: a disabled key is not found by Lookup (so SigV4 fails), but is listed
 // and can be enabled again; a deleted key is gone; the root key can be neither.
 func TestDisableEnableDelete(t *testing.T) {
-	k := openKeyring(t)
+	k := newKeyring(t)
 	if _, err := k.SetRoot(Key{AccessKeyID: "AKIAROOTROOTROOT0001", Account: "111122223333"}, "root-secret-root-secret"); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +69,7 @@ func TestDisableEnableDelete(t *testing.T) {
 // TestSetRootReplaces: a different root key replaces the stored one instead of adding a
 // second root key (issue 12); the same one again changes nothing.
 func TestSetRootReplaces(t *testing.T) {
-	k := openKeyring(t)
+	k := newKeyring(t)
 	first := Key{AccessKeyID: "AKIAROOTROOTROOT0001", Account: "111122223333"}
 	if old, err := k.SetRoot(first, "first-secret-first-secret"); err != nil || old != nil {
 		t.Fatalf("first root: %v %v", old, err)
