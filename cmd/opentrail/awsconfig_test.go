@@ -75,8 +75,8 @@ func TestAWSConfigChain(t *testing.T) {
 		{name: "AWS_REGION beats the profile's region", env: profile("AWS_REGION=us-east-1")},
 		{name: "OPENTRAIL_REGION beats AWS_REGION", env: profile("AWS_REGION=us-east-1", "OPENTRAIL_REGION=eu-west-1"), found: true},
 		{name: "--region beats OPENTRAIL_REGION", env: profile("OPENTRAIL_REGION=us-east-1"), args: []string{"--region", "eu-west-1"}, found: true},
-		{name: "AWS_ENDPOINT_URL and AWS_DEFAULT_REGION", env: keyEnv("AWS_ENDPOINT_URL=" + srv.endpoint, "AWS_DEFAULT_REGION=eu-west-1"), found: true},
-		{name: "AWS_ENDPOINT_URL_CLOUDTRAIL beats AWS_ENDPOINT_URL", env: keyEnv("AWS_ENDPOINT_URL=" + dead, "AWS_ENDPOINT_URL_CLOUDTRAIL=" + srv.endpoint, "AWS_REGION=eu-west-1"), found: true},
+		{name: "AWS_ENDPOINT_URL and AWS_DEFAULT_REGION", env: keyEnv("AWS_ENDPOINT_URL="+srv.endpoint, "AWS_DEFAULT_REGION=eu-west-1"), found: true},
+		{name: "AWS_ENDPOINT_URL_CLOUDTRAIL beats AWS_ENDPOINT_URL", env: keyEnv("AWS_ENDPOINT_URL="+dead, "AWS_ENDPOINT_URL_CLOUDTRAIL="+srv.endpoint, "AWS_REGION=eu-west-1"), found: true},
 		{name: "OPENTRAIL_ENDPOINT beats the profile", env: profile("OPENTRAIL_ENDPOINT=" + dead),
 			fails: "no OpenTrail server is running at " + dead},
 		{name: "--endpoint beats OPENTRAIL_ENDPOINT", env: profile("OPENTRAIL_ENDPOINT=" + dead), args: []string{"--endpoint", srv.endpoint}, found: true},
@@ -132,7 +132,9 @@ func TestKeysCommands(t *testing.T) {
 		}
 	}
 	r = runBin(t, bin, adminEnv, "keys", "list", "--output", "json")
-	var list struct{ AccessKeys []struct{ AccessKeyId, Account, Status string } }
+	var list struct {
+		AccessKeys []struct{ AccessKeyId, Account, Status string }
+	}
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &list) != nil || len(list.AccessKeys) != 2 {
 		t.Fatalf("admin's keys list: %+v", r)
 	}

@@ -27,10 +27,10 @@ import (
 )
 
 var benchCommands = []command{
-	{name: "ingest", summary: "records per second a server makes durable, and its memory", run: benchIngest},
-	{name: "lookup", summary: "LookupEvents latency over a large history", run: benchLookup},
-	{name: "deliver", summary: "time to write a trail's log file", run: benchDeliver},
-	{name: "import", summary: "opentrail import's throughput over a generated archive", run: benchImport},
+	{"ingest", "records per second a server makes durable, and its memory", benchIngest},
+	{"lookup", "LookupEvents latency over a large history", benchLookup},
+	{"deliver", "time to write a trail's log file", benchDeliver},
+	{"import", "opentrail import's throughput over a generated archive", benchImport},
 }
 
 // parseBench parses a benchmark's flags; benchmarks take no positional arguments.

@@ -156,7 +156,9 @@ func TestValidateLogsCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err = run()
-	rel := func(p string) string { return "s3://cli-logs/" + filepath.ToSlash(strings.TrimPrefix(p, filepath.Join(dir, "buckets", "cli-logs")+string(filepath.Separator))) }
+	rel := func(p string) string {
+		return "s3://cli-logs/" + filepath.ToSlash(strings.TrimPrefix(p, filepath.Join(dir, "buckets", "cli-logs")+string(filepath.Separator)))
+	}
 	if err == nil || !strings.Contains(out, rel(logs[0])+"\tINVALID: not found") ||
 		!strings.Contains(out, rel(logs[1])+"\tINVALID: hash value doesn't match") || !strings.Contains(out, rel(logs[2])+"\tvalid") {
 		t.Fatalf("validate-logs after deleting one log file and changing another: %v\n%s", err, out)

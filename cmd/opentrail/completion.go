@@ -38,9 +38,9 @@ complete -c opentrail -a '(opentrail __complete (commandline -opc)[2..-1] (comma
 }
 
 var completionCommands = []command{
-	{name: "bash", summary: "bash completion: source <(opentrail completion bash)", run: func(args []string) error { return printCompletion("bash", args) }},
-	{name: "zsh", summary: "zsh completion: source <(opentrail completion zsh)", run: func(args []string) error { return printCompletion("zsh", args) }},
-	{name: "fish", summary: "fish completion: opentrail completion fish | source", run: func(args []string) error { return printCompletion("fish", args) }},
+	{"bash", "bash completion: source <(opentrail completion bash)", func(args []string) error { return printCompletion("bash", args) }},
+	{"zsh", "zsh completion: source <(opentrail completion zsh)", func(args []string) error { return printCompletion("zsh", args) }},
+	{"fish", "fish completion: opentrail completion fish | source", func(args []string) error { return printCompletion("fish", args) }},
 }
 
 func printCompletion(shell string, args []string) error {
@@ -66,7 +66,7 @@ func complete(words []string, w io.Writer) int {
 		words = []string{""}
 	}
 	cur, before := words[len(words)-1], words[:len(words)-1]
-	cs := commands
+	cs, path := commands, "opentrail"
 	var leaf *command
 	for _, word := range before {
 		if leaf != nil || strings.HasPrefix(word, "-") {
@@ -76,10 +76,11 @@ func complete(words []string, w io.Writer) int {
 		if c == nil {
 			return 0
 		}
-		if c.subs == nil {
-			leaf = c
+		path += " " + c.name
+		if sub := subcommands[path]; sub != nil {
+			cs = sub
 		} else {
-			cs = c.subs
+			leaf = c
 		}
 	}
 	if leaf == nil {

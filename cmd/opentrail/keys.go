@@ -12,11 +12,11 @@ import (
 )
 
 var keysCommands = []command{
-	{name: "create", summary: "create an access key (the secret is shown only here)", run: runKeysCreate},
-	{name: "list", summary: "list access keys", run: runKeysList},
-	{name: "disable", summary: "disable a key: requests signed with it fail until it is enabled", run: func(a []string) error { return runKeysChange(server.KeysDisable, a) }},
-	{name: "enable", summary: "enable a disabled key", run: func(a []string) error { return runKeysChange(server.KeysEnable, a) }},
-	{name: "delete", summary: "delete a key for good", run: func(a []string) error { return runKeysChange(server.KeysDelete, a) }},
+	{"create", "create an access key (the secret is shown only here)", runKeysCreate},
+	{"list", "list access keys", runKeysList},
+	{"disable", "disable a key: requests signed with it fail until it is enabled", func(a []string) error { return runKeysChange(server.KeysDisable, a) }},
+	{"enable", "enable a disabled key", func(a []string) error { return runKeysChange(server.KeysEnable, a) }},
+	{"delete", "delete a key for good", func(a []string) error { return runKeysChange(server.KeysDelete, a) }},
 }
 
 const keysAbout = `Keys are managed by the root key (any account) or an admin key (its own account); each call

@@ -8,30 +8,38 @@ import (
 	"os"
 )
 
-// command is one entry of the command tree: a leaf runs run with the arguments after its
-// name; a command with subs dispatches to them.
+// command is one entry of the command tree: run gets the arguments after the command's name.
+// A command with subcommands (an entry in subcommands) has no run of its own.
 //
 // To add a command, write func runX(args []string) error in its own file, build its flags
-// with newFlags(...) and return fs.parse(args)'s error as is, then add a line here.
+// with newFlags(...) and return fs.parse(args)'s error as is (that gives it -h, the exit codes,
+// suggestions and completion), then add a line {"x", "what it does", runX} here.
 type command struct {
 	name, summary string
 	run           func(args []string) error
-	subs          []command
 }
 
 var commands = []command{
-	{name: "serve", summary: "run the OpenTrail server (in the foreground)", run: runServe},
-	{name: "keys", summary: "create, list, disable, enable and delete access keys on a running server", subs: keysCommands},
-	{name: "lookup", summary: "look up events (LookupEvents) on a running server", run: runLookup},
-	{name: "proxy", summary: "run the audit proxy in front of an AWS-protocol service", run: runProxy},
-	{name: "import", summary: "import CloudTrail archives (a folder or s3://bucket/prefix) into a running server", run: runImport},
-	{name: "query", summary: "run Lake SQL on a running server, or over CloudTrail log files with --logs", run: runQuery},
-	{name: "tail", summary: "print events as they happen: a log group's, or every record of your account", run: runTail},
-	{name: "deadletters", summary: "list or replay the events a subscription filter could not deliver", subs: deadLetterCommands},
-	{name: "validate-logs", summary: "validate a trail's digest and log files, as aws cloudtrail validate-logs does", run: runValidateLogs},
-	{name: "bench", summary: "measure ingest, lookup, delivery and import performance", subs: benchCommands},
-	{name: "completion", summary: "print a shell completion script (bash, zsh or fish)", subs: completionCommands},
-	{name: "version", summary: "print the version, VCS revision, Go and DuckDB versions", run: runVersion},
+	{"serve", "run the OpenTrail server (in the foreground)", runServe},
+	{"keys", "create, list, disable, enable and delete access keys on a running server", nil},
+	{"lookup", "look up events (LookupEvents) on a running server", runLookup},
+	{"proxy", "run the audit proxy in front of an AWS-protocol service", runProxy},
+	{"import", "import CloudTrail archives (a folder or s3://bucket/prefix) into a running server", runImport},
+	{"query", "run Lake SQL on a running server, or over CloudTrail log files with --logs", runQuery},
+	{"tail", "print events as they happen: a log group's, or every record of your account", runTail},
+	{"deadletters", "list or replay the events a subscription filter could not deliver", nil},
+	{"validate-logs", "validate a trail's digest and log files, as aws cloudtrail validate-logs does", runValidateLogs},
+	{"bench", "measure ingest, lookup, delivery and import performance", nil},
+	{"completion", "print a shell completion script (bash, zsh or fish)", nil},
+	{"version", "print the version, VCS revision, Go and DuckDB versions", runVersion},
+}
+
+// subcommands are the commands under a command, by its path.
+var subcommands = map[string][]command{
+	"opentrail keys":        keysCommands,
+	"opentrail deadletters": deadLetterCommands,
+	"opentrail bench":       benchCommands,
+	"opentrail completion":  completionCommands,
 }
 
 func main() { os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -49,8 +57,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	name := "opentrail"
 	if c := findCommand(commands, args[0]); c != nil {
 		name += " " + c.name
-		if c.subs != nil && len(args) > 1 {
-			if s := findCommand(c.subs, args[1]); s != nil {
+		if subs := subcommands[name]; subs != nil && len(args) > 1 {
+			if s := findCommand(subs, args[1]); s != nil {
 				name += " " + s.name
 			}
 		}
@@ -63,8 +71,8 @@ func dispatchTree(path string, args []string, cs []command) error {
 	leaves := make([]command, len(cs))
 	for i, c := range cs {
 		leaves[i] = c
-		if c.subs != nil {
-			sub, subPath := c.subs, path+" "+c.name
+		if sub := subcommands[path+" "+c.name]; sub != nil {
+			subPath := path + " " + c.name
 			leaves[i].run = func(args []string) error { return dispatchTree(subPath, args, sub) }
 		}
 	}

@@ -84,8 +84,8 @@ func printTail(w io.Writer, r io.Reader, format string) error {
 }
 
 var deadLetterCommands = []command{
-	{name: "list", summary: "list a subscription filter's dead letters", run: func(a []string) error { return runDeadLetters("list", a) }},
-	{name: "replay", summary: "deliver a subscription filter's dead letters again, in order", run: func(a []string) error { return runDeadLetters("replay", a) }},
+	{"list", "list a subscription filter's dead letters", func(a []string) error { return runDeadLetters("list", a) }},
+	{"replay", "deliver a subscription filter's dead letters again, in order", func(a []string) error { return runDeadLetters("replay", a) }},
 }
 
 // runDeadLetters lists or replays a subscription filter's dead letters.

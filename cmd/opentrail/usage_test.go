@@ -61,9 +61,9 @@ func runBin(t *testing.T, bin string, env []string, args ...string) result {
 func commandPaths(cs []command, prefix []string) (nodes, leaves [][]string) {
 	for _, c := range cs {
 		p := append(append([]string(nil), prefix...), c.name)
-		if c.subs != nil {
+		if sub := subcommands["opentrail "+strings.Join(p, " ")]; sub != nil {
 			nodes = append(nodes, p)
-			n, l := commandPaths(c.subs, p)
+			n, l := commandPaths(sub, p)
 			nodes, leaves = append(nodes, n...), append(leaves, l...)
 		} else {
 			leaves = append(leaves, p)
