@@ -13,8 +13,8 @@ import (
 // Rule is one Sigma rule: a detection rule or a correlation rule.
 type Rule struct {
 	ID, Name, Title, Status, Description, Author, License, Level string
-	Date, Modified                                                string
-	Tags, References, FalsePositives, Fields                      []string
+	Date, Modified                                               string
+	Tags, References, FalsePositives, Fields                     []string
 
 	// Logsource as written; Applies says whether it names CloudTrail
 	// (product aws with service cloudtrail or no service, and no category).
@@ -98,7 +98,7 @@ type doc struct {
 func splitDocs(file string, data []byte) []doc {
 	var docs []doc
 	lines := strings.SplitAfter(string(data), "\n")
-	start, startLine := 0, 1
+	startLine := 1
 	var b strings.Builder
 	flush := func() {
 		if strings.TrimSpace(stripComments(b.String())) != "" {
@@ -106,7 +106,6 @@ func splitDocs(file string, data []byte) []doc {
 		}
 		b.Reset()
 	}
-	_ = start
 	for i, l := range lines {
 		t := strings.TrimRight(l, "\r\n")
 		if t == "---" || strings.HasPrefix(t, "--- ") || strings.HasPrefix(t, "---\t") || t == "..." {
