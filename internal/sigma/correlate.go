@@ -41,6 +41,12 @@ type entry struct {
 	Val  string `json:"v,omitempty"` // value_count: the counted field's value
 }
 
+// MaxLateness is how far (in event time) behind the newest event of its group
+// an event may arrive and still meet the events it shares a window with: a
+// group keeps the events of the last timespan plus MaxLateness. Expire drops
+// more, as the caller's watermark allows.
+const MaxLateness = time.Hour
+
 // NewState returns an empty State.
 func NewState() *State { return &State{corrs: map[string]*corrState{}} }
 
@@ -209,8 +215,8 @@ func (st *State) add(f feed, e *Event) []Match {
 	}
 	i := sort.Search(len(g.Events), func(i int) bool { return g.Events[i].T > en.T })
 	g.Events = slices.Insert(g.Events, i, en)
-	if last := g.Events[len(g.Events)-1].T; last-span > g.Events[0].T {
-		g.prune(last - span)
+	if limit := g.Events[len(g.Events)-1].T - span - int64(MaxLateness); g.Events[0].T < limit {
+		g.prune(limit)
 	}
 	if c.Op == "lt" || c.Op == "lte" {
 		if g.Start == 0 || en.T < g.Start {
@@ -234,11 +240,9 @@ func (st *State) add(f feed, e *Event) []Match {
 // that contributed.
 func (g *group) complete(c *Correlation, t int64) ([]int, bool) {
 	span := int64(c.Timespan)
-	for a := range g.Events {
+	first := sort.Search(len(g.Events), func(i int) bool { return g.Events[i].T >= t-span })
+	for a := first; a < len(g.Events); a++ {
 		s := g.Events[a].T
-		if s < t-span {
-			continue
-		}
 		if s > t {
 			break
 		}
