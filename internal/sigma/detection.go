@@ -160,7 +160,7 @@ type mods struct {
 // fieldCond compiles "field|modifier...: value(s)".
 func (d *doc) fieldCond(k, v *yaml.Node) (*fieldCond, *Error) {
 	parts := strings.Split(k.Value, "|")
-	fc := &fieldCond{field: parts[0]}
+	fc := &fieldCond{field: fieldOf(parts[0])}
 	var m mods
 	col := len(parts[0]) + 1
 	errMod := func(format string, args ...any) *Error {
@@ -281,11 +281,11 @@ func (d *doc) matcher(v *yaml.Node, m mods) (matcher, *Error) {
 		if flags != "" {
 			src = "(?" + flags + ")" + src
 		}
-		re, err := regexp.Compile(src)
+		m, err := newReMatcher(src)
 		if err != nil {
 			return nil, d.errAt(v, "modifier re: %v (regular expressions are RE2: no lookaround or backreferences)", err)
 		}
-		return reMatcher{re: re}, nil
+		return m, nil
 	case "cidr":
 		p, err := netip.ParsePrefix(v.Value)
 		if err != nil {
@@ -312,7 +312,7 @@ func (d *doc) matcher(v *yaml.Node, m mods) (matcher, *Error) {
 		if v.Value == "" {
 			return nil, d.errAt(v, "modifier fieldref: want a field name")
 		}
-		return refMatcher{other: v.Value, mode: m.mode, cased: m.cased}, nil
+		return refMatcher{other: fieldOf(v.Value), mode: m.mode, cased: m.cased}, nil
 	default: // minute, hour, day, week, month, year
 		n, err := strconv.Atoi(v.Value)
 		if err != nil {
@@ -475,6 +475,10 @@ func compilePattern(toks []tok, cased bool) *pattern {
 		b.WriteString(")$")
 		p.re = regexp.MustCompile(b.String())
 		return p
+	}
+	p.ascii = true
+	for _, t := range toks {
+		p.ascii = p.ascii && isASCII(t.lit)
 	}
 	if !hasStar {
 		var b strings.Builder

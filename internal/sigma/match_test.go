@@ -96,6 +96,12 @@ condition: sel`, `{"a":"x\\yz"}`, true},
   a: 'x\*'
 condition: sel`, `{"a":"xy"}`, false},
 
+	{"fold partial overlap", "sel:\n  a|contains: aab\ncondition: sel", `{"a":"AAAB"}`, true},
+	{"fold non-letter second try", "sel:\n  a|contains: '-z'\ncondition: sel", `{"a":"x-y x-Z"}`, true},
+	{"fold non-letter at end", "sel:\n  a|contains: 'y-'\ncondition: sel", `{"a":"x-Y-"}`, true},
+	{"fold non-letter absent", "sel:\n  a|contains: 'y-q'\ncondition: sel", `{"a":"x-Y-"}`, false},
+	{"fold non-ascii text ascii pattern", "sel:\n  a|endswith: 'e'\ncondition: sel", `{"a":"été"}`, false},
+
 	// Keywords.
 	{"keyword", "keywords:\n  - s3browser\ncondition: keywords", "", true},
 	{"keyword list or", "keywords:\n  - nothing-here\n  - ALICE\ncondition: keywords", "", true},
@@ -123,6 +129,10 @@ condition: sel`, `{"a":"xy"}`, false},
 	{"re without m", "sel:\n  requestParameters.multi|re: '^line two$'\ncondition: sel", "", false},
 	{"re s", "sel:\n  requestParameters.multi|re|s: 'one.line'\ncondition: sel", "", true},
 	{"re without s", "sel:\n  requestParameters.multi|re: 'one.line'\ncondition: sel", "", false},
+	{"re i alternation", "sel:\n  userAgent|re|i: '(KALI|browser)'\ncondition: sel", "", true},
+	{"re required literal absent", "sel:\n  userAgent|re: 'x(ab|cd)+y'\ncondition: sel", "", false},
+	{"re required literal present", "sel:\n  a|re: 'x(ab|cd)+y'\ncondition: sel", `{"a":"--xcdaby--"}`, true},
+	{"re i folds beyond lowercase", "sel:\n  a|re|i: 'SS'\ncondition: sel", `{"a":"ſs"}`, true},
 	{"re list", "sel:\n  eventName|re: ['^Delete', '^Create']\ncondition: sel", "", true},
 	{"cidr v4", "sel:\n  sourceIPAddress|cidr: 192.0.2.0/24\ncondition: sel", "", true},
 	{"cidr v4 miss", "sel:\n  sourceIPAddress|cidr: 198.51.100.0/24\ncondition: sel", "", false},

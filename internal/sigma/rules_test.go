@@ -68,8 +68,8 @@ func generate(r *Rule) (string, []string, error) {
 				if v == nil {
 					continue // null: leave absent
 				}
-				setPath(rec, fc.field, *v)
-				paths = append(paths, fc.field)
+				setPath(rec, fc.field.path, *v)
+				paths = append(paths, fc.field.path)
 			}
 		}
 		if !ok {

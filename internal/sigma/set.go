@@ -224,7 +224,7 @@ func needSearch(s *search, field string) map[string]bool {
 	for _, conj := range s.alts {
 		found := false
 		for _, fc := range conj {
-			if fc.field != field || (fc.all && len(fc.matchers) > 1) {
+			if fc.field.path != field || (fc.all && len(fc.matchers) > 1) {
 				continue
 			}
 			vals := map[string]bool{}
@@ -258,18 +258,20 @@ func needSearch(s *search, field string) map[string]bool {
 	return out
 }
 
+var eventNameField, eventSourceField = fieldOf("eventName"), fieldOf("eventSource")
+
 // candidates returns the indexes of the detection rules that may match e, in
 // rule order.
 func (s *Set) candidates(e *Event) []int {
 	out := make([]int, 0, len(s.always)+4)
 	out = append(out, s.always...)
 	if len(s.byName) > 0 {
-		if vs := e.resolve("eventName"); len(vs) > 0 {
+		if vs := e.resolve(eventNameField); len(vs) > 0 {
 			out = append(out, s.byName[vs[0].lowered()]...)
 		}
 	}
 	if len(s.bySource) > 0 {
-		if vs := e.resolve("eventSource"); len(vs) > 0 {
+		if vs := e.resolve(eventSourceField); len(vs) > 0 {
 			out = append(out, s.bySource[vs[0].lowered()]...)
 		}
 	}
