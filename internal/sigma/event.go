@@ -23,8 +23,8 @@ type Event struct {
 	top   []member
 	id    string
 	when  time.Time
-	slots []slot // resolved fields, by field id
-	whole []value // the record as one value, for keywords
+	slots []slot             // resolved fields, by field id
+	whole []value            // the record as one value, for keywords
 	objs  map[*byte][]member // nested objects already split, by their text
 }
 
