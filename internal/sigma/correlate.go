@@ -39,6 +39,9 @@ type entry struct {
 	ID   string `json:"id"`
 	Rule int    `json:"r"`           // index of the base rule in Correlation.Rules
 	Val  string `json:"v,omitempty"` // value_count: the counted field's value
+	// IDs, for an entry that is a correlation's firing: its events. ID is
+	// then their list, which identifies the firing.
+	IDs []string `json:"ids,omitempty"`
 }
 
 // MaxLateness is how far (in event time) behind the newest event of its group
@@ -176,8 +179,7 @@ func (st *State) add(f feed, e *Event) []Match {
 	if e.Time().IsZero() {
 		return nil // a record without eventTime has no place in a window
 	}
-	r := f.corr
-	c := r.Correlation
+	c := f.corr.Correlation
 	vals := make([]string, len(c.GroupBy))
 	for i, name := range c.GroupBy {
 		if vs := e.Values(c.field(name, f.idx)); len(vs) > 0 {
@@ -192,6 +194,32 @@ func (st *State) add(f feed, e *Event) []Match {
 		}
 		en.Val = vs[0]
 	}
+	return st.insert(f.corr, vals, en)
+}
+
+// addMatch records that correlation f.corr's rule f.idx, itself a
+// correlation, fired with m. Its group-by values come from m's.
+func (st *State) addMatch(f feed, m Match) []Match {
+	c := f.corr.Correlation
+	vals := make([]string, len(c.GroupBy))
+	for i, name := range c.GroupBy {
+		vals[i] = m.GroupBy[c.field(name, f.idx)]
+	}
+	en := entry{T: m.Time.UnixNano(), ID: strings.Join(m.EventIDs, ","), IDs: m.EventIDs, Rule: f.idx}
+	if c.Type == "value_count" {
+		v, ok := m.GroupBy[c.field(c.Field, f.idx)]
+		if !ok {
+			return nil
+		}
+		en.Val = v
+	}
+	return st.insert(f.corr, vals, en)
+}
+
+// insert adds en to its group of correlation r and returns r's match if that
+// completes it.
+func (st *State) insert(r *Rule, vals []string, en entry) []Match {
+	c := r.Correlation
 	key := strings.Join(vals, "\x00")
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -218,7 +246,7 @@ func (st *State) add(f feed, e *Event) []Match {
 	if limit := g.Events[len(g.Events)-1].T - span - int64(MaxLateness); g.Events[0].T < limit {
 		g.prune(limit)
 	}
-	if c.Op == "lt" || c.Op == "lte" {
+	if c.closesWindow() {
 		if g.Start == 0 || en.T < g.Start {
 			g.Start = g.Events[0].T
 		}
@@ -271,13 +299,13 @@ func satisfied(c *Correlation, es []entry, win []int) ([]int, bool) {
 				n++
 			}
 		}
-		return win, holds(c.Op, int64(n), c.Count)
+		return win, c.holds(int64(n))
 	case "value_count":
 		vals := map[string]bool{}
 		for _, j := range win {
 			vals[es[j].Val] = true
 		}
-		return win, holds(c.Op, int64(len(vals)), c.Count)
+		return win, c.holds(int64(len(vals)))
 	case "temporal":
 		seen := make([]bool, len(c.Rules))
 		n := 0
@@ -287,7 +315,10 @@ func satisfied(c *Correlation, es []entry, win []int) ([]int, bool) {
 				n++
 			}
 		}
-		return win, n == len(c.Rules)
+		if len(c.Conds) == 0 {
+			return win, n == len(c.Rules)
+		}
+		return win, c.holds(int64(n))
 	case "temporal_ordered":
 		// The first event of the window must be of the first rule; then each
 		// next rule at the same time or later.
@@ -299,23 +330,35 @@ func satisfied(c *Correlation, es []entry, win []int) ([]int, bool) {
 				k++
 			}
 		}
-		return chain, k == len(c.Rules)
+		if len(c.Conds) == 0 {
+			return chain, k == len(c.Rules)
+		}
+		return chain, c.holds(int64(k))
 	}
 	return nil, false
 }
 
-func holds(op string, n, want int64) bool {
-	switch op {
-	case "gt":
-		return n > want
-	case "gte":
-		return n >= want
-	case "lt":
-		return n < want
-	case "lte":
-		return n <= want
+// holds reports whether count n satisfies every criterion of the condition.
+func (c *Correlation) holds(n int64) bool {
+	for _, cc := range c.Conds {
+		var ok bool
+		switch cc.Op {
+		case "gt":
+			ok = n > cc.Count
+		case "gte":
+			ok = n >= cc.Count
+		case "lt":
+			ok = n < cc.Count
+		case "lte":
+			ok = n <= cc.Count
+		default:
+			ok = n == cc.Count
+		}
+		if !ok {
+			return false
+		}
 	}
-	return n == want
+	return true
 }
 
 // fire builds the match of r over events win of g and removes them from g, so
@@ -335,9 +378,15 @@ func (st *State) fire(r *Rule, g *group, win []int) Match {
 		if en.T > last {
 			last = en.T
 		}
-		if !seen[en.ID] {
-			seen[en.ID] = true
-			m.EventIDs = append(m.EventIDs, en.ID)
+		ids := en.IDs
+		if ids == nil {
+			ids = []string{en.ID}
+		}
+		for _, id := range ids {
+			if !seen[id] {
+				seen[id] = true
+				m.EventIDs = append(m.EventIDs, id)
+			}
 		}
 	}
 	m.Time = time.Unix(0, last).UTC()

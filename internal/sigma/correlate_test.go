@@ -247,3 +247,72 @@ func TestGenerate(t *testing.T) {
 		}
 	}
 }
+
+// The specification's example: a correlation of a correlation. Many failed
+// logins (an event_count that does not generate on its own) followed by an
+// access key creation by the same user.
+func TestChain(t *testing.T) {
+	text := corrRules + `title: failed logins then key
+id: chain-outer
+correlation:
+    type: temporal_ordered
+    rules: [many_failed, create_key]
+    group-by: [userIdentity.userName]
+    timespan: 10m
+level: high
+---
+title: many failed logins
+id: chain-inner
+name: many_failed
+correlation:
+    type: event_count
+    rules: [failed_login]
+    group-by: [userIdentity.userName]
+    timespan: 10m
+    condition: {gte: 2}
+`
+	rules, errs := ParseFile("chain.yml", []byte(text))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	s, errs := NewSet(rules)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	st := NewState()
+	var got []string
+	for _, e := range []ev{{"k0", "CreateAccessKey", "ana", "ip1", 0}, {"a", "ConsoleLogin", "ana", "ip1", m}, {"b", "ConsoleLogin", "ben", "ip1", 2 * m},
+		{"c", "ConsoleLogin", "ana", "ip1", 3 * m}, {"k1", "CreateAccessKey", "ben", "ip1", 4 * m}, {"k2", "CreateAccessKey", "ana", "ip1", 5 * m}} {
+		event, err := NewEvent([]byte(e.json()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range s.Eval(event, st) {
+			if m.Rule.Correlation == nil {
+				continue
+			}
+			got = append(got, fmt.Sprintf("%s:%s:%s:%s", e.id, m.Rule.ID, strings.Join(m.EventIDs, ","), m.GroupBy["userIdentity.userName"]))
+		}
+	}
+	want := []string{"k2:chain-outer:a,c,k2:ana"}
+	if !slices.Equal(got, want) {
+		t.Errorf("firings\n got %v\nwant %v", got, want)
+	}
+}
+
+// A range condition (gt and lte together) and a temporal condition counting
+// rules.
+func TestCorrelationConditions(t *testing.T) {
+	s := corrSet(t, "type: temporal\nrules: [failed_login, create_key, attach_policy]\ntimespan: 10m\ncondition: {gte: 2}")
+	got := run(t, s, NewState(), []ev{{"a", "ConsoleLogin", "ana", "ip1", 0}, {"b", "CreateAccessKey", "ana", "ip1", m}})
+	if want := []firing{{"b", "a,b", ""}}; !slices.Equal(got, want) {
+		t.Errorf("temporal gte 2: %v, want %v", got, want)
+	}
+	s = corrSet(t, "type: event_count\nrules: [failed_login]\ntimespan: 5m\ncondition: {gt: 1, lte: 2}")
+	got = run(t, s, NewState(), []ev{{"a", "ConsoleLogin", "ana", "ip1", 0}, {"b", "ConsoleLogin", "ana", "ip1", m},
+		{"c", "ConsoleLogin", "ben", "ip1", 10 * m}, {"d", "ConsoleLogin", "ben", "ip1", 11 * m}, {"e", "ConsoleLogin", "ben", "ip1", 12 * m},
+		{"x", "GetUser", "cy", "ip1", 30 * m}})
+	if want := []firing{{"c", "a,b", ""}}; !slices.Equal(got, want) {
+		t.Errorf("range: %v, want %v", got, want)
+	}
+}

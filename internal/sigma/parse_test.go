@@ -257,6 +257,14 @@ title: c2
 id: c2
 correlation: {type: event_count, rules: [base], timespan: 5m, condition: {gte: 2}}
 ---
+title: cycle one
+id: cy1
+correlation: {type: temporal, rules: [cy2, base], timespan: 5m}
+---
+title: cycle two
+id: cy2
+correlation: {type: temporal, rules: [cy1, base], timespan: 5m}
+---
 title: windows base
 id: w1
 logsource: {product: windows}
@@ -274,7 +282,8 @@ correlation: {type: event_count, rules: [w1], timespan: 5m, condition: {gte: 2}}
 	want := []string{
 		"s.yml:7: rule id a1 is also the id of s.yml:1",
 		`s.yml:12: correlation: rule "nope" not found (by id or name)`,
-		`s.yml:15: correlation: rule "c2" is a correlation; correlations of correlations are not supported`,
+		`s.yml:27: correlation: rule "cy1" is part of a cycle of correlations`,
+		`s.yml:23: correlation: rule "cy2" was left out`,
 	}
 	if len(errs) != len(want) {
 		t.Fatalf("errors %v, want %v", errs, want)
@@ -288,7 +297,7 @@ correlation: {type: event_count, rules: [w1], timespan: 5m, condition: {gte: 2}}
 	for _, r := range s.Rules() {
 		keys = append(keys, r.Key()+"="+map[bool]string{true: "applies", false: "n/a"}[r.Applies])
 	}
-	if got := strings.Join(keys, " "); got != "a1=applies c2=applies w1=n/a cw=n/a" {
+	if got := strings.Join(keys, " "); got != "a1=applies cc=applies c2=applies w1=n/a cw=n/a" {
 		t.Errorf("rules %s", got)
 	}
 }

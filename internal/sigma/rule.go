@@ -49,8 +49,12 @@ type Correlation struct {
 	Timespan time.Duration
 	Generate bool
 
-	// Condition, for event_count and value_count: Op is one of gt, gte,
-	// lt, lte, eq; Field is the field whose distinct values value_count counts.
+	// Condition: the count must satisfy every one of Conds (one, or two for
+	// a range such as gt 100 and lte 200). The count is of events
+	// (event_count), of distinct values of Field (value_count) or of distinct
+	// rules matched (temporal; in order for temporal_ordered), whose
+	// condition defaults to all of Rules. Op and Count repeat Conds[0].
+	Conds []CountCond
 	Op    string
 	Count int64
 	Field string
@@ -60,6 +64,23 @@ type Correlation struct {
 	Aliases map[string]map[string]string
 
 	base []*Rule // resolved Rules, set by NewSet
+}
+
+// CountCond is one criterion of a correlation condition.
+type CountCond struct {
+	Op    string // gt, gte, lt, lte, eq
+	Count int64
+}
+
+// closesWindow reports whether the correlation can only be decided when its
+// window closes: when a count below a bound satisfies it.
+func (c *Correlation) closesWindow() bool {
+	for _, cc := range c.Conds {
+		if cc.Op == "lt" || cc.Op == "lte" {
+			return true
+		}
+	}
+	return false
 }
 
 // Error is a problem in a rule file, with its position.
@@ -392,7 +413,12 @@ func (d *doc) correlation(v *yaml.Node) (*Correlation, *Error) {
 		}
 	default:
 		if condNode != nil {
-			return nil, d.errAt(condNode, "correlation.condition: a %s correlation takes no condition", c.Type)
+			if err := d.corrCondition(condNode, c); err != nil {
+				return nil, err
+			}
+			if c.Field != "" {
+				return nil, d.errAt(condNode, "correlation.condition.field is only for value_count")
+			}
 		}
 	}
 	return c, nil
@@ -412,21 +438,19 @@ func (d *doc) corrCondition(v *yaml.Node, c *Correlation) *Error {
 			}
 			c.Field = s
 		case "gt", "gte", "lt", "lte", "eq":
-			if c.Op != "" {
-				return d.errAt(k, "correlation.condition: only one of gt, gte, lt, lte, eq")
-			}
 			n, err := strconv.ParseInt(val.Value, 10, 64)
 			if val.Kind != yaml.ScalarNode || err != nil || n < 0 {
 				return d.errAt(val, "correlation.condition.%s: want a non-negative integer", k.Value)
 			}
-			c.Op, c.Count = k.Value, n
+			c.Conds = append(c.Conds, CountCond{Op: k.Value, Count: n})
 		default:
 			return d.errAt(k, "correlation.condition: unknown operator %q (want gt, gte, lt, lte, eq or field)", k.Value)
 		}
 	}
-	if c.Op == "" {
+	if len(c.Conds) == 0 {
 		return d.errAt(v, "correlation.condition: one of gt, gte, lt, lte, eq is required")
 	}
+	c.Op, c.Count = c.Conds[0].Op, c.Conds[0].Count
 	return nil
 }
 
