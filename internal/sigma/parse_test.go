@@ -25,6 +25,7 @@ var parseErrorTests = []parseErrorTest{
 	{"zero of", "sel:\n  a: b\ncondition: 0 of them", "", "t.yml:9:14: detection.condition: 0 of: the count must be at least 1"},
 	{"bare pattern", "sel:\n  a: b\ncondition: sel*", "", "t.yml:9:14: detection.condition: a pattern such as \"sel*\" needs 1 of or all of before it"},
 	{"aggregation", "sel:\n  a: b\ncondition: sel | count() > 5", "", "t.yml:9:18: detection.condition: aggregations (| count() ...) are deprecated in Sigma; write a correlation rule"},
+	{"nested too deeply", "sel:\n  a: b\ncondition: " + strings.Repeat("(", 200) + "sel" + strings.Repeat(")", 200), "", "t.yml:9:114: detection.condition: condition nested too deeply"},
 	{"no condition", "sel:\n  a: b", "", "t.yml:7:3: detection.condition is required"},
 	{"unknown modifier", "sel:\n  a|contain: b\ncondition: sel", "", "t.yml:8:7: unknown modifier \"contain\""},
 	{"two modes", "sel:\n  a|contains|endswith: b\ncondition: sel", "", "t.yml:8:16: modifier endswith: only one of contains, startswith, endswith"},
