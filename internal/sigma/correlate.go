@@ -310,8 +310,8 @@ func satisfied(c *Correlation, es []entry, win []int) ([]int, bool) {
 		seen := make([]bool, len(c.Rules))
 		n := 0
 		for _, j := range win {
-			if !seen[es[j].Rule] {
-				seen[es[j].Rule] = true
+			if r := es[j].Rule; r >= 0 && r < len(seen) && !seen[r] {
+				seen[r] = true
 				n++
 			}
 		}
@@ -367,7 +367,9 @@ func (st *State) fire(r *Rule, g *group, win []int) Match {
 	c := r.Correlation
 	m := Match{Rule: r, GroupBy: make(map[string]string, len(c.GroupBy))}
 	for i, name := range c.GroupBy {
-		m.GroupBy[name] = g.Values[i]
+		if i < len(g.Values) { // a state saved under an older rule may lack some
+			m.GroupBy[name] = g.Values[i]
+		}
 	}
 	seen := map[string]bool{}
 	var last int64

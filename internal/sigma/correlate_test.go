@@ -119,7 +119,9 @@ var corrTests = []corrTest{
 		[]firing{{"b", "a,b", "who=ana"}}},
 }
 
-func corrSet(t *testing.T, corr string) *Set {
+func corrSet(t *testing.T, corr string) *Set { return corrSetTB(t, corr) }
+
+func corrSetTB(t testing.TB, corr string) *Set {
 	t.Helper()
 	text := corrRules + "title: the correlation\nid: corr-1\ncorrelation:\n" + indent(corr, "    ") + "level: high\n"
 	rules, errs := ParseFile("c.yml", []byte(text))

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fuzzRecords are the records every fuzzed rule is evaluated on.
@@ -121,5 +122,41 @@ func FuzzEval(f *testing.F) {
 		}
 		ev.Values("userIdentity.arn")
 		ev.Values("a.b")
+	})
+}
+
+// FuzzState loads arbitrary state (a state saved under other rules must not
+// make Eval panic) and runs the correlation tests' events on it.
+func FuzzState(f *testing.F) {
+	var sets []*Set
+	var events []*Event
+	st := NewState()
+	for _, tt := range corrTests {
+		s := corrSetTB(f, tt.corr)
+		sets = append(sets, s)
+		for _, e := range tt.events {
+			ev, _ := NewEvent([]byte(e.json()))
+			events = append(events, ev)
+			s.Eval(ev, st)
+			b, _ := st.MarshalBinary()
+			f.Add(b)
+		}
+	}
+	f.Add([]byte{stateVersion, '{', '}'})
+	f.Add([]byte(`x`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st := NewState()
+		if err := st.UnmarshalBinary(data); err != nil {
+			return
+		}
+		for _, s := range sets {
+			for _, ev := range events {
+				s.Eval(ev, st)
+			}
+		}
+		st.Expire(t0.Add(time.Hour))
+		if _, err := st.MarshalBinary(); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
