@@ -24,6 +24,10 @@ type State struct {
 type corrState struct {
 	Span   time.Duration     `json:"span"`
 	Groups map[string]*group `json:"groups"`
+
+	// oldest is at most the time of the oldest event held (0: unknown), so
+	// that Expire can skip a correlation with nothing to drop.
+	oldest int64
 }
 
 // group is the events of one group-by value tuple, sorted by time.
@@ -103,16 +107,27 @@ func (st *State) UnmarshalBinary(data []byte) error {
 
 // Expire drops the events of every window that ended before the given time:
 // those more than the correlation's timespan older than before. Call it with
-// the event time the caller has reached (minus any lateness it allows).
+// the event time the caller has reached (minus any lateness it allows). It
+// costs one comparison per correlation when there is nothing to drop, so it
+// may be called for every event.
 func (st *State) Expire(before time.Time) {
 	b := before.UnixNano()
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for k, c := range st.corrs {
+		limit := b - int64(c.Span)
+		if c.oldest != 0 && c.oldest >= limit {
+			continue
+		}
+		c.oldest = 0
 		for gk, g := range c.Groups {
-			g.prune(b - int64(c.Span))
+			g.prune(limit)
 			if len(g.Events) == 0 {
 				delete(c.Groups, gk)
+				continue
+			}
+			if t := g.Events[0].T; c.oldest == 0 || t < c.oldest {
+				c.oldest = t
 			}
 		}
 		if len(c.Groups) == 0 {
@@ -240,6 +255,9 @@ func (st *State) insert(r *Rule, vals []string, en entry) []Match {
 		if o.ID == en.ID && o.Rule == en.Rule && o.T == en.T && en.ID != "" {
 			return nil
 		}
+	}
+	if cs.oldest == 0 || en.T < cs.oldest {
+		cs.oldest = en.T
 	}
 	i := sort.Search(len(g.Events), func(i int) bool { return g.Events[i].T > en.T })
 	g.Events = slices.Insert(g.Events, i, en)

@@ -220,6 +220,17 @@ func TestStateExpire(t *testing.T) {
 	if want := []firing{{"d", "b,c,d", "userIdentity.userName=ana"}}; !slices.Equal(got, want) {
 		t.Errorf("firings %v, want %v", got, want)
 	}
+	run(t, s, st, []ev{{"e", "ConsoleLogin", "ana", "ip1", 4 * m}})
+	st.Expire(t0.Add(5 * m)) // nothing to drop: e (4m) and later are within 5m
+	if st.Len() != 1 {
+		t.Fatalf("an early Expire left %d events, want 1", st.Len())
+	}
+	// A state read back does not know its oldest event: Expire still drops.
+	b, _ := st.MarshalBinary()
+	st = NewState()
+	if err := st.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
 	st.Expire(t0.Add(time.Hour))
 	if st.Len() != 0 {
 		t.Errorf("after a late Expire the state holds %d events", st.Len())
