@@ -160,3 +160,22 @@ func FuzzState(f *testing.F) {
 		}
 	})
 }
+
+// FuzzIndexFold checks the case-folding search against lowercasing and
+// strings.Index, for ASCII texts.
+func FuzzIndexFold(f *testing.F) {
+	f.Add("xxxaAB", "ab")
+	f.Add("x-y x-Z", "-z")
+	f.Add("AbxaBC", "abc")
+	f.Add("", "a")
+	f.Fuzz(func(t *testing.T, s, sub string) {
+		if !isASCII(s) || !isASCII(sub) {
+			return
+		}
+		sub = strings.ToLower(sub)
+		want := strings.Index(strings.ToLower(s), sub)
+		if got := indexFold(s, sub); got != want {
+			t.Fatalf("indexFold(%q, %q) = %d, want %d", s, sub, got, want)
+		}
+	})
+}

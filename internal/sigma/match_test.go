@@ -102,6 +102,11 @@ condition: sel`, `{"a":"xy"}`, false},
 	{"fold non-letter absent", "sel:\n  a|contains: 'y-q'\ncondition: sel", `{"a":"x-Y-"}`, false},
 	{"fold non-ascii text ascii pattern", "sel:\n  a|endswith: 'e'\ncondition: sel", `{"a":"été"}`, false},
 
+	{"fold letters first at end", "sel:\n  a|contains: 'ab'\ncondition: sel", `{"a":"xxxaAB"}`, true},
+	{"fold letters upper then lower", "sel:\n  a|contains: 'abc'\ncondition: sel", `{"a":"AbxaBC"}`, true},
+	{"fold letters too short", "sel:\n  a|contains: 'abc'\ncondition: sel", `{"a":"AB"}`, false},
+	{"re i non-ascii literal", "sel:\n  a|re|i: 'ÉTÉ'\ncondition: sel", `{"a":"un été"}`, true},
+
 	// Keywords.
 	{"keyword", "keywords:\n  - s3browser\ncondition: keywords", "", true},
 	{"keyword list or", "keywords:\n  - nothing-here\n  - ALICE\ncondition: keywords", "", true},

@@ -231,11 +231,40 @@ func indexFold(s, lower string) int {
 		}
 		return -1
 	}
+	// All letters: look for the first letter in either case with IndexByte,
+	// keeping the next position of each case.
+	end := len(s) - n + 1
+	if end <= 0 {
+		return -1
+	}
 	lc, uc := lower[0], lower[0]-('a'-'A')
-	for i := 0; i+n <= len(s); i++ {
-		if b := s[i]; (b == lc || b == uc) && equalFold(s[i:i+n], lower) {
-			return i
+	nl, nu := -2, -2 // next position of each case at or after i; -1: none; -2: unknown
+	for i := 0; i < end; {
+		if nl != -1 && nl < i {
+			if j := strings.IndexByte(s[i:end], lc); j < 0 {
+				nl = -1
+			} else {
+				nl = i + j
+			}
 		}
+		if nu != -1 && nu < i {
+			if j := strings.IndexByte(s[i:end], uc); j < 0 {
+				nu = -1
+			} else {
+				nu = i + j
+			}
+		}
+		p := nl
+		if p < 0 || (nu >= 0 && nu < p) {
+			p = nu
+		}
+		if p < 0 {
+			return -1
+		}
+		if equalFold(s[p:p+n], lower) {
+			return p
+		}
+		i = p + 1
 	}
 	return -1
 }
@@ -396,13 +425,9 @@ func (m *reMatcher) match(_ *Event, vs []value) bool {
 		// Unicode case folding matches some non-ASCII letters that
 		// lowercasing does not (ſ and s), so fold only pre-checks ASCII.
 		if len(m.need) > 0 && (!m.fold || isASCII(v.text)) {
-			s := v.text
-			if m.fold {
-				s = v.lowered()
-			}
 			found := false
 			for _, n := range m.need {
-				if strings.Contains(s, n) {
+				if m.fold && indexFold(v.text, n) >= 0 || !m.fold && strings.Contains(v.text, n) {
 					found = true
 					break
 				}
@@ -427,6 +452,9 @@ func newReMatcher(src string) (*reMatcher, error) {
 	m := &reMatcher{re: re}
 	if tree, err := syntax.Parse(src, syntax.Perl); err == nil {
 		need, fold, ok := required(tree.Simplify())
+		for _, n := range need {
+			ok = ok && n != "" && (!fold || isASCII(n)) // indexFold takes lowercase ASCII
+		}
 		if ok {
 			m.need, m.fold = need, fold
 		}
