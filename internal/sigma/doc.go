@@ -37,7 +37,8 @@
 // A field holding an object or array compares as its JSON text (as written
 // in the record), and an array's elements are also tried one by one. Numbers
 // and booleans compare as their JSON text (42, false) except under gt, gte,
-// lt and lte. The field "" (a key that starts with '|') is the record text.
+// lt and lte. The field "" (a key that starts with '|', such as '|all' under a
+// keywords identifier) is the record text, searched as keywords are.
 //
 // Values: null matches a field that is absent or null; any other value is a
 // string in which '*' matches any run of characters and '?' one character;
@@ -62,15 +63,21 @@
 //	base64offset                     the three forms of the value base64-encoded at any
 //	                                 offset in a longer text; use with contains
 //	wide, utf16le, utf16be, utf16    the value encoded as UTF-16 (utf16: with a BOM) before base64
-//	windash                          a '-' or '/' starting an option (at the start or after
-//	                                 white space) may be any of - / – — ―
+//	windash                          each '-' or '/' that starts an option (after the start or a
+//	                                 non-word character, before a word character) may be any
+//	                                 of - / – — ―, independently
+//	neq                              the field is present (not null) and differs from every
+//	                                 value (numbers as numbers); with contains...: contains
+//	                                 none; with fieldref: differs from the other field
 //	minute, hour, day, week, month,  the field, an RFC 3339 time, has that part (UTC; week is
 //	year                             ISO 8601) equal to the value
 //
 // Transforms (wide..., base64..., windash) apply in the order written, then
 // contains/startswith/endswith. re, cidr, exists, gt..., and the time parts
-// take no other modifiers (re takes i, m, s). base64 and base64offset refuse
-// values with wildcards.
+// take no other modifiers (re takes i, m, s); neq takes all but all, null,
+// and those. base64 and base64offset refuse values with wildcards. all with
+// one value is accepted (the specification discourages it) and means that
+// value.
 //
 // # Condition
 //

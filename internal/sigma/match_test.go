@@ -113,6 +113,9 @@ condition: sel`, `{"a":"xy"}`, false},
 	{"keyword none", "keywords:\n  - nothing-here\ncondition: keywords", "", false},
 	{"keyword scalar", "keywords: 'user/alice'\ncondition: keywords", "", true},
 	{"keyword wildcard", "keywords:\n  - 'S3 Browser*s3browser'\ncondition: keywords", "", true},
+	{"keyword map all", "keywords:\n  '|all': [alice, s3browser]\ncondition: keywords", "", true},
+	{"keyword map all one missing", "keywords:\n  '|all': [alice, nobody]\ncondition: keywords", "", false},
+	{"keyword map re", "keywords:\n  '|re': '\"userName\":\"al[a-z]+\"'\ncondition: keywords", "", true},
 	{"keyword with fields", "keywords:\n  - alice\nsel:\n  eventName: CreateUser\ncondition: keywords and sel", "", true},
 
 	// Modifiers.
@@ -159,6 +162,19 @@ condition: sel`, `{"a":"xy"}`, false},
 	{"windash slash", "sel:\n  requestParameters.cmd|windash|contains: ' -add '\ncondition: sel", "", true},
 	{"windash dash", "sel:\n  requestParameters.cmd2|windash|contains: ' /add '\ncondition: sel", "", true},
 	{"windash miss", "sel:\n  requestParameters.cmd|windash|contains: ' -del '\ncondition: sel", "", false},
+	{"windash en dash", "sel:\n  a|windash: '-enc x'\ncondition: sel", `{"a":"\u2013enc x"}`, true},
+	{"windash each independently", "sel:\n  a|windash|contains: '-a -b'\ncondition: sel", `{"a":"x /a \u2014b"}`, true},
+	{"windash not inside a word", "sel:\n  a|windash: 'x-y'\ncondition: sel", `{"a":"x/y"}`, false},
+	{"windash cased pattern", "sel:\n  a|windash|cased: '-Enc'\ncondition: sel", `{"a":"/enc"}`, false},
+	{"neq", "sel:\n  eventName|neq: DeleteUser\ncondition: sel", "", true},
+	{"neq equal", "sel:\n  eventName|neq: createuser\ncondition: sel", "", false},
+	{"neq list", "sel:\n  eventName|neq: [DeleteUser, CreateUser]\ncondition: sel", "", false},
+	{"neq absent", "sel:\n  errorCode|neq: AccessDenied\ncondition: sel", "", false},
+	{"neq number", "sel:\n  requestParameters.count|neq: 42.0\ncondition: sel", "", false},
+	{"neq number differs", "sel:\n  requestParameters.count|neq: 41\ncondition: sel", "", true},
+	{"neq contains", "sel:\n  userAgent|neq|contains: chrome\ncondition: sel", "", true},
+	{"neq fieldref", "sel:\n  requestParameters.userName|neq|fieldref: eventName\ncondition: sel", "", true},
+	{"neq fieldref equal", "sel:\n  requestParameters.userName|neq|fieldref: userIdentity.userName\ncondition: sel", "", false},
 	{"exists true", "sel:\n  userIdentity.arn|exists: true\ncondition: sel", "", true},
 	{"exists true absent", "sel:\n  errorCode|exists: true\ncondition: sel", "", false},
 	{"exists false absent", "sel:\n  errorCode|exists: false\ncondition: sel", "", true},
@@ -207,6 +223,8 @@ condition: sel`, `{"a":"xy"}`, false},
 	// A rule with an exact eventName and a pre-filter on it must still
 	// compare case-insensitively (the index is lowercased on both sides).
 	{"prefilter case", "sel:\n  eventName: CREATEUSER\ncondition: sel", "", true},
+	// neq on eventName must not be taken as the names the rule needs.
+	{"prefilter neq", "sel:\n  eventName|neq: DeleteUser\ncondition: sel", "", true},
 	// Pre-filtering must not drop a rule whose condition negates the name.
 	{"prefilter not", "sel:\n  eventName: DeleteUser\ncondition: not sel", "", true},
 	// A record that is only an array member deep with nulls.

@@ -54,6 +54,7 @@ func (s *search) match(e *Event) bool {
 type fieldCond struct {
 	field    field // path "" for keywords: the whole record text
 	all      bool
+	neq      bool // holds when the field is present and no matcher matches
 	matchers []matcher
 }
 
@@ -63,6 +64,24 @@ func (fc *fieldCond) match(e *Event) bool {
 		vs = e.wholeRecord()
 	} else {
 		vs = e.resolve(fc.field)
+	}
+	if fc.neq {
+		present := false
+		for i := range vs {
+			if vs[i].kind != kindNull {
+				present = true
+				break
+			}
+		}
+		if !present {
+			return false
+		}
+		for _, m := range fc.matchers {
+			if m.match(e, vs) {
+				return false
+			}
+		}
+		return true
 	}
 	if fc.all {
 		for _, m := range fc.matchers {

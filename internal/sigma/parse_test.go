@@ -37,6 +37,8 @@ var parseErrorTests = []parseErrorTest{
 	{"exists not bool", "sel:\n  a|exists: maybe\ncondition: sel", "", "t.yml:8:15: modifier exists: want true or false"},
 	{"expand", "sel:\n  a|expand: '%x%'\ncondition: sel", "", "t.yml:8:7: modifier expand: placeholders are not supported"},
 	{"base64 wildcard", "sel:\n  a|base64: 'x*'\ncondition: sel", "", "t.yml:8:15: modifier base64: the value cannot hold wildcards"},
+	{"neq with gt", "sel:\n  a|neq|gt: 1\ncondition: sel", "", "t.yml:8:5: modifier neq cannot be combined with gt"},
+	{"neq null", "sel:\n  a|neq: null\ncondition: sel", "", "t.yml:8:12: modifier neq: value cannot be null (use exists: true)"},
 	{"nested map value", "sel:\n  a:\n    b: c\ncondition: sel", "", "t.yml:9:7: a: want a value or a list of values"},
 	{"nested list value", "sel:\n  a:\n    - [b]\ncondition: sel", "", "t.yml:9:9: a: want a value, not a nested list"},
 	{"empty value list", "sel:\n  a: []\ncondition: sel", "", "t.yml:8:8: a: empty list of values"},

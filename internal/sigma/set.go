@@ -271,7 +271,7 @@ func needSearch(s *search, field string) map[string]bool {
 	for _, conj := range s.alts {
 		found := false
 		for _, fc := range conj {
-			if fc.field.path != field || (fc.all && len(fc.matchers) > 1) {
+			if fc.field.path != field || fc.neq || (fc.all && len(fc.matchers) > 1) {
 				continue
 			}
 			vals := map[string]bool{}
