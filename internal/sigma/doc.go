@@ -13,8 +13,8 @@
 //
 // Attributes read: title (required), id, name, status, description, author,
 // license, date, modified, references, tags, level (informational, low,
-// medium, high or critical), falsepositives, fields, logsource, detection or
-// correlation. Other attributes (related, taxonomy, custom ones) are ignored,
+// medium, high or critical), falsepositives, fields, logsource, and one of
+// detection, correlation and filter. Other attributes (related, taxonomy, custom ones) are ignored,
 // as the specification allows. A rule applies to CloudTrail when its
 // logsource has product aws, no category, and service cloudtrail or no
 // service; other rules are parsed and checked but Rule.Applies is false and
@@ -123,10 +123,18 @@
 // reports detections only, all of them. The same event added twice counts once,
 // so replaying events after a restart does not count them again.
 //
+// # Filters
+//
+// A filter rule (Sigma filters specification) has a logsource and a filter
+// section: rules (ids or names of detection rules), search identifiers and a
+// condition. A named rule's match is suppressed when the filter's condition
+// holds for the record, as if the rule's condition were "(condition) and not
+// (filter)". A filter whose rules cannot be found is an error.
+//
 // # Not supported
 //
 // Placeholders (the expand modifier), rule collections (action: global,
-// reset, repeat), Sigma filter rules, and regular expression features RE2
+// reset, repeat), and regular expression features RE2
 // lacks (lookaround, backreferences) are errors. Case-insensitive comparison
 // folds ASCII letters for ASCII values and uses Unicode lowercasing
 // otherwise; a few Unicode folds (such as the Kelvin sign and K) are not

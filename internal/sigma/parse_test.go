@@ -53,6 +53,8 @@ var parseErrorTests = []parseErrorTest{
 	{"tags not list", "", "title: x\ntags: {a: b}\nlogsource: {product: aws}\ndetection: {s: {a: b}, condition: s}\n", "t.yml:2:7: tags: want a list of strings"},
 	{"yaml syntax", "", "title: x\nlogsource: [\n", "t.yml:2: yaml: did not find expected node content"},
 	{"not a mapping", "", "- a\n- b\n", "t.yml:1:1: rule: want a mapping of rule attributes"},
+	{"filter without rules", "", "title: f\nlogsource: {product: aws}\nfilter:\n  s: {a: b}\n  condition: s\n", "t.yml:4:3: filter.rules is required"},
+	{"filter bad condition", "", "title: f\nlogsource: {product: aws}\nfilter:\n  rules: [x]\n  s: {a: b}\n  condition: t\n", "t.yml:6:14: detection.condition: unknown search identifier \"t\""},
 	{"global action", "", "action: global\ntitle: x\n", "t.yml:1:9: action: rule collections (action: global/reset/repeat) are not supported; write each rule in full"},
 
 	{"correlation no type", "", "title: c\ncorrelation:\n  rules: [a]\n  timespan: 5m\n", "t.yml:3:3: correlation.type is required"},
@@ -62,7 +64,7 @@ var parseErrorTests = []parseErrorTest{
 	{"value_count no field", "", "title: c\ncorrelation:\n  type: value_count\n  rules: [a]\n  timespan: 5m\n  condition: {gte: 2}\n", "t.yml:6:14: correlation.condition.field is required for value_count"},
 	{"correlation bad op", "", "title: c\ncorrelation:\n  type: event_count\n  rules: [a]\n  timespan: 5m\n  condition: {ge: 2}\n", "t.yml:6:15: correlation.condition: unknown operator \"ge\" (want gt, gte, lt, lte, eq or field)"},
 	{"temporal one rule", "", "title: c\ncorrelation:\n  type: temporal\n  rules: [a]\n  timespan: 5m\n", "t.yml:3:3: correlation.rules: a temporal correlation needs at least two rules"},
-	{"correlation and detection", "", "title: c\nlogsource: {product: aws}\ndetection: {s: {a: b}, condition: s}\ncorrelation:\n  type: temporal\n", "t.yml:5:3: rule: has both detection and correlation"},
+	{"correlation and detection", "", "title: c\nlogsource: {product: aws}\ndetection: {s: {a: b}, condition: s}\ncorrelation:\n  type: temporal\n", "t.yml:1:1: rule: give one of detection, correlation and filter"},
 }
 
 func TestParseErrors(t *testing.T) {
@@ -302,5 +304,72 @@ correlation: {type: event_count, rules: [w1], timespan: 5m, condition: {gte: 2}}
 	}
 	if got := strings.Join(keys, " "); got != "a1=applies cc=applies c2=applies w1=n/a cw=n/a" {
 		t.Errorf("rules %s", got)
+	}
+}
+
+// A filter rule suppresses the matches of the rules it names when its
+// condition holds.
+func TestFilter(t *testing.T) {
+	file := `title: key created
+id: k1
+logsource: {product: aws, service: cloudtrail}
+detection: {s: {eventName: CreateAccessKey}, condition: s}
+---
+title: other
+id: k2
+logsource: {product: aws, service: cloudtrail}
+detection: {s: {eventName: CreateAccessKey}, condition: s}
+---
+title: Filter the automation role
+id: f1
+logsource: {product: aws, service: cloudtrail}
+filter:
+    rules: [k1]
+    selection:
+        userIdentity.arn|endswith: ':role/automation'
+    condition: selection
+---
+title: filter of nothing
+logsource: {product: aws}
+filter:
+    rules: [nope]
+    selection: {a: b}
+    condition: selection
+---
+title: correlation of a filter
+correlation: {type: event_count, rules: [f1], timespan: 5m, condition: {gte: 1}}
+`
+	rules, errs := ParseFile("f.yml", []byte(file))
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if rules[2].Filter == nil || rules[2].Filter.Rules[0] != "k1" || !rules[2].Applies {
+		t.Fatalf("filter rule: %+v", rules[2])
+	}
+	s, errs := NewSet(rules)
+	want := []string{`f.yml:27: correlation: rule "f1" is a filter`, `f.yml:20: filter: rule "nope" not found (by id or name)`}
+	if len(errs) != len(want) {
+		t.Fatalf("errors %v, want %v", errs, want)
+	}
+	for i := range want {
+		if errs[i].Error() != want[i] {
+			t.Errorf("error %d: %s, want %s", i, errs[i], want[i])
+		}
+	}
+	for _, tt := range []struct {
+		arn  string
+		want string
+	}{
+		{"arn:aws:iam::1:role/automation", "k2"},
+		{"arn:aws:iam::1:user/ana", "k1,k2"},
+	} {
+		ev, _ := NewEvent([]byte(`{"eventName":"CreateAccessKey","userIdentity":{"arn":"` + tt.arn + `"}}`))
+		var got []string
+		for _, m := range s.Eval(ev, nil) {
+			got = append(got, m.Rule.ID)
+		}
+		if strings.Join(got, ",") != tt.want {
+			t.Errorf("%s: matches %v, want %s", tt.arn, got, tt.want)
+		}
 	}
 }

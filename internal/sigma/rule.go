@@ -26,8 +26,16 @@ type Rule struct {
 	Line int
 
 	Correlation *Correlation // non-nil for a correlation rule
+	Filter      *Filter      // non-nil for a filter rule
 
-	det *detection // nil for a correlation rule
+
+	det *detection // the detection; for a filter rule, what it suppresses; nil for a correlation
+}
+
+// Filter is the filter part of a Sigma filter rule: matches of the rules it
+// names are suppressed when its condition holds.
+type Filter struct {
+	Rules []string // ids or names
 }
 
 // Key returns what names the rule: its id, else its name, else file:line.
@@ -195,7 +203,7 @@ func (d *doc) parse() (*Rule, error) {
 		return nil, d.errAt(top, "rule: want a mapping of rule attributes")
 	}
 	r := &Rule{File: d.file, Line: d.line}
-	var detNode, corrNode *yaml.Node
+	var detNode, corrNode, filterNode *yaml.Node
 	var titleNode *yaml.Node
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(top.Content); i += 2 {
@@ -251,7 +259,7 @@ func (d *doc) parse() (*Rule, error) {
 		case "action":
 			err = d.errAt(v, "action: rule collections (action: global/reset/repeat) are not supported; write each rule in full")
 		case "filter":
-			err = d.errAt(k, "filter: Sigma filter rules are not supported")
+			filterNode = v
 		}
 		if err != nil {
 			return nil, err
@@ -260,9 +268,24 @@ func (d *doc) parse() (*Rule, error) {
 	if titleNode == nil || r.Title == "" {
 		return nil, d.errAt(top, "rule: title is required")
 	}
+	sections := 0
+	for _, n := range []*yaml.Node{detNode, corrNode, filterNode} {
+		if n != nil {
+			sections++
+		}
+	}
 	switch {
-	case detNode != nil && corrNode != nil:
-		return nil, d.errAt(corrNode, "rule: has both detection and correlation")
+	case sections > 1:
+		return nil, d.errAt(top, "rule: give one of detection, correlation and filter")
+	case filterNode != nil:
+		if !seen["logsource"] {
+			return nil, d.errAt(top, "rule: logsource is required")
+		}
+		f, det, err := d.filter(filterNode)
+		if err != nil {
+			return nil, err
+		}
+		r.Filter, r.det = f, det
 	case corrNode != nil:
 		c, err := d.correlation(corrNode)
 		if err != nil {
@@ -283,6 +306,35 @@ func (d *doc) parse() (*Rule, error) {
 		return nil, d.errAt(top, "rule: detection (or correlation) is required")
 	}
 	return r, nil
+}
+
+// filter parses a filter section: rules, and search identifiers with a
+// condition as in a detection.
+func (d *doc) filter(v *yaml.Node) (*Filter, *detection, *Error) {
+	if v.Kind != yaml.MappingNode {
+		return nil, nil, d.errAt(v, "filter: want a mapping of rules, search identifiers and a condition")
+	}
+	f := &Filter{}
+	det := *v
+	det.Content = nil
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		if v.Content[i].Value == "rules" {
+			var err *Error
+			if f.Rules, err = d.strs(v.Content[i+1], "filter.rules"); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		det.Content = append(det.Content, v.Content[i], v.Content[i+1])
+	}
+	if len(f.Rules) == 0 {
+		return nil, nil, d.errAt(v, "filter.rules is required")
+	}
+	dt, err := d.detection(&det)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, dt, nil
 }
 
 // str reads a scalar attribute.

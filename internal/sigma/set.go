@@ -17,6 +17,7 @@ type Set struct {
 	bySource map[string][]int
 	always   []int
 	feeds    [][]feed // per det index: the correlations it feeds
+	filters  [][]*detection // per det index: filters whose match suppresses it
 	silent   []bool   // per det index: only feeds correlations that do not generate
 
 	corrs      []*Rule // applicable correlation rules
@@ -41,8 +42,8 @@ type Match struct {
 }
 
 // NewSet compiles rules into a Set. It reports duplicate ids and names,
-// correlations whose rules cannot be found and cycles of correlations; the
-// rules concerned are left out and the others kept. A
+// correlations and filters whose rules cannot be found and cycles of
+// correlations; the rules concerned are left out and the others kept. A
 // correlation whose base rules do not all apply to CloudTrail gets Applies false.
 func NewSet(rules []*Rule) (*Set, []error) {
 	var errs []error
@@ -88,6 +89,11 @@ func NewSet(rules []*Rule) (*Set, []error) {
 			}
 			if b == nil {
 				errs = append(errs, &Error{File: r.File, Line: r.Line, Msg: fmt.Sprintf("correlation: rule %q not found (by id or name)", ref)})
+				bad[r] = true
+				break
+			}
+			if b.Filter != nil {
+				errs = append(errs, &Error{File: r.File, Line: r.Line, Msg: fmt.Sprintf("correlation: rule %q is a filter", ref)})
 				bad[r] = true
 				break
 			}
@@ -145,7 +151,7 @@ func NewSet(rules []*Rule) (*Set, []error) {
 
 	detIndex := map[*Rule]int{}
 	for _, r := range s.rules {
-		if r.Correlation != nil || !r.Applies {
+		if r.Correlation != nil || r.Filter != nil || !r.Applies {
 			continue
 		}
 		i := len(s.det)
@@ -158,6 +164,48 @@ func NewSet(rules []*Rule) (*Set, []error) {
 			s.always = append(s.always, i)
 		}
 	}
+	// Filters: each suppresses the matches of the detection rules it names.
+	s.filters = make([][]*detection, len(s.det))
+	kept = s.rules[:0]
+	for _, r := range s.rules {
+		if r.Filter == nil {
+			kept = append(kept, r)
+			continue
+		}
+		var bad string
+		var targets []*Rule
+		for _, ref := range r.Filter.Rules {
+			b := byID[ref]
+			if b == nil {
+				b = byName[ref]
+			}
+			switch {
+			case b == nil:
+				bad = fmt.Sprintf("filter: rule %q not found (by id or name)", ref)
+			case b.Correlation != nil || b.Filter != nil:
+				bad = fmt.Sprintf("filter: rule %q is not a detection rule", ref)
+			}
+			if bad != "" {
+				break
+			}
+			targets = append(targets, b)
+		}
+		if bad != "" {
+			errs = append(errs, &Error{File: r.File, Line: r.Line, Msg: bad})
+			continue
+		}
+		kept = append(kept, r)
+		if !r.Applies {
+			continue
+		}
+		for _, b := range targets {
+			if i, ok := detIndex[b]; ok {
+				s.filters[i] = append(s.filters[i], r.det)
+			}
+		}
+	}
+	s.rules = kept
+
 	s.feeds = make([][]feed, len(s.det))
 	s.silent = make([]bool, len(s.det))
 	s.corrFeeds = map[*Rule][]feed{}
@@ -335,7 +383,7 @@ func (s *Set) Eval(e *Event, st *State) []Match {
 	var out []Match
 	for _, i := range s.candidates(e) {
 		r := s.det[i]
-		if !r.det.match(e) {
+		if !r.det.match(e) || filtered(s.filters[i], e) {
 			continue
 		}
 		if !s.silent[i] || st == nil {
@@ -351,6 +399,16 @@ func (s *Set) Eval(e *Event, st *State) []Match {
 		out = s.chain(st, st.close(s.closing, e.Time()), out)
 	}
 	return out
+}
+
+// filtered reports whether any of the filters suppresses e.
+func filtered(fs []*detection, e *Event) bool {
+	for _, f := range fs {
+		if f.match(e) {
+			return true
+		}
+	}
+	return false
 }
 
 // chain appends correlation matches ms to out, feeding each to the
