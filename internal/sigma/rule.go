@@ -28,7 +28,6 @@ type Rule struct {
 	Correlation *Correlation // non-nil for a correlation rule
 	Filter      *Filter      // non-nil for a filter rule
 
-
 	det *detection // the detection; for a filter rule, what it suppresses; nil for a correlation
 }
 

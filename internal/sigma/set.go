@@ -16,9 +16,9 @@ type Set struct {
 	byName   map[string][]int
 	bySource map[string][]int
 	always   []int
-	feeds    [][]feed // per det index: the correlations it feeds
+	feeds    [][]feed       // per det index: the correlations it feeds
 	filters  [][]*detection // per det index: filters whose match suppresses it
-	silent   []bool   // per det index: only feeds correlations that do not generate
+	silent   []bool         // per det index: only feeds correlations that do not generate
 
 	corrs      []*Rule // applicable correlation rules
 	closing    []*Rule // those whose condition is lt or lte: they fire when a window closes
