@@ -112,10 +112,12 @@
 // arrive out of order (up to MaxLateness behind their group). event_count
 // counts distinct events, value_count distinct values of field, temporal the
 // distinct rules matched (all of them without a condition), temporal_ordered
-// the rules matched in their listed order. Conditions that hold from some
-// count upwards (gt, gte, eq) fire as soon as an event completes them; a
-// condition with lt or lte fires when its window (opened by its group's first
-// event) closes, which Eval notices when a later event (of any group) arrives.
+// the rules matched in their listed order. A condition of gt, gte or eq fires
+// as soon as an event brings the count to it; a condition with lt or lte
+// fires when its window (opened by its group's first event) closes, which Eval
+// notices when a later event (of any group) arrives. A group-by field absent
+// from a record groups as "". A record without eventTime takes no part in
+// correlations.
 // A firing lists every event that contributed (a correlation of correlations
 // lists theirs) and removes them from the window, so the next firing needs new
 // events. A rule referenced only by correlations without generate: true is not
