@@ -33,7 +33,8 @@
 // value or a list: any of them (all of them with the all modifier). A field
 // path names a member of the record, with dots for nesting
 // (userIdentity.sessionContext.sessionIssuer.type); a member whose name holds
-// dots is found too. Where a path crosses an array, every element is tried.
+// dots is found too. Where a path crosses an array, every element is tried
+// (an element lacking the rest of the path counts as null for null).
 // A field holding an object or array compares as its JSON text (as written
 // in the record), and an array's elements are also tried one by one. Numbers
 // and booleans compare as their JSON text (42, false) except under gt, gte,

@@ -23,9 +23,16 @@ type Event struct {
 	top   []member
 	id    string
 	when  time.Time
-	slots []slot             // resolved fields, by field id
-	whole []value            // the record as one value, for keywords
-	objs  map[*byte][]member // nested objects already split, by their text
+	slots []slot        // resolved fields, by field id
+	whole []value       // the record as one value, for keywords
+	objs  []splitObject // nested objects already split (a record has few)
+}
+
+// splitObject is a nested object of the record, split into members, known
+// by where its text starts.
+type splitObject struct {
+	key     *byte
+	members []member
 }
 
 // member is one member of a JSON object: its decoded key and its raw value.
@@ -52,6 +59,9 @@ type value struct {
 	lower string
 	low   bool
 	elem  bool // an element of an array value listed before it
+	// missing marks an array element that lacks the rest of the path: null
+	// for null, nothing for exists and Values.
+	missing bool
 }
 
 func (v *value) lowered() string {
@@ -241,16 +251,21 @@ func (e *Event) emit(raw, rest string, out *[]value) {
 			return
 		}
 		key := unsafe.StringData(raw)
-		ms, ok := e.objs[key]
-		if !ok {
+		var ms []member
+		found := false
+		for i := range e.objs {
+			if e.objs[i].key == key {
+				ms, found = e.objs[i].members, true
+				break
+			}
+		}
+		if !found {
 			p := scanner{s: raw}
+			var ok bool
 			if ms, ok = p.object(); !ok {
 				return
 			}
-			if e.objs == nil {
-				e.objs = make(map[*byte][]member, 8)
-			}
-			e.objs[key] = ms
+			e.objs = append(e.objs, splitObject{key, ms})
 		}
 		e.walk(ms, rest, out)
 	case '[':
@@ -264,7 +279,12 @@ func (e *Event) emit(raw, rest string, out *[]value) {
 			return
 		}
 		for _, el := range elems {
+			n := len(*out)
 			e.emit(el, rest, out)
+			if len(*out) == n {
+				// The element lacks the path: for null, it is absent there.
+				*out = append(*out, value{kind: kindNull, text: "null", elem: true, missing: true})
+			}
 		}
 	default:
 		if rest != "" {

@@ -228,6 +228,11 @@ condition: sel`, `{"a":"xy"}`, false},
 	// Pre-filtering must not drop a rule whose condition negates the name.
 	{"prefilter not", "sel:\n  eventName: DeleteUser\ncondition: not sel", "", true},
 	// A record that is only an array member deep with nulls.
+	// A path crossing an array: an element without the member is null there.
+	{"null in one element", "sel:\n  a.b: null\ncondition: sel", `{"a":[{"b":"x"},{}]}`, true},
+	{"null in no element", "sel:\n  a.b: null\ncondition: sel", `{"a":[{"b":"x"},{"b":"y"}]}`, false},
+	{"exists in no element", "sel:\n  a.b|exists: true\ncondition: sel", `{"a":[{},{}]}`, false},
+	{"exists in one element", "sel:\n  a.b|exists: true\ncondition: sel", `{"a":[{},{"b":1}]}`, true},
 	{"null element", "sel:\n  a.b: x\ncondition: sel", `{"a":[null,{"b":"x"}]}`, true},
 }
 

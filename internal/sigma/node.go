@@ -120,7 +120,16 @@ func (nullMatcher) match(_ *Event, vs []value) bool {
 // existsMatcher is the exists modifier.
 type existsMatcher struct{ want bool }
 
-func (m existsMatcher) match(_ *Event, vs []value) bool { return (len(vs) > 0) == m.want }
+func (m existsMatcher) match(_ *Event, vs []value) bool {
+	present := false
+	for i := range vs {
+		if !vs[i].missing {
+			present = true
+			break
+		}
+	}
+	return present == m.want
+}
 
 // strMatcher matches strings (and the JSON text of other values) against one
 // or more patterns (a modifier such as base64offset or windash yields several).
