@@ -3,6 +3,7 @@ package sigma
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // record is a CloudTrail record with a member of every JSON type, nested
@@ -278,5 +279,36 @@ func TestMatch(t *testing.T) {
 				t.Errorf("unindexed match = %v, want %v", got2, tt.want)
 			}
 		})
+	}
+}
+
+func TestEventValues(t *testing.T) {
+	ev, err := NewEvent([]byte(record))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.ID() != "e1" || !ev.Time().Equal(time.Date(2024, 5, 1, 10, 20, 30, 0, time.UTC)) {
+		t.Errorf("ID %q Time %v", ev.ID(), ev.Time())
+	}
+	for _, tt := range []struct{ field, want string }{
+		{"eventName", "CreateUser"},
+		{"userIdentity.sessionContext.sessionIssuer.type", "Role"},
+		{"requestParameters.tags.key", "env|team"},
+		{"requestParameters.layers", `["arn:aws:lambda:us-east-1:1:layer:x:1","arn:aws:lambda:us-east-1:1:layer:y:2"]`},
+		{"requestParameters.count", "42"},
+		{"requestParameters.enable", "false"},
+		{"responseElements", "null"},
+		{"requestParameters.dotted.key", "yes"},
+		{"userIdentity.nothing", ""},
+		{"resources.type", "AWS::IAM::User"},
+	} {
+		if got := strings.Join(ev.Values(tt.field), "|"); got != tt.want {
+			t.Errorf("Values(%s) = %q, want %q", tt.field, got, tt.want)
+		}
+	}
+	for _, bad := range []string{``, `[]`, `{"a":}`, `{"a":1} x`, `{"eventTime":"yesterday"}`} {
+		if _, err := NewEvent([]byte(bad)); err == nil {
+			t.Errorf("NewEvent(%q) accepted", bad)
+		}
 	}
 }

@@ -43,7 +43,9 @@ type Match struct {
 
 // NewSet compiles rules into a Set. It reports duplicate ids and names,
 // correlations and filters whose rules cannot be found and cycles of
-// correlations; the rules concerned are left out and the others kept. A
+// correlations; the rules concerned are left out and the others kept.
+// NewSet records in each correlation rule the rules it refers to and sets its
+// Applies, so rules must not be given to two NewSet calls at once. A
 // correlation whose base rules do not all apply to CloudTrail gets Applies false.
 func NewSet(rules []*Rule) (*Set, []error) {
 	var errs []error
