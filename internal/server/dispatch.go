@@ -20,7 +20,7 @@ type api struct {
 	target      string // X-Amz-Target prefix
 	eventSource string // eventSource of its self-audit records
 	model       *awsapi.Model
-	handle      func(ctx context.Context, c cloudtrail.Caller, op string, body []byte) (any, error)
+	handle      func(ctx context.Context, c auth.Caller, op string, body []byte) (any, error)
 	readOnly    func(op string) bool
 	audited     func(op string) bool
 	// invalid maps a model validation error to the service's own code (nil: keep it).

@@ -1,8 +1,13 @@
 // Package server is OpenTrail's HTTP front: it authenticates every request with
 // SigV4, authorises it by the key's role, and routes it to native ingest
-// (POST /v1/records), the CloudTrail JSON 1.1 API (POST / with X-Amz-Target),
-// or key management (POST /v1/keys). Every CloudTrail API call it serves is
-// itself recorded in the journal as a management event, as AWS does.
+// (POST /v1/records), the CloudTrail JSON 1.1 API including Lake (POST / with
+// X-Amz-Target CloudTrail_20131101.*), the CloudWatch Logs API (X-Amz-Target
+// Logs_20140328.*), PutAuditEvents for channels (POST /PutAuditEvents, signed
+// for cloudtrail-data), key management (POST /v1/keys), live tail (POST
+// /v1/tail) and subscription dead letters (POST /v1/deadletters). GET /healthz
+// and GET /metrics (when configured) need no signature. Every CloudTrail and
+// Logs API call it serves is itself recorded in the journal as a management
+// event, as AWS does.
 package server
 
 import (
@@ -287,8 +292,8 @@ func denied(k auth.Key, action string) error {
 }
 
 // caller is the cloudtrail view of the authenticated key.
-func (rq *request) caller() cloudtrail.Caller {
-	return cloudtrail.Caller{
+func (rq *request) caller() auth.Caller {
+	return auth.Caller{
 		Account: rq.key.Account, Region: rq.region, AccessKeyID: rq.key.AccessKeyID,
 		ARN: rq.key.ARN(), UserName: rq.key.User, Root: rq.key.Role == auth.RoleRoot,
 	}
