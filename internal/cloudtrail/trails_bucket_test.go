@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -81,5 +82,58 @@ func TestTrailBucketOwnership(t *testing.T) {
 	}
 	if n := len(ok(t, s, eastB, "ListTrails", `{}`)["Trails"].([]any)); n != 2 {
 		t.Errorf("account B has %d trails, want 2 (b-trail, b-into-a)", n)
+	}
+}
+
+// Lake query results (StartQuery DeliveryS3Uri) go into a bucket too: the same
+// rule, checked at StartQuery and again when the results are written
+// (DeliveryStatus ACCESS_DENIED if the grant went away meanwhile).
+func TestQueryResultsBucketOwnership(t *testing.T) {
+	db, err := kv.Open(t.TempDir(), kv.Options{CacheBytes: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buckets := objstore.NewFS(t.TempDir())
+	buckets.Owner = acctA
+	s := New(db, nil, nil, slog.New(slog.DiscardHandler), Options{Now: (&testClock{t: t0}).Now, Buckets: buckets})
+	eng := &fakeEngine{rows: 3}
+	if err := s.StartLake(context.Background(), eng); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(); db.Close() })
+	ctx := context.Background()
+	for _, b := range []string{"a-bucket", "b-bucket"} {
+		if err := buckets.CreateBucket(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := buckets.SetBucketAccess(ctx, "b-bucket", objstore.Access{Owner: acctB}); err != nil {
+		t.Fatal(err)
+	}
+	_, id := createStore(t, s, eastB, "b-store", "")
+	query := func(uri string) string {
+		return fmt.Sprintf(`{"QueryStatement":"SELECT * FROM %s","DeliveryS3Uri":%q}`, id, uri)
+	}
+
+	fails(t, s, eastB, "StartQuery", query("s3://a-bucket/results"), "InsufficientS3BucketPolicyException", "arn:aws:s3:::a-bucket/results/")
+	qid := ok(t, s, eastB, "StartQuery", query("s3://b-bucket/results"))["QueryId"].(string)
+	if d := waitQuery(t, s, eastB, qid); d["DeliveryStatus"] != "SUCCESS" {
+		t.Fatalf("results into the account's own bucket: %v", d)
+	}
+
+	eng.mu.Lock()
+	eng.release = make(chan struct{})
+	eng.mu.Unlock()
+	qid = ok(t, s, eastB, "StartQuery", query("s3://b-bucket/results"))["QueryId"].(string)
+	if err := buckets.SetBucketAccess(ctx, "b-bucket", objstore.Access{Owner: acctA}); err != nil {
+		t.Fatal(err)
+	}
+	close(eng.release)
+	if d := waitQuery(t, s, eastB, qid); d["DeliveryStatus"] != "ACCESS_DENIED" {
+		t.Fatalf("results after the bucket changed owner: %v", d)
+	}
+	b, _ := buckets.Bucket(ctx, "b-bucket")
+	if objs, _ := b.List(ctx, "results/"+qid, "", 0); len(objs) != 0 {
+		t.Errorf("results were written into the other account's bucket: %v", objs)
 	}
 }

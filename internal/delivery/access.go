@@ -22,7 +22,7 @@ func (w *Worker) openBucket(ctx context.Context, s *stream, key string) (objstor
 		if err != nil {
 			return nil, fmt.Errorf("bucket %s: %w", name, err)
 		}
-		d := objstore.CloudTrailDelivery{Account: s.id.Account, Trail: s.trail.ARN, Keys: []string{key}}
+		d := objstore.CloudTrailDelivery{Account: s.id.Account, Source: s.trail.ARN, Keys: []string{key}}
 		if err := objstore.CheckCloudTrail(a, name, d); err != nil {
 			return nil, err
 		}

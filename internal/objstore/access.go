@@ -43,8 +43,10 @@ const CloudTrailService = "cloudtrail.amazonaws.com"
 // CloudTrailDelivery is one delivery a trail makes, as the bucket policy sees it.
 type CloudTrailDelivery struct {
 	Account string   // the trail's account
-	Trail   string   // the trail's ARN (condition key aws:SourceArn)
+	Source  string   // the ARN of the trail or event data store delivering (condition key aws:SourceArn)
 	Keys    []string // object keys the trail writes
+	// Resource describes Keys in messages, relative to the prefix (e.g. "AWSLogs/<account>/*").
+	Resource string
 }
 
 // CheckCloudTrail returns nil if d may be delivered into bucket under a: the
@@ -70,7 +72,7 @@ func CheckCloudTrail(a Access, bucket string, d CloudTrailDelivery) error {
 			Action:   "s3:PutObject",
 			Resource: "arn:aws:s3:::" + bucket + "/" + key,
 			Context: map[string]string{
-				"aws:sourcearn":     d.Trail,
+				"aws:sourcearn":     d.Source,
 				"aws:sourceaccount": d.Account,
 				"s3:x-amz-acl":      "bucket-owner-full-control",
 			},

@@ -36,7 +36,7 @@ const cloudTrailPolicy = `{
 }`
 
 func delivery(keys ...string) objstore.CloudTrailDelivery {
-	return objstore.CloudTrailDelivery{Account: otherAcct, Trail: trailARN, Keys: keys}
+	return objstore.CloudTrailDelivery{Account: otherAcct, Source: trailARN, Keys: keys}
 }
 
 // Issue 11 §7: a trail of one account could deliver into another account's
