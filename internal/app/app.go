@@ -59,6 +59,8 @@ type Config struct {
 	SubscriptionAttempts int
 	// SubscriptionFilters is how many subscription filters one log group may have; default 2, as AWS.
 	SubscriptionFilters int
+	// Regions, when set, are the only regions requests may be signed for.
+	Regions []string
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
@@ -181,7 +183,8 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	}
 	a.Registry = a.newRegistry()
 	metrics := promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
-	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs, Metrics: metrics})
+	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs, Metrics: metrics,
+		Regions: c.Regions, Registerer: a.Registry})
 	return a, nil
 }
 

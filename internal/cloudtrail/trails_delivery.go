@@ -90,5 +90,5 @@ func (s *Service) RecordDelivery(account, homeRegion, name string, u trail.Deliv
 	if u.Err == "" {
 		*last = at
 	}
-	return s.putState(kv.StateTrail, t.Account, trailStateName(t.HomeRegion, t.Name), t)
+	return s.putState(context.Background(), kv.StateTrail, t.Account, trailStateName(t.HomeRegion, t.Name), t)
 }
