@@ -77,11 +77,7 @@ func CheckCloudTrail(a Access, bucket string, d CloudTrailDelivery) error {
 				"s3:x-amz-acl":      "bucket-owner-full-control",
 			},
 		}
-		ok, err := p.Allows(req)
-		if err != nil {
-			return fmt.Errorf("bucket %s: %w: %w", bucket, ErrAccessDenied, err)
-		}
-		if !ok {
+		if !p.Allows(req) {
 			return fmt.Errorf("bucket %s: its policy does not allow %s s3:PutObject on %s for account %s: %w",
 				bucket, CloudTrailService, req.Resource, d.Account, ErrAccessDenied)
 		}
@@ -261,18 +257,18 @@ var conditionOps = map[string]struct{ like, not, fold bool }{
 
 // Allows evaluates req: false if any statement that applies denies it, true if
 // one allows it, false if none applies.
-func (p *Policy) Allows(req PolicyRequest) (bool, error) {
+func (p *Policy) Allows(req PolicyRequest) bool {
 	allowed := false
 	for _, st := range p.Statements {
 		if !st.applies(req) {
 			continue
 		}
 		if !st.Allow {
-			return false, nil
+			return false
 		}
 		allowed = true
 	}
-	return allowed, nil
+	return allowed
 }
 
 func (st *Statement) applies(req PolicyRequest) bool {

@@ -43,7 +43,11 @@ func TestS3BucketAccess(t *testing.T) {
 
 	raw := s3.New(s3.Options{Region: s3test.Region, BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(ak, sk, "")})
-	if _, err := raw.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String("shared-bucket"), Policy: aws.String(cloudTrailPolicy)}); err != nil {
+	// versitygw refuses service principals ("Invalid principal in policy"), so
+	// this grant names any principal, limited to the account's folder.
+	policy := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:PutObject",
+		"Resource":"arn:aws:s3:::shared-bucket/AWSLogs/222222222222/*"}]}`
+	if _, err := raw.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String("shared-bucket"), Policy: aws.String(policy)}); err != nil {
 		t.Fatal(err)
 	}
 	if a, err = s.BucketAccess(ctx, "shared-bucket"); err != nil || len(a.Policy) == 0 {
@@ -51,6 +55,9 @@ func TestS3BucketAccess(t *testing.T) {
 	}
 	if err := objstore.CheckCloudTrail(a, "shared-bucket", delivery(logKey)); err != nil {
 		t.Errorf("the bucket policy set with PutBucketPolicy does not grant: %v", err)
+	}
+	if err := objstore.CheckCloudTrail(a, "shared-bucket", delivery("AWSLogs/333333333333/CloudTrail/x.json.gz")); !errors.Is(err, objstore.ErrAccessDenied) {
+		t.Errorf("the policy granted another account's folder: %v", err)
 	}
 	if _, err := s.BucketAccess(ctx, "missing-bucket"); !errors.Is(err, objstore.ErrNotFound) {
 		t.Errorf("BucketAccess(missing-bucket) = %v, want ErrNotFound", err)
