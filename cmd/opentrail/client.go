@@ -231,9 +231,16 @@ func addS3Flags(fs *flagSet, when string) s3Flags {
 	return f
 }
 
-func (f s3Flags) open(ctx context.Context) (*objstore.S3, error) {
-	s3, err := objstore.NewS3(ctx, objstore.S3Config{Endpoint: *f.endpoint, Region: *f.region, PathStyle: *f.pathStyle,
-		AccessKeyID: os.Getenv("OPENTRAIL_S3_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("OPENTRAIL_S3_SECRET_ACCESS_KEY")})
+// config is the S3 configuration the flags and OPENTRAIL_S3_ variables give.
+func (f s3Flags) config() objstore.S3Config {
+	return objstore.S3Config{Endpoint: *f.endpoint, Region: *f.region, PathStyle: *f.pathStyle,
+		AccessKeyID: os.Getenv("OPENTRAIL_S3_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("OPENTRAIL_S3_SECRET_ACCESS_KEY")}
+}
+
+func (f s3Flags) open(ctx context.Context) (*objstore.S3, error) { return openS3(ctx, f.config()) }
+
+func openS3(ctx context.Context, c objstore.S3Config) (*objstore.S3, error) {
+	s3, err := objstore.NewS3(ctx, c)
 	if err != nil {
 		return nil, fmt.Errorf("--s3-endpoint: %w", err)
 	}

@@ -56,6 +56,10 @@ func runServe(args []string) error {
 	deliveryInterval := fs.Duration("delivery-interval", 5*time.Minute, "how long a trail's log file collects events before it is written")
 	digestInterval := fs.Duration("digest-interval", time.Hour, "how often trails with log file validation write a digest file")
 	s3f := addS3Flags(fs, "deliver to this S3-compatible service instead of folders under DATA-DIR/buckets; ")
+	bucketOwners := map[string]string{}
+	fs.Func("bucket-owner", "BUCKET=ACCOUNT: with --s3-endpoint, account ACCOUNT owns BUCKET (other buckets are the root account's): "+
+		"only its trails, or trails its bucket policy grants, deliver there; repeatable",
+		func(v string) error { return parseBucketOwner(v, bucketOwners) })
 	var dests dest.Config
 	fs.Func("sns-topic", "NAME=ENDPOINT: deliver SNS topic NAME (trail file notifications and subscription filters) to ENDPOINT: "+
 		"http(s)://... (SNS HTTP messages), slack+https://... (Slack-compatible webhook) or mailto:a@example.com (SMTP); repeatable",
@@ -125,9 +129,12 @@ func runServe(args []string) error {
 	defer signal.Stop(sigs)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	account := env("123456789012", "OPENTRAIL_ACCOUNT_ID")
 	var buckets objstore.Store
 	if *s3f.endpoint != "" {
-		s3, err := s3f.open(ctx)
+		c := s3f.config()
+		c.Owners, c.Owner = bucketOwners, account
+		s3, err := openS3(ctx, c)
 		if err != nil {
 			return err
 		}
@@ -136,7 +143,7 @@ func runServe(args []string) error {
 	a, err := app.Open(ctx, app.Config{
 		Buckets:   buckets,
 		DataDir:   *dataDir,
-		Account:   env("123456789012", "OPENTRAIL_ACCOUNT_ID"),
+		Account:   account,
 		Region:    env("us-east-1", "OPENTRAIL_REGION"),
 		RootKeyID: os.Getenv("OPENTRAIL_ROOT_ACCESS_KEY_ID"),
 		RootKey:   os.Getenv("OPENTRAIL_ROOT_SECRET_ACCESS_KEY"),
@@ -277,4 +284,14 @@ func serveProxy(a *app.App, log *slog.Logger, listen, upstream, policyFile, reda
 		srv.Shutdown(ctx)
 		p.Close()
 	}, nil
+}
+
+// parseBucketOwner parses a --bucket-owner BUCKET=ACCOUNT flag into owners.
+func parseBucketOwner(v string, owners map[string]string) error {
+	bucket, acct, ok := strings.Cut(v, "=")
+	if !ok || objstore.ValidBucketName(bucket) != nil || len(acct) != 12 || strings.Trim(acct, "0123456789") != "" {
+		return fmt.Errorf("want BUCKET=ACCOUNT (a bucket name and a 12-digit account ID), got %q", v)
+	}
+	owners[bucket] = acct
+	return nil
 }
