@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -78,14 +77,6 @@ func runServe(args []string) error {
 	if err := dests.Validate(); err != nil {
 		return err
 	}
-	topics := map[string]string{}
-	for name, eps := range dests.Topics {
-		for _, ep := range eps {
-			if _, ok := topics[name]; !ok && (strings.HasPrefix(ep, "http://") || strings.HasPrefix(ep, "https://")) {
-				topics[name] = ep // trail file notifications go to the topic's first SNS HTTP endpoint
-			}
-		}
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var buckets objstore.Store
@@ -110,7 +101,6 @@ func runServe(args []string) error {
 
 		DeliveryInterval: *deliveryInterval,
 		DigestInterval:   *digestInterval,
-		SNSTopics:        topics,
 
 		Destinations:         dests,
 		SubscriptionAttempts: *attempts,

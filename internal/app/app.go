@@ -49,7 +49,7 @@ type Config struct {
 	Buckets          objstore.Store
 	DeliveryInterval time.Duration     // default 5m
 	DigestInterval   time.Duration     // default 1h
-	SNSTopics        map[string]string // SNS topic name → URL that receives its notifications
+	SNSTopics        map[string]string // SNS topic name → URL that receives its notifications; nil: Destinations.Topics, every endpoint
 
 	// Destinations are where subscription filters deliver (Lambda handlers, SNS topics, SMTP).
 	Destinations dest.Config
@@ -160,7 +160,12 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	if err := a.CT.StartLake(ctx, a.Lake); err != nil {
 		return fail(err)
 	}
-	a.Notify = delivery.NewNotifier(db, a.CT, c.SNSTopics, log)
+	if c.SNSTopics != nil {
+		a.Notify = delivery.NewNotifier(db, a.CT, c.SNSTopics, log)
+	} else {
+		// Trail file notifications go to every endpoint of the topic, like subscription filters.
+		a.Notify = delivery.NewTopicNotifier(db, a.CT, c.Destinations.ResolveTopic, delivery.NotifierOptions{MaxAttempts: c.SubscriptionAttempts}, log)
+	}
 	a.Notify.Start(ctx)
 	a.Deliver = delivery.New(db, a.Journal, a.CT, a.Buckets, log, delivery.Options{
 		Interval: c.DeliveryInterval, Notify: a.Notify, Digests: delivery.NewDigester(ring, c.DigestInterval)})

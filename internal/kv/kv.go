@@ -27,6 +27,10 @@ const (
 	prefixLogs    = 'l' // l | str(account) | str(region) | str(group) | str(stream) | time(8) | seq(8) → log event
 	prefixOutbox  = 'o' // o | str(account) | str(region) | str(group) | str(filter) | seq(8) → pending subscription delivery
 	prefixDead    = 'q' // q | str(account) | str(region) | str(group) | str(filter) | seq(8) → dead-lettered delivery
+	// Generic outbox streams (internal/outbox) other than subscriptions, e.g. kind
+	// "trail-notify" with the SNS topic ARN as name; the value is the kind's payload.
+	prefixStreamPending = 'n' // n | str(kind) | str(name) | seq(8) → pending payload
+	prefixStreamDead    = 'm' // m | str(kind) | str(name) | seq(8) → dead-lettered payload
 )
 
 // Lookup categories and attributes as they appear in index keys.
@@ -160,6 +164,38 @@ func SubscriptionPrefix(dead bool, account, region, group, filter string) []byte
 func SubscriptionKey(prefix []byte, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(make([]byte, 0, len(prefix)+8), prefix...), seq)
 }
+
+// OutboxPrefix is the prefix of one generic outbox stream's pending payloads
+// (dead = false) or dead letters (dead = true).
+func OutboxPrefix(dead bool, kind, name string) []byte {
+	return appendStr(OutboxKindPrefix(dead, kind), name)
+}
+
+// OutboxKindPrefix is the prefix of every stream of one kind.
+func OutboxKindPrefix(dead bool, kind string) []byte {
+	p := byte(prefixStreamPending)
+	if dead {
+		p = prefixStreamDead
+	}
+	return appendStr([]byte{p}, kind)
+}
+
+// OutboxStreamName decodes the stream name of a key under OutboxKindPrefix(dead, kind).
+func OutboxStreamName(kindPrefix, key []byte) (string, bool) {
+	if len(key) < len(kindPrefix) || string(key[:len(kindPrefix)]) != string(kindPrefix) {
+		return "", false
+	}
+	n, w := binary.Uvarint(key[len(kindPrefix):])
+	rest := key[len(kindPrefix):]
+	if w <= 0 || uint64(len(rest)-w) < n {
+		return "", false
+	}
+	return string(rest[w : w+int(n)]), true
+}
+
+// OutboxKey addresses one entry of an outbox stream (a subscription's or a
+// generic one) by its sequence number: prefix | seq(8). Same encoding as SubscriptionKey.
+func OutboxKey(prefix []byte, seq uint64) []byte { return SubscriptionKey(prefix, seq) }
 
 // ---- End of storage format. ----
 

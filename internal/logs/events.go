@@ -77,11 +77,10 @@ func (s *Service) appendLocked(b *pebble.Batch, g *group, evs []inEvent, ingest 
 		}
 		var setErr error
 		idx.match(fe, func(sub *subscription) {
-			if err := b.Set(kv.SubscriptionKey(sub.outbox, seq), encodePending(e.stream, e.ts, e.msg), nil); err != nil {
+			if err := sub.out.Put(b, seq, encodePending(e.stream, e.ts, e.msg)); err != nil {
 				setErr = err
 				return
 			}
-			sub.pending.Add(1)
 			woke[sub] = true
 		})
 		if setErr != nil {

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/opentrail/opentrail/internal/filterpattern"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/logs/dest"
+	"github.com/opentrail/opentrail/internal/outbox"
 )
 
 var filterOps = map[string]opFunc{
@@ -45,20 +45,10 @@ type subscription struct {
 	group   groupID
 	pattern *filterpattern.Pattern
 	dest    dest.Destination
-	destErr error // why the destination could not be resolved at load
-	outbox  []byte
-	dead    []byte
-
-	pending   atomic.Int64 // events in the outbox (approximate after a restart until the sender counts them)
-	delivered atomic.Int64
-	failures  atomic.Int64
-	deadCount atomic.Int64
-	oldest    atomic.Int64  // when the sender first saw the batch it is trying (ms), 0 = none
-	from      atomic.Uint64 // every outbox entry below this seq is delivered or dead-lettered
-	readFrom  uint64        // from, as the sender last read it (sender goroutine only)
-	wake      chan struct{}
-	stop      context.CancelFunc
-	done      chan struct{}
+	destErr error          // why the destination could not be resolved at load
+	out     *outbox.Stream // pending deliveries and dead letters, keyed by log sequence number
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
 func (s *Service) newSubscription(g *group, d subscriptionDef) (*subscription, error) {
@@ -66,9 +56,8 @@ func (s *Service) newSubscription(g *group, d subscriptionDef) (*subscription, e
 	if err != nil {
 		return nil, err
 	}
-	sub := &subscription{def: d, group: g.id, pattern: p, wake: make(chan struct{}, 1),
-		outbox: kv.SubscriptionPrefix(false, g.id.Account, g.id.Region, g.id.Name, d.FilterName),
-		dead:   kv.SubscriptionPrefix(true, g.id.Account, g.id.Region, g.id.Name, d.FilterName)}
+	sub := &subscription{def: d, group: g.id, pattern: p}
+	sub.out = s.newOutbox(sub)
 	sub.dest, sub.destErr = s.o.Resolve(d.DestinationArn)
 	return sub, nil
 }
@@ -128,7 +117,7 @@ func (s *Service) putSubscriptionFilter(ctx context.Context, c cloudtrail.Caller
 		// Replacing a filter keeps its queue: what matched the old pattern is still delivered, to the new destination.
 		prev := g.subs[old]
 		s.stopSenderLocked(prev)
-		sub.pending.Store(prev.pending.Load())
+		sub.out.Adopt(prev.out)
 		g.subs[old] = sub
 	} else {
 		g.subs = append(g.subs, sub)
@@ -200,7 +189,7 @@ func (s *Service) deleteSubscriptionFilter(ctx context.Context, c cloudtrail.Cal
 		sub := g.subs[i]
 		s.stopSenderLocked(sub)
 		if err := s.deleteLocked([][]byte{kv.StateKey(stateSubscription, g.id.Account, g.id.stateName()+":"+in.FilterName)},
-			[][]byte{sub.outbox, sub.dead}); err != nil {
+			sub.out.Prefixes()); err != nil {
 			return nil, err
 		}
 		g.subs = slices.Delete(g.subs, i, i+1)

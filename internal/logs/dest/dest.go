@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -326,6 +328,44 @@ func redactURL(u *url.URL) string {
 		r.RawQuery = "REDACTED"
 	}
 	return r.String()
+}
+
+// Redact returns a destination (an ARN, an http(s) or slack+https URL, a
+// mailto: or an endpoint as configured) in a form fit for logs and metric
+// labels: ARNs as they are, URLs as scheme://host only, followed by a stable
+// hash of the whole URL when anything was left out (user info, path, query),
+// so that two destinations on one host stay apart without showing a secret.
+func Redact(destination string) string {
+	if strings.HasPrefix(destination, "arn:") || strings.HasPrefix(destination, "exec:") {
+		if i := strings.IndexByte(destination, ' '); strings.HasPrefix(destination, "exec:") && i > 0 {
+			return destination[:i] // the command, not its arguments
+		}
+		return destination
+	}
+	if strings.HasPrefix(destination, "mailto:") {
+		return "mailto:" + hashOf(destination)
+	}
+	u, err := url.Parse(destination)
+	if err != nil || u.Host == "" {
+		return "unparsable " + hashOf(destination)
+	}
+	return safeURL(u)
+}
+
+// safeURL is u as scheme://host, plus a hash of u when u has more than that.
+func safeURL(u *url.URL) string {
+	s := u.Scheme + "://" + u.Host
+	if u.User == nil && (u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.Fragment == "" {
+		return s
+	}
+	return s + " " + hashOf(u.String())
+}
+
+// hashOf is a short stable digest of s: enough to tell two values apart in
+// logs and labels, too short to confirm a guessed secret with confidence.
+func hashOf(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return "#" + hex.EncodeToString(h[:4])
 }
 
 // DefaultHTTPTimeout bounds one HTTP delivery when Config.HTTPClient is nil.
