@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -91,6 +92,8 @@ type App struct {
 	Logs    *logs.Service
 	// Registry is what GET /metrics serves; other parts (the in-process proxy) add to it.
 	Registry *prometheus.Registry
+	// Metrics serves Registry (Prometheus text), unauthenticated: see MetricsHandler.
+	Metrics http.Handler
 	// Account and Region are the node's defaults (the root key's account, the home Region).
 	Account, Region string
 	Lake            *lake.Engine
@@ -178,8 +181,9 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 		return fail(err)
 	}
 	a.Registry = a.newRegistry()
-	metrics := promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
-	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs, Metrics: metrics})
+	// Metrics are served apart from the API (serve --metrics-listen): they show every account.
+	a.Metrics = promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
+	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs})
 	return a, nil
 }
 

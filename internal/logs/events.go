@@ -105,6 +105,14 @@ func (s *Service) appendLocked(b *pebble.Batch, g *group, evs []inEvent, ingest 
 		if err := setState(b, stateMetricValues, g.id.Account, name+":"+mf.def.FilterName, mf.values); err != nil {
 			return nil, err
 		}
+		if mf.disabledNow {
+			mf.disabledNow = false
+			if err := setState(b, stateMetricFilter, g.id.Account, name+":"+mf.def.FilterName, &mf.def); err != nil {
+				return nil, err
+			}
+			s.log.Warn("metric filter disabled: too many dimension value combinations", "account", g.id.Account, "region", g.id.Region,
+				"log_group", g.id.Name, "filter", mf.def.FilterName, "limit", maxDimensionCombinations)
+		}
 	}
 	list := make([]*subscription, 0, len(woke))
 	for sub := range woke {

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -215,7 +216,16 @@ type metricFilterDef struct {
 	MetricTransformations []metricTransformation `json:"metricTransformations"`
 	CreationTime          int64                  `json:"creationTime"`
 	LogGroupName          string                 `json:"logGroupName"`
+	// DisabledReason is set when the filter stopped counting; not an AWS
+	// member (SDKs ignore it), shown by DescribeMetricFilters. Putting the
+	// filter again enables it.
+	DisabledReason string `json:"disabledReason,omitempty"`
 }
+
+// maxDimensionCombinations is how many distinct dimension value combinations
+// one metric filter may yield before it is disabled, as CloudWatch Logs
+// disables a filter past 1,000: each is a metric series.
+const maxDimensionCombinations = 1000
 
 // metricValue is the running sum of one metric (one set of dimension values).
 type metricValue struct {
@@ -230,6 +240,8 @@ type metricFilter struct {
 	group   groupID
 	pattern *filterpattern.Pattern
 	values  map[string]*metricValue // key: dimension values joined
+
+	disabledNow bool // apply disabled it; appendLocked saves the definition and logs it
 }
 
 func newMetricFilter(g *group, d metricFilterDef) (*metricFilter, error) {
@@ -240,9 +252,9 @@ func newMetricFilter(g *group, d metricFilterDef) (*metricFilter, error) {
 	return &metricFilter{def: d, group: g.id, pattern: p, values: map[string]*metricValue{}}, nil
 }
 
-// apply counts ev if it matches; it reports whether a value changed.
+// apply counts ev if it matches; it reports whether a value (or the filter) changed.
 func (mf *metricFilter) apply(ev *filterpattern.Event, ts int64) bool {
-	if !mf.pattern.Match(ev) {
+	if mf.def.DisabledReason != "" || !mf.pattern.Match(ev) {
 		return false
 	}
 	t := &mf.def.MetricTransformations[0]
@@ -269,6 +281,12 @@ func (mf *metricFilter) apply(ev *filterpattern.Event, ts int64) bool {
 		}
 	}
 	mv := mf.values[key]
+	if mv == nil && len(mf.values) >= maxDimensionCombinations {
+		mf.def.DisabledReason = fmt.Sprintf("disabled at %s: its dimensions yielded more than %d distinct value combinations; put the filter again with dimensions of fewer values to enable it",
+			time.UnixMilli(ts).UTC().Format(time.RFC3339), maxDimensionCombinations)
+		mf.disabledNow = true
+		return true
+	}
 	if mv == nil {
 		mv = &metricValue{Dims: dims}
 		mf.values[key] = mv
@@ -338,7 +356,7 @@ func (s *Service) putMetricFilter(ctx context.Context, c cloudtrail.Caller, body
 	}
 	if old >= 0 {
 		prev := g.metrics[old]
-		if sameMetric(&prev.def.MetricTransformations[0], &t) {
+		if sameMetric(&prev.def.MetricTransformations[0], &t) && prev.def.DisabledReason == "" {
 			mf.values = prev.values // the metric goes on counting
 		}
 	}
@@ -531,6 +549,8 @@ type MetricSample struct {
 	Dims                              map[string]string
 	Sum                               float64
 	Count                             int64
+	// Disabled is set on the one sample of a disabled filter (DisabledReason), which has no values.
+	Disabled bool
 }
 
 // MetricSamples returns every metric filter's current values, plus a zero (or
@@ -545,6 +565,11 @@ func (s *Service) MetricSamples() []MetricSample {
 			t := mf.def.MetricTransformations[0]
 			base := MetricSample{Account: g.id.Account, Region: g.id.Region, LogGroup: g.id.Name, Filter: mf.def.FilterName,
 				Namespace: t.MetricNamespace, Name: t.MetricName, Unit: t.Unit}
+			if mf.def.DisabledReason != "" {
+				base.Disabled = true
+				out = append(out, base)
+				continue
+			}
 			if len(mf.values) == 0 && len(t.Dimensions) == 0 {
 				out = append(out, base)
 				continue
