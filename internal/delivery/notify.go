@@ -14,10 +14,10 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/logs/dest"
 	"github.com/opentrail/opentrail/internal/outbox"
+	"github.com/opentrail/opentrail/internal/trail"
 )
 
 // Notifier tells a trail's SNS topic about each delivered log file. A
@@ -29,7 +29,7 @@ import (
 // MaxAttempts a notification becomes a dead letter of its topic's stream.
 type Notifier struct {
 	db      *pebble.DB
-	trails  *cloudtrail.Service
+	trails  trail.Registry
 	resolve func(topicARN string) (dest.Publisher, error)
 	o       NotifierOptions
 	log     *slog.Logger
@@ -51,14 +51,9 @@ type NotifierOptions struct {
 // ---- Storage format ----
 //
 // A pending notification is a pendingNotification JSON in the outbox stream
-// kv.OutboxPrefix(dead, notifyKind, topicARN). Before that, notifications were
-// kept under kv.StateKey(stateNotify, "", id); Start moves any such entry into
-// its topic's stream.
-
-const (
-	notifyKind  = "trail-notify"
-	stateNotify = "delivery-notify"
-)
+// kv.OutboxPrefix(dead, kv.OutboxTrailNotify, topicARN). Before that,
+// notifications were kept under kv.StateKey(kv.StateNotify, "", id); Start
+// moves any such entry into its topic's stream.
 
 type pendingNotification struct {
 	Account    string   `json:"account"`
@@ -73,7 +68,7 @@ type pendingNotification struct {
 
 // NewNotifier returns a notifier that POSTs SNS HTTP notifications to one URL
 // per topic name (topics: name → URL); Start runs it.
-func NewNotifier(db *pebble.DB, trails *cloudtrail.Service, topics map[string]string, log *slog.Logger) *Notifier {
+func NewNotifier(db *pebble.DB, trails trail.Registry, topics map[string]string, log *slog.Logger) *Notifier {
 	c := &dest.Config{Topics: map[string][]string{}}
 	for name, u := range topics {
 		c.Topics[name] = []string{u}
@@ -83,7 +78,7 @@ func NewNotifier(db *pebble.DB, trails *cloudtrail.Service, topics map[string]st
 
 // NewTopicNotifier returns a notifier that publishes to the topics resolve
 // returns (dest.Config.ResolveTopic: every endpoint of the topic); Start runs it.
-func NewTopicNotifier(db *pebble.DB, trails *cloudtrail.Service, resolve func(topicARN string) (dest.Publisher, error), o NotifierOptions, log *slog.Logger) *Notifier {
+func NewTopicNotifier(db *pebble.DB, trails trail.Registry, resolve func(topicARN string) (dest.Publisher, error), o NotifierOptions, log *slog.Logger) *Notifier {
 	if o.Backoff <= 0 {
 		o.Backoff = time.Second
 	}
@@ -109,8 +104,8 @@ func (n *Notifier) streamLocked(topicARN string) *outbox.Stream {
 	)
 	s := outbox.New(n.db, outbox.Options{
 		Name:    "trail notifications to " + topicARN,
-		Pending: kv.OutboxPrefix(false, notifyKind, topicARN),
-		Dead:    kv.OutboxPrefix(true, notifyKind, topicARN),
+		Pending: kv.OutboxPrefix(false, kv.OutboxTrailNotify, topicARN),
+		Dead:    kv.OutboxPrefix(true, kv.OutboxTrailNotify, topicARN),
 		Deliver: func(ctx context.Context, batch []outbox.Entry) error {
 			once.Do(func() { pub, pubErr = n.resolve(topicARN) })
 			return n.deliver(ctx, pub, pubErr, batch[0])
@@ -170,7 +165,7 @@ func (n *Notifier) Start(ctx context.Context) {
 	}
 	// Topics with queued or dead-lettered notifications get their senders now.
 	for _, dead := range []bool{false, true} {
-		p := kv.OutboxKindPrefix(dead, notifyKind)
+		p := kv.OutboxKindPrefix(dead, kv.OutboxTrailNotify)
 		it, err := n.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: kv.PrefixUpper(p)})
 		if err != nil {
 			n.log.Error("list notification outboxes", "err", err)
@@ -183,7 +178,7 @@ func (n *Notifier) Start(ctx context.Context) {
 				continue
 			}
 			n.streamLocked(name)
-			ok = it.SeekGE(kv.PrefixUpper(kv.OutboxPrefix(dead, notifyKind, name)))
+			ok = it.SeekGE(kv.PrefixUpper(kv.OutboxPrefix(dead, kv.OutboxTrailNotify, name)))
 		}
 		it.Close()
 	}
@@ -196,7 +191,7 @@ func (n *Notifier) Start(ctx context.Context) {
 // migrateLocked moves notifications queued by an older version into their
 // topics' streams, in their order, in one synced batch.
 func (n *Notifier) migrateLocked() error {
-	lo := kv.StatePrefix(stateNotify, "")
+	lo := kv.StatePrefix(kv.StateNotify, "")
 	it, err := n.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: kv.PrefixUpper(lo)})
 	if err != nil {
 		return err
@@ -244,11 +239,11 @@ func (n *Notifier) deliver(ctx context.Context, pub dest.Publisher, pubErr error
 	if ctx.Err() != nil && err != nil {
 		return err // shutting down: not the destination's fault
 	}
-	u := cloudtrail.DeliveryUpdate{Kind: cloudtrail.DeliveryNotification, Time: n.o.Now()}
+	u := trail.DeliveryUpdate{Kind: trail.DeliveryNotification, Time: n.o.Now()}
 	if err != nil {
 		u.Err = err.Error()
 	}
-	if rerr := n.trails.RecordDelivery(p.Account, p.HomeRegion, p.Trail, u); rerr != nil && !errors.Is(rerr, cloudtrail.ErrNoTrail) {
+	if rerr := n.trails.RecordDelivery(p.Account, p.HomeRegion, p.Trail, u); rerr != nil && !errors.Is(rerr, trail.ErrNotFound) {
 		n.log.Error("record notification status", "err", rerr)
 	}
 	return err

@@ -126,7 +126,7 @@ func TestNotificationMigration(t *testing.T) {
 	r := newRig(t, newMemStore())
 	defer r.close()
 	old := `{"account":"123456789012","homeRegion":"us-east-1","trail":"gone","topicArn":"arn:aws:sns:us-east-1:123456789012:old","s3Bucket":"bkt","s3ObjectKey":["k1"]}`
-	if err := r.db.Set(kv.StateKey(stateNotify, "", "00000000000000000001"), []byte(old), pebble.Sync); err != nil {
+	if err := r.db.Set(kv.StateKey(kv.StateNotify, "", "00000000000000000001"), []byte(old), pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
 	n := NewNotifier(r.db, r.ct, map[string]string{"old": srv.URL}, slog.New(slog.DiscardHandler))
@@ -140,7 +140,7 @@ func TestNotificationMigration(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the old notification was not sent")
 	}
-	lo := kv.StatePrefix(stateNotify, "")
+	lo := kv.StatePrefix(kv.StateNotify, "")
 	it, _ := r.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: kv.PrefixUpper(lo)})
 	defer it.Close()
 	if it.First() {

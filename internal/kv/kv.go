@@ -27,10 +27,46 @@ const (
 	prefixLogs    = 'l' // l | str(account) | str(region) | str(group) | str(stream) | time(8) | seq(8) → log event
 	prefixOutbox  = 'o' // o | str(account) | str(region) | str(group) | str(filter) | seq(8) → pending subscription delivery
 	prefixDead    = 'q' // q | str(account) | str(region) | str(group) | str(filter) | seq(8) → dead-lettered delivery
-	// Generic outbox streams (internal/outbox) other than subscriptions, e.g. kind
-	// "trail-notify" with the SNS topic ARN as name; the value is the kind's payload.
+	// Generic outbox streams (internal/outbox) other than subscriptions, by
+	// kind (Outbox* below) and stream name; the value is the kind's payload.
 	prefixStreamPending = 'n' // n | str(kind) | str(name) | seq(8) → pending payload
 	prefixStreamDead    = 'm' // m | str(kind) | str(name) | seq(8) → dead-lettered payload
+)
+
+// State kinds: the kind of StateKey and StatePrefix, one per kind of
+// control-plane object, with the package that owns the objects and their name.
+const (
+	StateAccessKey      = "accesskey"       // auth: an access key, by access key ID (account "")
+	StateRootKey        = "accesskey-root"  // auth: the root key's access key ID, name "root" (account "")
+	StateDigestKeys     = "digest-keys"     // delivery: the digest signing key ring, name "ring" (account "")
+	StateDeliveryStream = "delivery-stream" // delivery: one log-file stream's position
+	StateNotify         = "delivery-notify" // delivery: a pending SNS notification, by seq (account ""); read only to move it into its outbox
+
+	StateTrail        = "trail"        // cloudtrail: a trail, by homeRegion+"/"+name
+	StateEDS          = "eds"          // cloudtrail: an event data store, by ID
+	StateChannel      = "channel"      // cloudtrail: a channel, by ID
+	StateIngestion    = "ingestion"    // cloudtrail: a channel's IngestionStatus, by channel ID
+	StateQuery        = "query"        // cloudtrail: a Lake query, by query ID
+	StateQueryRows    = "qrows"        // cloudtrail: a chunk of a query's result rows, by queryID+"/"+8-digit chunk
+	StateLogGroup     = "loggroup"     // logs: a log group
+	StateLogStream    = "logstream"    // logs: a log stream, by group+":"+stream
+	StateSubscription = "subfilter"    // logs: a subscription filter, by group+":"+filter
+	StateMetricFilter = "metricfilter" // logs: a metric filter, by group+":"+filter
+	StateMetricValues = "metricvalue"  // logs: a metric filter's values, by group+":"+filter
+	StateLogSeq       = "logseq"       // logs: the log sequence number
+)
+
+// Outbox stream kinds: the kind of OutboxPrefix, one per producer of a generic outbox stream.
+const (
+	OutboxTrailNotify = "trail-notify" // delivery: a trail's log file notifications, by SNS topic ARN
+)
+
+// Cursor names: the name of CursorKey, one per projection that follows the journal.
+const (
+	CursorHistory  = "store"    // history: the event-history index (named before the package was renamed)
+	CursorDelivery = "delivery" // delivery: trail log files
+	CursorLake     = "lake"     // lake: event data stores
+	CursorLogs     = "logs"     // logs: trail events sent to CloudWatch Logs log groups
 )
 
 // Lookup categories and attributes as they appear in index keys.
