@@ -17,6 +17,7 @@ import (
 
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/logs/dest"
+	"github.com/opentrail/opentrail/internal/outbox"
 )
 
 // TestNotificationEveryEndpoint: a trail's file notification goes to every
@@ -145,5 +146,40 @@ func TestNotificationMigration(t *testing.T) {
 	defer it.Close()
 	if it.First() {
 		t.Fatal("the old entry is still there")
+	}
+}
+
+// TestNotificationSurvivesRestart: a notification queued in a topic's outbox
+// is found and sent by the next start (the streams are discovered from disk).
+func TestNotificationSurvivesRestart(t *testing.T) {
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var m map[string]string
+		json.NewDecoder(req.Body).Decode(&m)
+		got <- m["Message"]
+	}))
+	defer srv.Close()
+	r := newRig(t, newMemStore())
+	defer r.close()
+	arn := "arn:aws:sns:us-east-1:123456789012:later"
+	s := outbox.New(r.db, outbox.Options{Pending: kv.OutboxPrefix(false, kv.OutboxTrailNotify, arn), Dead: kv.OutboxPrefix(true, kv.OutboxTrailNotify, arn)})
+	b := r.db.NewBatch()
+	if _, err := s.Append(b, []byte(`{"account":"123456789012","homeRegion":"us-east-1","trail":"x","topicArn":"`+arn+`","s3Bucket":"bkt","s3ObjectKey":["k2"]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	n := NewNotifier(r.db, r.ct, map[string]string{"later": srv.URL}, slog.New(slog.DiscardHandler))
+	n.Start(context.Background())
+	defer n.Close()
+	select {
+	case m := <-got:
+		if m != `{"s3Bucket":"bkt","s3ObjectKey":["k2"]}` {
+			t.Fatalf("Message = %s", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the queued notification was not sent after the start")
 	}
 }
