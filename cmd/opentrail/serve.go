@@ -34,7 +34,7 @@ func runServe(args []string) error {
 	s3PathStyle := fs.Bool("s3-path-style", true, "address buckets as ENDPOINT/BUCKET (most S3-compatible services) rather than BUCKET.ENDPOINT")
 	var dests dest.Config
 	fs.Func("sns-topic", "NAME=ENDPOINT: deliver SNS topic NAME (trail file notifications and subscription filters) to ENDPOINT: "+
-		"http(s)://... (SNS HTTP messages), slack+https://... (Slack-compatible webhook) or mailto:a@example.com (SMTP); repeatable",
+		"http(s)://... (SNS HTTP messages), slack+https://... (Slack-compatible webhook), mailto:a@example.com (SMTP) or lambda:FUNCTION (a --lambda handler, SNS event); repeatable",
 		func(v string) error { return dest.ParseTopicFlag(v, &dests) })
 	fs.Func("lambda", "NAME=HANDLER: run Lambda function NAME (subscription destination arn:aws:lambda:...:function:NAME) as "+
 		"an http(s):// endpoint that receives the Lambda event, or exec:COMMAND that gets it on stdin; repeatable",
