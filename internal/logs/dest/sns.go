@@ -251,7 +251,7 @@ type snsHTTPEndpoint struct {
 	subscriptionARN string
 }
 
-func (e *snsHTTPEndpoint) String() string { return "sns-http " + redactURL(e.url) }
+func (e *snsHTTPEndpoint) String() string { return "sns-http " + safeURL(e.url) }
 
 func (e *snsHTTPEndpoint) send(ctx context.Context, n *notification) error {
 	id := uuid.NewString()
