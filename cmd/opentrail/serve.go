@@ -136,7 +136,7 @@ func runServe(args []string) error {
 			return err
 		default:
 			// The default address may be taken (another server on this host): the API still runs.
-			log.Error("metrics are not served; choose a free address with --metrics-listen, or \"\" to turn them off", "err", err)
+			log.Warn("metrics are not served; choose a free address with --metrics-listen, or \"\" to turn them off", "err", err)
 		}
 	}
 	ln, err := net.Listen("tcp", *listen)
