@@ -62,7 +62,7 @@ func runServe(args []string) error {
 		func(v string) error { return parseBucketOwner(v, bucketOwners) })
 	var dests dest.Config
 	fs.Func("sns-topic", "NAME=ENDPOINT: deliver SNS topic NAME (trail file notifications and subscription filters) to ENDPOINT: "+
-		"http(s)://... (SNS HTTP messages), slack+https://... (Slack-compatible webhook) or mailto:a@example.com (SMTP); repeatable",
+		"http(s)://... (SNS HTTP messages), slack+https://... (Slack-compatible webhook), mailto:a@example.com (SMTP) or lambda:FUNCTION (a --lambda handler, SNS event); repeatable",
 		func(v string) error { return dest.ParseTopicFlag(v, &dests) })
 	fs.Func("lambda", "NAME=HANDLER: run Lambda function NAME (subscription destination arn:aws:lambda:...:function:NAME) as "+
 		"an http(s):// endpoint that receives the Lambda event, or exec:COMMAND that gets it on stdin; repeatable",
@@ -87,6 +87,10 @@ func runServe(args []string) error {
 	fs.envVar("log-level", "OPENTRAIL_LOG_LEVEL")
 	logFormat := fs.enum("log-format", "text", []string{"text", "json"}, "log lines as logfmt text or one JSON object per line (for a log shipper)")
 	fs.envVar("log-format", "OPENTRAIL_LOG_FORMAT")
+	metricsListen := fs.String("metrics-listen", "127.0.0.1:9590", "serve Prometheus metrics (GET /metrics, every account's state: for the operator) on this address, apart from the API; \"\" turns them off")
+	fs.envVar("metrics-listen", "OPENTRAIL_METRICS_LISTEN")
+	metricsToken := fs.String("metrics-token", "", "require \"Authorization: Bearer TOKEN\" on GET /metrics (prefer the environment variable: flags show in ps)")
+	fs.envVar("metrics-token", "OPENTRAIL_METRICS_TOKEN")
 	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -114,14 +118,6 @@ func runServe(args []string) error {
 	}
 	if err := dests.Validate(); err != nil {
 		return err
-	}
-	topics := map[string]string{}
-	for name, eps := range dests.Topics {
-		for _, ep := range eps {
-			if _, ok := topics[name]; !ok && (strings.HasPrefix(ep, "http://") || strings.HasPrefix(ep, "https://")) {
-				topics[name] = ep // trail file notifications go to the topic's first SNS HTTP endpoint
-			}
-		}
 	}
 	// Signals are caught from here on: one arriving during startup shuts down once serving.
 	sigs := make(chan os.Signal, 2)
@@ -153,7 +149,6 @@ func runServe(args []string) error {
 
 		DeliveryInterval: *deliveryInterval,
 		DigestInterval:   *digestInterval,
-		SNSTopics:        topics,
 
 		Destinations:         dests,
 		SubscriptionAttempts: *attempts,
@@ -183,6 +178,18 @@ func runServe(args []string) error {
 			return err
 		}
 		defer stop()
+	}
+	if *metricsListen != "" {
+		stop, err := serveMetrics(a, log, *metricsListen, *metricsToken)
+		switch {
+		case err == nil:
+			defer stop()
+		case fs.given["metrics-listen"] || os.Getenv("OPENTRAIL_METRICS_LISTEN") != "":
+			return err
+		default:
+			// The default address may be taken (another server on this host): the API still runs.
+			log.Warn("metrics are not served; choose a free address with --metrics-listen, or \"\" to turn them off", "err", err)
+		}
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -237,6 +244,23 @@ func mergeDestinations(file, flags dest.Config) dest.Config {
 	}
 	file.URLPrefixes = append(file.URLPrefixes, flags.URLPrefixes...)
 	return file
+}
+
+// serveMetrics serves GET /metrics on its own listener.
+func serveMetrics(a *app.App, log *slog.Logger, addr, token string) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen: %w", err)
+	}
+	srv := &http.Server{Handler: a.MetricsHandler(token), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	go srv.Serve(ln)
+	log.Info("metrics are served", "addr", "http://"+ln.Addr().String()+"/metrics", "token", token != "")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
 }
 
 // serveProxy runs the audit proxy inside the server: its records are ingested
