@@ -27,6 +27,11 @@ const (
 	prefixLogs    = 'l' // l | str(account) | str(region) | str(group) | str(stream) | time(8) | seq(8) → log event
 	prefixOutbox  = 'o' // o | str(account) | str(region) | str(group) | str(filter) | seq(8) → pending subscription delivery
 	prefixDead    = 'q' // q | str(account) | str(region) | str(group) | str(filter) | seq(8) → dead-lettered delivery
+	// Insights: n | 'm' | series | minute(8) → one minute's counts; n | 's' | series → a series' state;
+	// n | 'a' | str(account) | str(region) → an account and Region's event-time clock. series is
+	// str(account) | str(region) | kind(1) | str(eventSource) | str(eventName) | str(errorCode);
+	// minute is unix minutes, sign bit flipped. Values are the insights package's.
+	prefixInsights = 'n'
 )
 
 // Lookup categories and attributes as they appear in index keys.
@@ -160,6 +165,44 @@ func SubscriptionPrefix(dead bool, account, region, group, filter string) []byte
 func SubscriptionKey(prefix []byte, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(make([]byte, 0, len(prefix)+8), prefix...), seq)
 }
+
+// InsightSeries is the part of an Insights key that names one counted series.
+func InsightSeries(account, region string, kind byte, source, name, errorCode string) []byte {
+	b := appendStr(appendStr(nil, account), region)
+	b = append(b, kind)
+	return appendStr(appendStr(appendStr(b, source), name), errorCode)
+}
+
+// InsightMinutePrefix is the prefix of every minute of one series.
+func InsightMinutePrefix(series []byte) []byte {
+	return append([]byte{prefixInsights, 'm'}, series...)
+}
+
+// InsightMinuteKey addresses one minute (unix minutes) of a series.
+func InsightMinuteKey(prefix []byte, minute int64) []byte {
+	b := make([]byte, 0, len(prefix)+8)
+	b = append(b, prefix...)
+	return binary.BigEndian.AppendUint64(b, uint64(minute)^(1<<63))
+}
+
+// InsightMinute decodes the minute at the end of an InsightMinuteKey.
+func InsightMinute(key []byte) int64 {
+	return int64(binary.BigEndian.Uint64(key[len(key)-8:]) ^ (1 << 63))
+}
+
+// InsightSeriesKey holds one series' detector state; InsightSeriesStates is the prefix of them all.
+func InsightSeriesKey(series []byte) []byte { return append([]byte{prefixInsights, 's'}, series...) }
+
+// InsightSeriesStates is the prefix of every series' state.
+func InsightSeriesStates() []byte { return []byte{prefixInsights, 's'} }
+
+// InsightScopeKey holds an account and Region's event-time clock.
+func InsightScopeKey(account, region string) []byte {
+	return appendStr(appendStr([]byte{prefixInsights, 'a'}, account), region)
+}
+
+// InsightScopes is the prefix of every InsightScopeKey.
+func InsightScopes() []byte { return []byte{prefixInsights, 'a'} }
 
 // ---- End of storage format. ----
 

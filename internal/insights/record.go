@@ -1,0 +1,108 @@
+package insights
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// sharedID is the sharedEventID of the insight of series k that starts at
+// minute first. It is derived, not random, so that replaying the journal after
+// a crash finds the same insight under the same IDs and appends nothing twice.
+func sharedID(k SeriesKey, first int64) string {
+	return uuidOf(fmt.Sprintf("insight\x00%s\x00%s\x00%c\x00%s\x00%s\x00%s\x00%d", k.Account, k.Region, k.Kind, k.Source, k.Name, k.ErrorCode, first))
+}
+
+// EventID is the eventID of the Start or End event of an insight.
+func (in *Insight) EventID() string { return uuidOf(in.SharedID + "\x00" + in.State) }
+
+// uuidOf formats the first 16 bytes of SHA-256(s) as a version-8 (custom) UUID.
+func uuidOf(s string) string {
+	h := sha256.Sum256([]byte(s))
+	h[6] = h[6]&0x0f | 0x80
+	h[8] = h[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+type recordJSON struct {
+	EventVersion       string         `json:"eventVersion"`
+	EventTime          string         `json:"eventTime"`
+	AWSRegion          string         `json:"awsRegion"`
+	EventID            string         `json:"eventID"`
+	EventType          string         `json:"eventType"`
+	RecipientAccountID string         `json:"recipientAccountId"`
+	SharedEventID      string         `json:"sharedEventID"`
+	InsightDetails     insightDetails `json:"insightDetails"`
+	EventCategory      string         `json:"eventCategory"`
+}
+
+type insightDetails struct {
+	State          string         `json:"state"`
+	EventSource    string         `json:"eventSource"`
+	EventName      string         `json:"eventName"`
+	InsightType    string         `json:"insightType"`
+	ErrorCode      string         `json:"errorCode,omitempty"`
+	InsightContext insightContext `json:"insightContext"`
+}
+
+type insightContext struct {
+	Statistics   statistics    `json:"statistics"`
+	Attributions []attribution `json:"attributions"`
+}
+
+type statistics struct {
+	Baseline         average `json:"baseline"`
+	Insight          average `json:"insight"`
+	InsightDuration  int64   `json:"insightDuration"`
+	BaselineDuration int64   `json:"baselineDuration"`
+}
+
+type average struct {
+	Average float64 `json:"average"`
+}
+
+type attribution struct {
+	Attribute string    `json:"attribute"`
+	Insight   []AttrAvg `json:"insight"`
+	Baseline  []AttrAvg `json:"baseline"`
+}
+
+// Record is the insight as CloudTrail writes an Insights event (see
+// "CloudTrail record contents for Insights events for trails").
+func (in *Insight) Record() []byte {
+	r := recordJSON{
+		EventVersion:       "1.08",
+		EventTime:          in.Time.UTC().Format(time.RFC3339),
+		AWSRegion:          in.Series.Region,
+		EventID:            in.EventID(),
+		EventType:          "AwsCloudTrailInsight",
+		RecipientAccountID: in.Series.Account,
+		SharedEventID:      in.SharedID,
+		EventCategory:      "Insight",
+		InsightDetails: insightDetails{
+			State:       in.State,
+			EventSource: in.Series.Source,
+			EventName:   in.Series.Name,
+			InsightType: in.Series.InsightType(),
+			ErrorCode:   in.Series.ErrorCode,
+			InsightContext: insightContext{
+				Statistics: statistics{
+					Baseline:         average{in.Baseline},
+					Insight:          average{in.Average},
+					InsightDuration:  in.InsightDuration,
+					BaselineDuration: in.BaselineDuration,
+				},
+			},
+		},
+	}
+	for i, a := range in.Attributions {
+		r.InsightDetails.InsightContext.Attributions = append(r.InsightDetails.InsightContext.Attributions,
+			attribution{Attribute: Attributes[i], Insight: a.Insight, Baseline: a.Baseline})
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		panic(err) // only strings and numbers: cannot fail
+	}
+	return b
+}
