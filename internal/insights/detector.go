@@ -45,8 +45,16 @@ type Rule struct {
 	EndMinutes   int           // normal minutes in a row that end it; default 5
 	Baseline     time.Duration // default 7 days
 	MinHistory   time.Duration // baseline needed before the first insight; default 24h
-	Grace        time.Duration // a minute closes this long after it ends; default 30s
+	Grace        time.Duration // a minute of live events closes this long after it ends; default 30s
+	// BackfillGrace is added to Grace while an account and Region receive old
+	// events (imported or replayed: recorded over LiveLag after they happened),
+	// which come in files and batches out of order; default 10m.
+	BackfillGrace time.Duration
 }
+
+// LiveLag is how long after it happened an event may be recorded and still
+// count as live rather than backfilled.
+const LiveLag = 5 * time.Minute
 
 // WithDefaults fills the zero fields.
 func (r Rule) WithDefaults() Rule {
@@ -72,6 +80,9 @@ func (r Rule) WithDefaults() Rule {
 	}
 	if r.Grace <= 0 {
 		r.Grace = 30 * time.Second
+	}
+	if r.BackfillGrace <= 0 {
+		r.BackfillGrace = 10 * time.Minute
 	}
 	return r
 }
@@ -198,6 +209,8 @@ type scopeState struct {
 	First           int64 // first minute seen
 	Hi              int64 // highest event time seen (nanoseconds), capped at the ingest time
 	HiWall          int64 // wall time (nanoseconds) when Hi last moved
+	// Backfill is set when the event that moved Hi was recorded over LiveLag after it happened.
+	Backfill bool
 }
 
 type scopeKey struct{ Account, Region string }
@@ -301,6 +314,7 @@ func (d *Detector) Observe(m *event.Meta, userAgent string) error {
 	}
 	if t := min(m.EventTime, m.IngestTime); t > sc.Hi {
 		sc.Hi, sc.HiWall = t, m.IngestTime
+		sc.Backfill = m.IngestTime-m.EventTime > int64(LiveLag)
 		d.dirtyScopes[sk] = true
 	}
 	code := m.ErrorCode
@@ -356,12 +370,16 @@ func (d *Detector) count(k SeriesKey, minute int64, vals [3]string) error {
 
 // frontier is the first minute of sk that is not closed at wall time now:
 // event time moves with the highest event time seen and, when no event
-// comes, with the wall clock from there; a minute closes Grace after its end.
+// comes, with the wall clock from there; a minute closes Grace after its end
+// (Grace + BackfillGrace while old events come in).
 func (d *Detector) frontier(sc *scopeState, now int64) int64 {
 	if sc.Hi == math.MinInt64 {
 		return math.MinInt64
 	}
 	t := sc.Hi + max(0, now-sc.HiWall) - int64(d.rule.Grace)
+	if sc.Backfill {
+		t -= int64(d.rule.BackfillGrace)
+	}
 	return floorDiv(t, minuteNanos)
 }
 

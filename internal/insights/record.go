@@ -106,3 +106,37 @@ func (in *Insight) Record() []byte {
 	}
 	return b
 }
+
+// ParseRecord reads an Insights event written by Record back (for tests and tools).
+func ParseRecord(raw []byte) (Insight, error) {
+	var r recordJSON
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return Insight{}, fmt.Errorf("insights: parse record: %w", err)
+	}
+	d := &r.InsightDetails
+	t, err := time.Parse(time.RFC3339, r.EventTime)
+	if err != nil {
+		return Insight{}, fmt.Errorf("insights: parse record: %w", err)
+	}
+	kind := KindCalls
+	if d.InsightType == ErrorRate {
+		kind = KindErrors
+	}
+	st := &d.InsightContext.Statistics
+	in := Insight{
+		Series: SeriesKey{Account: r.RecipientAccountID, Region: r.AWSRegion, Kind: kind, Source: d.EventSource, Name: d.EventName, ErrorCode: d.ErrorCode},
+		State:  d.State, SharedID: r.SharedEventID, Time: t,
+		Baseline: st.Baseline.Average, Average: st.Insight.Average, InsightDuration: st.InsightDuration, BaselineDuration: st.BaselineDuration,
+	}
+	for _, a := range d.InsightContext.Attributions {
+		for i, name := range Attributes {
+			if a.Attribute == name {
+				in.Attributions[i].Insight, in.Attributions[i].Baseline = a.Insight, a.Baseline
+			}
+		}
+	}
+	if in.EventID() != r.EventID {
+		return in, fmt.Errorf("insights: record eventID %s is not the one its sharedEventID and state give", r.EventID)
+	}
+	return in, nil
+}
