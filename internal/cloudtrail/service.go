@@ -72,6 +72,8 @@ type Service struct {
 	// and channels (lake_*.go, channels.go).
 	lakeMu sync.Mutex
 	lake   lakeState
+
+	insightsCache insightsCache
 }
 
 type opFunc func(s *Service, ctx context.Context, c Caller, body []byte) (any, error)
@@ -89,6 +91,7 @@ func New(db *pebble.DB, st *store.Store, tokens *store.Tokens, log *slog.Logger,
 	maps.Copy(s.ops, trailOps)
 	maps.Copy(s.ops, lookupOps)
 	maps.Copy(s.ops, lakeOps)
+	maps.Copy(s.ops, insightOps)
 	s.lake.opts = o.Lake
 	s.lake.opts.setDefaults()
 	s.ops["ListPublicKeys"] = (*Service).listPublicKeys

@@ -140,3 +140,19 @@ func ParseRecord(raw []byte) (Insight, error) {
 	}
 	return in, nil
 }
+
+// IsData says whether a parsed Insights event is about data events: its
+// sharedEventID is the one a data-event series would have given it.
+func IsData(in Insight) bool {
+	k := in.Series
+	if k.Kind == KindCalls {
+		k.Kind = KindDataCalls
+	} else {
+		k.Kind = KindDataErrors
+	}
+	first := in.Time
+	if in.State == "End" {
+		first = first.Add(-time.Duration(in.InsightDuration) * time.Minute)
+	}
+	return sharedID(k, first.Unix()/60) == in.SharedID
+}
