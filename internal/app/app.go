@@ -23,6 +23,7 @@ import (
 	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/delivery"
 	"github.com/opentrail/opentrail/internal/digest"
+	"github.com/opentrail/opentrail/internal/insights"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/lake"
@@ -57,6 +58,10 @@ type Config struct {
 	SubscriptionAttempts int
 	// SubscriptionFilters is how many subscription filters one log group may have; default 2, as AWS.
 	SubscriptionFilters int
+
+	// Insights is the rule of CloudTrail Insights (zero fields: defaults); NoInsights turns detection off.
+	Insights   insights.Rule
+	NoInsights bool
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
@@ -89,6 +94,8 @@ type App struct {
 	Deliver *delivery.Worker
 	Notify  *delivery.Notifier
 	Logs    *logs.Service
+	// Insights finds unusual call and error rates; nil with Config.NoInsights.
+	Insights *insights.Service
 	// Registry is what GET /metrics serves; other parts (the in-process proxy) add to it.
 	Registry *prometheus.Registry
 	// Account and Region are the node's defaults (the root key's account, the home Region).
@@ -172,6 +179,12 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	if err := a.Logs.Start(ctx); err != nil {
 		return fail(err)
 	}
+	if !c.NoInsights {
+		a.Insights = insights.New(db, a.Journal, log, insights.Options{Rule: c.Insights, Enabled: a.CT.InsightsEnabled})
+		if err := a.Insights.Start(ctx); err != nil {
+			return fail(err)
+		}
+	}
 	a.Registry = a.newRegistry()
 	metrics := promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
 	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs, Metrics: metrics})
@@ -215,6 +228,9 @@ func (a *App) Close() error {
 	}
 	if a.Logs != nil {
 		a.Logs.Close()
+	}
+	if a.Insights != nil {
+		a.Insights.Close()
 	}
 	if a.CT != nil {
 		a.CT.Close() // stops the queries before their engine
