@@ -101,6 +101,11 @@ type SeriesKey struct {
 	Kind            byte
 	Source, Name    string
 	ErrorCode       string // error-rate kinds only
+	// Backfill series count the events recorded over LiveLag after they
+	// happened (imports, replays): they keep a baseline and a clock of their
+	// own, so that an import of old archives finds the insights that were
+	// there while live events keep coming.
+	Backfill bool
 }
 
 // InsightType is the AWS insight type the series feeds.
@@ -209,11 +214,14 @@ type scopeState struct {
 	First           int64 // first minute seen
 	Hi              int64 // highest event time seen (nanoseconds), capped at the ingest time
 	HiWall          int64 // wall time (nanoseconds) when Hi last moved
-	// Backfill is set when the event that moved Hi was recorded over LiveLag after it happened.
+	// Backfill is the clock of the backfill series.
 	Backfill bool
 }
 
-type scopeKey struct{ Account, Region string }
+type scopeKey struct {
+	Account, Region string
+	Backfill        bool
+}
 
 // AttrAvg is one attribution entry: a value and its calls per minute.
 type AttrAvg struct {
@@ -300,11 +308,13 @@ func (d *Detector) Observe(m *event.Meta, userAgent string) error {
 	if !ok[0] && !ok[1] {
 		return nil
 	}
+	backfill := m.IngestTime-m.EventTime > int64(LiveLag)
+	calls.Backfill, errs.Backfill = backfill, backfill
 	minute := floorDiv(m.EventTime, minuteNanos)
-	sk := scopeKey{m.Account, m.Region}
+	sk := scopeKey{m.Account, m.Region, backfill}
 	sc := d.scopes[sk]
 	if sc == nil {
-		sc = &scopeState{Account: m.Account, Region: m.Region, First: minute, Hi: math.MinInt64}
+		sc = &scopeState{Account: m.Account, Region: m.Region, Backfill: backfill, First: minute, Hi: math.MinInt64}
 		d.scopes[sk] = sc
 		d.dirtyScopes[sk] = true
 	}
@@ -314,7 +324,6 @@ func (d *Detector) Observe(m *event.Meta, userAgent string) error {
 	}
 	if t := min(m.EventTime, m.IngestTime); t > sc.Hi {
 		sc.Hi, sc.HiWall = t, m.IngestTime
-		sc.Backfill = m.IngestTime-m.EventTime > int64(LiveLag)
 		d.dirtyScopes[sk] = true
 	}
 	code := m.ErrorCode
@@ -396,7 +405,7 @@ func (d *Detector) Advance(now time.Time) []Insight {
 	slices.SortFunc(keys, compareKeys) // a stable order makes the journal's order reproducible
 	for _, k := range keys {
 		s := d.series[k]
-		sc := d.scopes[scopeKey{k.Account, k.Region}]
+		sc := d.scopes[scopeKey{k.Account, k.Region, k.Backfill}]
 		if sc == nil {
 			continue
 		}

@@ -84,6 +84,11 @@ func TestDetectorBursts(t *testing.T) {
 	d := NewDetector(Rule{}, func(SeriesKey, int64) (Counts, error) { return Counts{}, nil })
 	wall := h.end.Add(time.Hour)
 	var found []Insight
+	// Live calls of the same API in the same account: the imported history still counts.
+	live := call{"iam.amazonaws.com", "CreateUser", alice, uaSteady, "", false}
+	if err := d.Observe(meta(wall, live, wall), live.ua); err != nil {
+		t.Fatal(err)
+	}
 	n := 0
 	h.every(1, func(ts time.Time, c call) {
 		if err := d.Observe(meta(ts, c, wall), c.ua); err != nil {
@@ -214,7 +219,7 @@ func TestDetectorLate(t *testing.T) {
 	m0 := t0.Unix() / 60
 	stored[m0] = Counts{N: 1}
 	d.Observe(meta(t0.Add(time.Second), c, t0.Add(5*time.Minute)), c.ua)
-	if got := d.dirtyBuckets[bucketRef{SeriesKey{acct, region, KindCalls, c.source, c.name, ""}, m0}]; got == nil || got.N != 2 {
+	if got := d.dirtyBuckets[bucketRef{SeriesKey{acct, region, KindCalls, c.source, c.name, "", false}, m0}]; got == nil || got.N != 2 {
 		t.Fatalf("late minute = %+v, want 2 calls", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 // minute first. It is derived, not random, so that replaying the journal after
 // a crash finds the same insight under the same IDs and appends nothing twice.
 func sharedID(k SeriesKey, first int64) string {
+	// Not k.Backfill: the same insight has the same IDs however its events came.
 	return uuidOf(fmt.Sprintf("insight\x00%s\x00%s\x00%c\x00%s\x00%s\x00%s\x00%d", k.Account, k.Region, k.Kind, k.Source, k.Name, k.ErrorCode, first))
 }
 

@@ -2,6 +2,7 @@ package insights
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -315,23 +316,55 @@ type Point struct {
 	N      int64
 }
 
-// Minutes calls fn for every stored minute of series k in [from, to) (unix
-// minutes), in order, until fn returns false.
+// Minutes calls fn for every minute of series k in [from, to) (unix minutes)
+// that has calls, live and backfilled ones added up, in order, until fn
+// returns false.
 func Minutes(db *pebble.DB, k SeriesKey, from, to int64, fn func(Point) bool) error {
-	p := kv.InsightMinutePrefix(seriesBytes(k))
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: kv.InsightMinuteKey(p, from), UpperBound: kv.InsightMinuteKey(p, to)})
-	if err != nil {
-		return err
+	var its [2]*pebble.Iterator
+	for i, backfill := range [2]bool{false, true} {
+		k.Backfill = backfill
+		p := kv.InsightMinutePrefix(seriesBytes(k))
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: kv.InsightMinuteKey(p, from), UpperBound: kv.InsightMinuteKey(p, to)})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		it.First()
+		its[i] = it
 	}
-	defer it.Close()
-	for ok := it.First(); ok; ok = it.Next() {
+	read := func(it *pebble.Iterator) (Point, error) {
 		c, err := DecodeCounts(it.Value(), false)
 		if err != nil {
-			return fmt.Errorf("insights: minute: %w", err)
+			return Point{}, fmt.Errorf("insights: minute: %w", err)
 		}
-		if !fn(Point{Minute: kv.InsightMinute(it.Key()), N: c.N}) {
+		return Point{Minute: kv.InsightMinute(it.Key()), N: c.N}, nil
+	}
+	for its[0].Valid() || its[1].Valid() {
+		var pt Point
+		have := false
+		for _, it := range its {
+			if !it.Valid() {
+				continue
+			}
+			p, err := read(it)
+			if err != nil {
+				return err
+			}
+			switch {
+			case !have || p.Minute < pt.Minute:
+				pt, have = p, true
+			case p.Minute == pt.Minute:
+				pt.N += p.N
+			}
+		}
+		for _, it := range its {
+			if it.Valid() && kv.InsightMinute(it.Key()) == pt.Minute {
+				it.Next()
+			}
+		}
+		if !fn(pt) {
 			break
 		}
 	}
-	return it.Error()
+	return cmp.Or(its[0].Error(), its[1].Error())
 }

@@ -93,7 +93,11 @@ func DecodeCounts(b []byte, attrs bool) (Counts, error) {
 }
 
 func seriesBytes(k SeriesKey) []byte {
-	return kv.InsightSeries(k.Account, k.Region, k.Kind, k.Source, k.Name, k.ErrorCode)
+	kind := k.Kind
+	if k.Backfill {
+		kind |= 0x80
+	}
+	return kv.InsightSeries(k.Account, k.Region, kind, k.Source, k.Name, k.ErrorCode)
 }
 
 // Writer is what Flush writes to: a Pebble batch.
@@ -126,7 +130,11 @@ func (d *Detector) Flush(w Writer) error {
 		if err != nil {
 			return fmt.Errorf("insights: encode clock: %w", err)
 		}
-		if err := w.Set(kv.InsightScopeKey(sk.Account, sk.Region), v, nil); err != nil {
+		region := sk.Region
+		if sk.Backfill {
+			region += "\x00backfill" // a key of its own; the value names the Region
+		}
+		if err := w.Set(kv.InsightScopeKey(sk.Account, region), v, nil); err != nil {
 			return err
 		}
 	}
@@ -177,6 +185,6 @@ func (d *Detector) LoadScope(v []byte) error {
 	if err := json.Unmarshal(v, &sc); err != nil {
 		return fmt.Errorf("%w: clock: %v", ErrCorrupt, err)
 	}
-	d.scopes[scopeKey{sc.Account, sc.Region}] = &sc
+	d.scopes[scopeKey{sc.Account, sc.Region, sc.Backfill}] = &sc
 	return nil
 }

@@ -30,7 +30,8 @@ const (
 	// Insights: n | 'm' | series | minute(8) → one minute's counts; n | 's' | series → a series' state;
 	// n | 'a' | str(account) | str(region) → an account and Region's event-time clock. series is
 	// str(account) | str(region) | kind(1) | str(eventSource) | str(eventName) | str(errorCode);
-	// minute is unix minutes, sign bit flipped. Values are the insights package's.
+	// kind has its high bit set for backfill series (events recorded late); minute is unix
+	// minutes, sign bit flipped. Values are the insights package's.
 	prefixInsights = 'n'
 )
 
