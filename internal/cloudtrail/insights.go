@@ -12,8 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/insights"
+	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/selector"
 )
 
@@ -45,22 +47,21 @@ func (d *storedEDS) isInsightsStore() bool {
 
 // putStoreInsightSelectors enables (or, with no selectors, disables) Insights
 // on a source store whose Insights events go to the destination store.
-func (s *Service) putStoreInsightSelectors(c Caller, source string, dest *string, sel []insightSelector) (any, error) {
+func (s *Service) putStoreInsightSelectors(ctx context.Context, c auth.Caller, source string, dest *string, sel []insightSelector) (any, error) {
 	for i, is := range sel {
 		if slices.Contains(is.EventCategories, selector.CategoryData) {
 			return nil, awsapi.Errorf("InvalidInsightSelectorsException",
 				"InsightSelectors[%d]: event data stores support Insights on management events only, not on data events.", i)
 		}
 	}
-	s.lakeMu.Lock()
-	defer s.lakeMu.Unlock()
+	defer kv.Hold(ctx, &s.lakeMu)()
 	d, err := s.resolveActiveStore(c, source)
 	if err != nil {
 		return nil, err
 	}
 	if sel == nil {
 		d.InsightSelectors, d.InsightsDestination = nil, ""
-		if err := s.putEDS(d); err != nil {
+		if err := s.putEDS(ctx, d); err != nil {
 			return nil, err
 		}
 		s.insightsCache.invalidate()
@@ -86,14 +87,14 @@ func (s *Service) putStoreInsightSelectors(c Caller, source string, dest *string
 			"InsightsDestination %s does not collect Insights events: create it with an advanced event selector eventCategory = Insight.", to.Name)
 	}
 	d.InsightSelectors, d.InsightsDestination = sel, to.ID
-	if err := s.putEDS(d); err != nil {
+	if err := s.putEDS(ctx, d); err != nil {
 		return nil, err
 	}
 	s.insightsCache.invalidate()
 	return storeInsightSelectorsOutput{EventDataStoreArn: s.edsARN(d), InsightsDestination: s.edsARN(to), InsightSelectors: sel}, nil
 }
 
-func (s *Service) getStoreInsightSelectors(c Caller, source string) (any, error) {
+func (s *Service) getStoreInsightSelectors(c auth.Caller, source string) (any, error) {
 	d, err := s.resolveStore(c, source)
 	if err != nil {
 		return nil, err
@@ -220,7 +221,7 @@ var errorCodeRE = regexp.MustCompile(`^[\w\d\s_.,\-:\[\]]+$`)
 
 // listInsightsMetricData returns the calls (or errors) of one API per period:
 // the sum of its per-minute counts, in the caller's account and Region.
-func (s *Service) listInsightsMetricData(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) listInsightsMetricData(_ context.Context, c auth.Caller, body []byte) (any, error) {
 	var in listInsightsMetricDataInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -382,7 +383,7 @@ type listInsightsDataInput struct {
 
 // listInsightsData lists the Insights events on data events of a trail:
 // LookupEvents' insight events, narrowed to the data-event ones.
-func (s *Service) listInsightsData(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) listInsightsData(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in listInsightsDataInput
 	if err := decode(body, &in); err != nil {
 		return nil, err

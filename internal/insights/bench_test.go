@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/opentrail/opentrail/internal/event"
+	eventhistory "github.com/opentrail/opentrail/internal/history"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
-	"github.com/opentrail/opentrail/internal/store"
 )
 
 // BenchmarkStartLatency measures, on the wall clock, the time from the end of
@@ -33,7 +33,7 @@ func BenchmarkStartLatency(b *testing.B) {
 	}
 	defer j.Close()
 	ctx := context.Background()
-	st := store.New(db, j, log, store.Options{})
+	st := eventhistory.New(db, j, log, eventhistory.Options{})
 	if err := st.Start(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func BenchmarkStartLatency(b *testing.B) {
 		flush()
 		closed := minute.Add(time.Minute)
 		for {
-			page, err := st.Lookup(store.Query{Account: acct, Region: region, Insight: true, Attr: store.AttrEventName,
+			page, err := st.Lookup(eventhistory.Query{Account: acct, Region: region, Insight: true, Attr: eventhistory.AttrEventName,
 				Value: fmt.Sprintf("CreateUser%d", n), Start: math.MinInt64, End: math.MaxInt64, Max: 50})
 			if err != nil {
 				b.Fatal(err)
