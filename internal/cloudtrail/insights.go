@@ -299,7 +299,7 @@ func (s *Service) listInsightsMetricData(_ context.Context, c auth.Caller, body 
 	p := int64(period)
 	start = max(start, now.Add(-metricRetention[period]).Unix())
 	start = floorTo(start, p)
-	h := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%v\x00%d\x00%d\x00%t", c.Account, c.Region, k, start, end, fill))
+	h := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%v\x00%d\x00%d\x00%d\x00%t", c.Account, c.Region, k, start, end, p, fill))
 	query := hex.EncodeToString(h[:8])
 	if in.NextToken != nil {
 		var tok metricToken
