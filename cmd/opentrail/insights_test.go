@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 
 	"github.com/opentrail/opentrail/internal/archive/archivetest"
 	"github.com/opentrail/opentrail/internal/insights"
@@ -35,9 +36,15 @@ func TestInsightsFromImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := startServerBinary(t, bin, dir, "--delivery-interval", "200ms")
-	ct := srv.client().cloudTrail()
+	ct, cw := srv.client().cloudTrail(), srv.client().logs()
 	ctx := t.Context()
-	if _, err := ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("ins-trail"), S3BucketName: aws.String("ins-logs")}); err != nil {
+	const group = "/aws/cloudtrail/ins-trail"
+	if _, err := cw.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String(group)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("ins-trail"), S3BucketName: aws.String("ins-logs"),
+		CloudWatchLogsLogGroupArn: aws.String("arn:aws:logs:us-east-1:123456789012:log-group:" + group + ":*"),
+		CloudWatchLogsRoleArn:     aws.String("arn:aws:iam::123456789012:role/CloudTrail_CloudWatchLogs_Role")}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String("ins-trail")}); err != nil {
@@ -165,6 +172,29 @@ func TestInsightsFromImport(t *testing.T) {
 		t.Fatalf("ListInsightsMetricData: %v at %v", md.Values, md.Timestamps)
 	}
 
+	// The trail's log group has them too, for metric filters and subscriptions.
+	var logged int
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && logged < 4; time.Sleep(300 * time.Millisecond) {
+		res, err := cw.FilterLogEvents(ctx, &cloudwatchlogs.FilterLogEventsInput{LogGroupName: aws.String(group),
+			FilterPattern: aws.String(`{ $.eventType = "AwsCloudTrailInsight" }`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logged = len(res.Events)
+	}
+	if logged != 4 {
+		t.Errorf("log group %s holds %d Insights events, want 4", group, logged)
+	}
+
+	// Delivery: the four events in CloudTrail-Insight files, none in CloudTrail files.
+	var delivered, misplaced int
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && delivered < 4; time.Sleep(300 * time.Millisecond) {
+		delivered, misplaced = countInsightFiles(t, filepath.Join(dir, "buckets", "ins-logs"))
+	}
+	if delivered != 4 || misplaced != 0 {
+		t.Fatalf("delivered %d Insights events to CloudTrail-Insight files and %d to CloudTrail files; want 4 and 0", delivered, misplaced)
+	}
+
 	// The AWS CLI reads the same.
 	awsRun := func(args ...string) map[string]any {
 		t.Helper()
@@ -195,15 +225,6 @@ func TestInsightsFromImport(t *testing.T) {
 		"--start-time", burst.Format(time.RFC3339), "--end-time", burst.Add(10*time.Minute).Format(time.RFC3339))
 	if v, _ := got["Values"].([]any); len(v) != 2 || v[0].(float64) < 150 {
 		t.Errorf("aws cloudtrail list-insights-metric-data: %v", got)
-	}
-
-	// Delivery: the four events in CloudTrail-Insight files, none in CloudTrail files.
-	var delivered, misplaced int
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && delivered < 4; time.Sleep(300 * time.Millisecond) {
-		delivered, misplaced = countInsightFiles(t, filepath.Join(dir, "buckets", "ins-logs"))
-	}
-	if delivered != 4 || misplaced != 0 {
-		t.Fatalf("delivered %d Insights events to CloudTrail-Insight files and %d to CloudTrail files; want 4 and 0", delivered, misplaced)
 	}
 }
 
