@@ -89,6 +89,9 @@ func runServe(args []string) error {
 	if err := dests.Validate(); err != nil {
 		return err
 	}
+	if err := rule.Validate(); err != nil {
+		return fmt.Errorf("--insights-*: %w", err)
+	}
 	topics := map[string]string{}
 	for name, eps := range dests.Topics {
 		for _, ep := range eps {

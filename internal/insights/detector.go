@@ -24,6 +24,7 @@ package insights
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -55,6 +56,25 @@ type Rule struct {
 // LiveLag is how long after it happened an event may be recorded and still
 // count as live rather than backfilled.
 const LiveLag = 5 * time.Minute
+
+// Validate names the first parameter out of range (zero means the default).
+func (r Rule) Validate() error {
+	switch {
+	case r.MinCount < 0:
+		return fmt.Errorf("insights: min count %d is negative", r.MinCount)
+	case r.Sigma < 0 || math.IsNaN(r.Sigma) || math.IsInf(r.Sigma, 0):
+		return fmt.Errorf("insights: sigma %v is not a non-negative number", r.Sigma)
+	case r.StartMinutes < 0 || r.StartMinutes > 60:
+		return fmt.Errorf("insights: start minutes %d is not between 1 and 60", r.StartMinutes)
+	case r.EndMinutes < 0 || r.EndMinutes > 60:
+		return fmt.Errorf("insights: end minutes %d is not between 1 and 60", r.EndMinutes)
+	case r.Baseline != 0 && (r.Baseline < time.Hour || r.Baseline > 90*24*time.Hour):
+		return fmt.Errorf("insights: baseline %s is not between 1h and 90 days", r.Baseline)
+	case r.MinHistory < 0 || r.Grace < 0 || r.BackfillGrace < 0:
+		return fmt.Errorf("insights: min history %s, grace %s and backfill grace %s may not be negative", r.MinHistory, r.Grace, r.BackfillGrace)
+	}
+	return nil
+}
 
 // WithDefaults fills the zero fields.
 func (r Rule) WithDefaults() Rule {

@@ -256,3 +256,31 @@ func TestUserAgent(t *testing.T) {
 		}
 	}
 }
+
+// Data events count in data series, and their Insights events say so.
+func TestDataSeries(t *testing.T) {
+	m := &event.Meta{Account: acct, Region: region, Category: event.CategoryData, Source: "s3.amazonaws.com", Name: "GetObject", ReadOnly: 1, ErrorCode: "NoSuchKey"}
+	calls, errs, ok := Keys(m)
+	if !ok[0] || !ok[1] || calls.Kind != KindDataCalls || errs.Kind != KindDataErrors || errs.ErrorCode != "NoSuchKey" || !calls.Data() {
+		t.Fatalf("Keys(data event) = %+v %+v %v", calls, errs, ok)
+	}
+	m.Category = event.CategoryManagement
+	if calls, _, ok := Keys(m); ok[0] {
+		t.Fatalf("a read-only management call counts in %+v", calls)
+	}
+	first := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, k := range []SeriesKey{calls, {Account: acct, Region: region, Kind: KindCalls, Source: "s3.amazonaws.com", Name: "GetObject"}} {
+		for _, in := range []Insight{
+			{Series: k, State: "Start", SharedID: sharedID(k, first.Unix()/60), Time: first, InsightDuration: 1},
+			{Series: k, State: "End", SharedID: sharedID(k, first.Unix()/60), Time: first.Add(4 * time.Minute), InsightDuration: 4},
+		} {
+			got, err := ParseRecord(in.Record())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if IsData(got) != k.Data() {
+				t.Errorf("%s of %c: IsData = %v", in.State, k.Kind, IsData(got))
+			}
+		}
+	}
+}
