@@ -205,6 +205,8 @@ type seriesState struct {
 	Cand    []candMinute       // anomalous minutes in a row, before an insight starts
 	Active  *activeInsight
 	pending map[int64]*Counts // minutes not yet evaluated (persisted as buckets, not in the state)
+	// Hours changed or dropped since the last Flush (each hour is a key of its own).
+	dirtyHours map[int64]bool
 }
 
 type candMinute struct {
@@ -618,10 +620,15 @@ func (d *Detector) fold(s *seriesState, m int64, c *Counts) {
 	}
 	h.merge(c)
 	h.SumSq += c.N * c.N
+	if s.dirtyHours == nil {
+		s.dirtyHours = map[int64]bool{}
+	}
+	s.dirtyHours[hour] = true
 	oldest := hour - int64(d.rule.Baseline/time.Hour) - 1
 	for x := range s.Hours {
 		if x < oldest {
 			delete(s.Hours, x)
+			s.dirtyHours[x] = true
 		}
 	}
 }

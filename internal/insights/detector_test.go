@@ -231,6 +231,8 @@ func (w mapWriter) Set(k, v []byte, _ *pebble.WriteOptions) error {
 	return nil
 }
 
+func (w mapWriter) Delete(k []byte, _ *pebble.WriteOptions) error { delete(w, string(k)); return nil }
+
 func TestCountsRoundTrip(t *testing.T) {
 	var c Counts
 	c.add([3]string{alice, uaSteady, "null"}, 3)

@@ -147,6 +147,11 @@ func (s *Service) load() error {
 		return fmt.Errorf("insights: load: %w", err)
 	}
 	for _, o := range series {
+		hp := kv.InsightHourPrefix(seriesBytes(o.key))
+		err := scan(hp, func(k, v []byte) error { return s.det.LoadHour(o.key, kv.InsightMinute(k), v) })
+		if err != nil {
+			return fmt.Errorf("insights: load: %w", err)
+		}
 		p := kv.InsightMinutePrefix(seriesBytes(o.key))
 		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: kv.InsightMinuteKey(p, o.next), UpperBound: kv.PrefixUpper(p)})
 		if err != nil {

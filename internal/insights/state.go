@@ -16,15 +16,15 @@ import (
 //	minute: version(1)=1 | uvarint(calls) | 3 × { uvarint(n) n × { str(value) uvarint(calls) } }
 //	        (attributes in the order of Attributes)
 //	series: JSON of storedSeries
+//	hour:   JSON of hourAgg (one hour of a series' baseline)
 //	scope:  JSON of scopeState
 const countsV1 = 1
 
 type storedSeries struct {
-	Key    SeriesKey          `json:"key"`
-	Next   int64              `json:"next"`
-	Hours  map[int64]*hourAgg `json:"hours"`
-	Cand   []candMinute       `json:"cand,omitempty"`
-	Active *activeInsight     `json:"active,omitempty"`
+	Key    SeriesKey      `json:"key"`
+	Next   int64          `json:"next"`
+	Cand   []candMinute   `json:"cand,omitempty"`
+	Active *activeInsight `json:"active,omitempty"`
 }
 
 // ---- End of storage format. ----
@@ -103,6 +103,7 @@ func seriesBytes(k SeriesKey) []byte {
 // Writer is what Flush writes to: a Pebble batch.
 type Writer interface {
 	Set(key, value []byte, _ *pebble.WriteOptions) error
+	Delete(key []byte, _ *pebble.WriteOptions) error
 }
 
 // Flush writes everything that changed since the last Flush: open and late
@@ -117,13 +118,33 @@ func (d *Detector) Flush(w Writer) error {
 	}
 	for k := range d.dirtySeries {
 		s := d.series[k]
-		v, err := json.Marshal(storedSeries{Key: k, Next: s.Next, Hours: s.Hours, Cand: s.Cand, Active: s.Active})
+		sb := seriesBytes(k)
+		v, err := json.Marshal(storedSeries{Key: k, Next: s.Next, Cand: s.Cand, Active: s.Active})
 		if err != nil {
 			return fmt.Errorf("insights: encode series: %w", err)
 		}
-		if err := w.Set(kv.InsightSeriesKey(seriesBytes(k)), v, nil); err != nil {
+		if err := w.Set(kv.InsightSeriesKey(sb), v, nil); err != nil {
 			return err
 		}
+		// Only the hours that changed: a series' state stays small however long its baseline.
+		for h := range s.dirtyHours {
+			key := kv.InsightHourKey(sb, h)
+			a, ok := s.Hours[h]
+			if !ok {
+				if err := w.Delete(key, nil); err != nil {
+					return err
+				}
+				continue
+			}
+			v, err := json.Marshal(a)
+			if err != nil {
+				return fmt.Errorf("insights: encode hour: %w", err)
+			}
+			if err := w.Set(key, v, nil); err != nil {
+				return err
+			}
+		}
+		clear(s.dirtyHours)
 	}
 	for sk := range d.dirtyScopes {
 		v, err := json.Marshal(d.scopes[sk])
@@ -160,11 +181,22 @@ func (d *Detector) LoadSeries(v []byte) (SeriesKey, int64, error) {
 	if err := json.Unmarshal(v, &st); err != nil {
 		return SeriesKey{}, 0, fmt.Errorf("%w: series: %v", ErrCorrupt, err)
 	}
-	if st.Hours == nil {
-		st.Hours = map[int64]*hourAgg{}
-	}
-	d.series[st.Key] = &seriesState{Next: st.Next, Hours: st.Hours, Cand: st.Cand, Active: st.Active}
+	d.series[st.Key] = &seriesState{Next: st.Next, Hours: map[int64]*hourAgg{}, Cand: st.Cand, Active: st.Active}
 	return st.Key, st.Next, nil
+}
+
+// LoadHour restores one hour of a series' baseline.
+func (d *Detector) LoadHour(k SeriesKey, hour int64, v []byte) error {
+	s := d.series[k]
+	if s == nil {
+		return nil
+	}
+	a := new(hourAgg)
+	if err := json.Unmarshal(v, a); err != nil {
+		return fmt.Errorf("%w: hour: %v", ErrCorrupt, err)
+	}
+	s.Hours[hour] = a
+	return nil
 }
 
 // LoadPending restores a minute of k not yet evaluated.

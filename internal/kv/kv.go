@@ -28,6 +28,7 @@ const (
 	prefixOutbox  = 'o' // o | str(account) | str(region) | str(group) | str(filter) | seq(8) → pending subscription delivery
 	prefixDead    = 'q' // q | str(account) | str(region) | str(group) | str(filter) | seq(8) → dead-lettered delivery
 	// Insights: n | 'm' | series | minute(8) → one minute's counts; n | 's' | series → a series' state;
+	// n | 'h' | series | hour(8, unix hours, sign bit flipped) → one hour of a series' baseline;
 	// n | 'a' | str(account) | str(region) → an account and Region's event-time clock. series is
 	// str(account) | str(region) | kind(1) | str(eventSource) | str(eventName) | str(errorCode);
 	// kind has its high bit set for backfill series (events recorded late); minute is unix
@@ -219,6 +220,17 @@ func InsightMinuteKey(prefix []byte, minute int64) []byte {
 // InsightMinute decodes the minute at the end of an InsightMinuteKey.
 func InsightMinute(key []byte) int64 {
 	return int64(binary.BigEndian.Uint64(key[len(key)-8:]) ^ (1 << 63))
+}
+
+// InsightHourPrefix is the prefix of every baseline hour of one series; InsightMinuteKey
+// and InsightMinute encode and decode an hour after it.
+func InsightHourPrefix(series []byte) []byte {
+	return append([]byte{prefixInsights, 'h'}, series...)
+}
+
+// InsightHourKey addresses one baseline hour (unix hours) of a series.
+func InsightHourKey(series []byte, hour int64) []byte {
+	return InsightMinuteKey(InsightHourPrefix(series), hour)
 }
 
 // InsightSeriesKey holds one series' detector state; InsightSeriesStates is the prefix of them all.
