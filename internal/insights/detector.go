@@ -196,6 +196,10 @@ func addAttr(list []AttrCount, v string, n int64) []AttrCount {
 type hourAgg struct {
 	Counts
 	SumSq int64
+	// full says that Attrs are in memory. Only a series' newest hour keeps
+	// them once it is written: the others are read back when an insight
+	// starts, so that memory holds 16 bytes per series and hour.
+	full bool
 }
 
 // seriesState is everything the detector keeps per series between minutes.
@@ -277,6 +281,25 @@ type Detector struct {
 	// late is called for an event whose minute was already evaluated: it
 	// returns the stored counts of that minute so that the event is still counted.
 	late func(SeriesKey, int64) (Counts, error)
+	// HourAttrs reads a stored baseline hour's attributions (nil: none stored).
+	HourAttrs func(SeriesKey, int64) (Counts, error)
+	err       error // the first failed read since the last Flush
+}
+
+// Err is the first read that failed during Observe or Advance since the last
+// Flush: the caller discards the detector's changes and tries again.
+func (d *Detector) Err() error { return d.err }
+
+// hourCounts is hour h of s with its attributions, read back if need be.
+func (d *Detector) hourCounts(k SeriesKey, h int64, a *hourAgg) *Counts {
+	if a.full || d.HourAttrs == nil {
+		return &a.Counts
+	}
+	c, err := d.HourAttrs(k, h)
+	if err != nil && d.err == nil {
+		d.err = err
+	}
+	return &c
 }
 
 type bucketRef struct {
@@ -504,13 +527,13 @@ func (d *Detector) baseline(s *seriesState, sc *scopeState, m int64) (mean, sd f
 }
 
 // baselineAttrs averages the attributions of the baseline before minute m over n minutes.
-func (d *Detector) baselineAttrs(s *seriesState, m, n int64) [3][]AttrAvg {
+func (d *Detector) baselineAttrs(k SeriesKey, s *seriesState, m, n int64) [3][]AttrAvg {
 	var c Counts
 	hour := floorDiv(m, baselineHourly)
 	from := m - n
 	for h, a := range s.Hours {
 		if h*baselineHourly >= from-baselineHourly+1 && h <= hour {
-			c.merge(&a.Counts)
+			c.merge(d.hourCounts(k, h, a))
 		}
 	}
 	return averages(&c, n)
@@ -566,7 +589,7 @@ func (d *Detector) minute(k SeriesKey, s *seriesState, sc *scopeState, m int64, 
 	} else {
 		s.Cand = nil
 	}
-	d.fold(s, m, c)
+	d.fold(k, s, m, c)
 	return out
 }
 
@@ -574,7 +597,7 @@ func (d *Detector) start(k SeriesKey, s *seriesState, m int64, mean, threshold f
 	first := s.Cand[0].Minute
 	a := &activeInsight{
 		SharedID: sharedID(k, first), First: first, Last: m, Threshold: threshold, Mean: mean, BaselineN: n,
-		BaseAttrs: d.baselineAttrs(s, first, n), StartCount: len(s.Cand),
+		BaseAttrs: d.baselineAttrs(k, s, first, n), StartCount: len(s.Cand),
 	}
 	for i := range s.Cand {
 		a.Total.merge(&s.Cand[i].C)
@@ -611,12 +634,15 @@ func (d *Detector) attribute(in *Insight, a *activeInsight, minutes int64) {
 }
 
 // fold adds minute m to the baseline and forgets the hours that left it.
-func (d *Detector) fold(s *seriesState, m int64, c *Counts) {
+func (d *Detector) fold(k SeriesKey, s *seriesState, m int64, c *Counts) {
 	hour := floorDiv(m, baselineHourly)
 	h := s.Hours[hour]
 	if h == nil {
-		h = &hourAgg{}
+		h = &hourAgg{full: true}
 		s.Hours[hour] = h
+	} else if !h.full {
+		h.Attrs = d.hourCounts(k, hour, h).Attrs
+		h.full = true
 	}
 	h.merge(c)
 	h.SumSq += c.N * c.N

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,7 +61,25 @@ func New(db *pebble.DB, j *journal.Journal, log *slog.Logger, o Options) *Servic
 	}
 	s := &Service{db: db, j: j, log: log.With("component", "insights"), o: o}
 	s.det = NewDetector(o.Rule, s.stored)
+	s.det.HourAttrs = s.storedHour
 	return s
+}
+
+// storedHour reads one stored baseline hour, for the attributions of an insight's baseline.
+func (s *Service) storedHour(k SeriesKey, hour int64) (Counts, error) {
+	v, closer, err := s.db.Get(kv.InsightHourKey(seriesBytes(k), hour))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Counts{}, nil
+	}
+	if err != nil {
+		return Counts{}, err
+	}
+	defer closer.Close()
+	var a hourAgg
+	if err := json.Unmarshal(v, &a); err != nil {
+		return Counts{}, fmt.Errorf("%w: hour: %v", ErrCorrupt, err)
+	}
+	return a.Counts, nil
 }
 
 // Rule is the rule in force, with its defaults.
@@ -152,6 +171,7 @@ func (s *Service) load() error {
 		if err != nil {
 			return fmt.Errorf("insights: load: %w", err)
 		}
+		s.det.LoadedSeries(o.key)
 		p := kv.InsightMinutePrefix(seriesBytes(o.key))
 		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: kv.InsightMinuteKey(p, o.next), UpperBound: kv.PrefixUpper(p)})
 		if err != nil {
@@ -225,6 +245,10 @@ func (s *Service) step(ctx context.Context, from uint64) (uint64, error) {
 		return from, err
 	}
 	found := s.det.Advance(s.o.Now())
+	if err := s.det.Err(); err != nil {
+		s.det.Discard()
+		return from, fmt.Errorf("insights: read state: %w", err)
+	}
 	var entries []journal.Entry
 	for i := range found {
 		in := &found[i]

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"testing"
 	"time"
 
@@ -101,7 +102,8 @@ func TestServiceFindsBurstsAcrossRestart(t *testing.T) {
 	}
 	mem := d.Advance(wall)
 	for i := range found {
-		if i >= len(mem) || found[i].Baseline != mem[i].Baseline || found[i].Average != mem[i].Average || found[i].State != mem[i].State {
+		if i >= len(mem) || found[i].Baseline != mem[i].Baseline || found[i].Average != mem[i].Average || found[i].State != mem[i].State ||
+			!reflect.DeepEqual(found[i].Attributions, mem[i].Attributions) {
 			t.Fatalf("insight %d after a restart: %+v\nwithout: %+v", i, found[i], mem[min(i, len(mem)-1)])
 		}
 	}

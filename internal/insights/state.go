@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -145,6 +146,7 @@ func (d *Detector) Flush(w Writer) error {
 			}
 		}
 		clear(s.dirtyHours)
+		s.trimHours()
 	}
 	for sk := range d.dirtyScopes {
 		v, err := json.Marshal(d.scopes[sk])
@@ -162,7 +164,29 @@ func (d *Detector) Flush(w Writer) error {
 	clear(d.dirtyBuckets)
 	clear(d.dirtySeries)
 	clear(d.dirtyScopes)
+	d.err = nil
 	return nil
+}
+
+// trimHours forgets the attributions of every hour but the newest: they are
+// stored, and read back only when an insight starts.
+func (s *seriesState) trimHours() {
+	newest := int64(math.MinInt64)
+	for h := range s.Hours {
+		newest = max(newest, h)
+	}
+	for h, a := range s.Hours {
+		if h != newest && a.full {
+			a.Attrs, a.full = [3][]AttrCount{}, false
+		}
+	}
+}
+
+// LoadedSeries finishes loading a series: its older hours keep no attributions in memory.
+func (d *Detector) LoadedSeries(k SeriesKey) {
+	if s := d.series[k]; s != nil {
+		s.trimHours()
+	}
 }
 
 // Discard forgets the changes since the last Flush; the caller reloads the
@@ -173,6 +197,7 @@ func (d *Detector) Discard() {
 	clear(d.dirtyBuckets)
 	clear(d.dirtySeries)
 	clear(d.dirtyScopes)
+	d.err = nil
 }
 
 // LoadSeries restores one series' state from its stored value.
@@ -191,7 +216,7 @@ func (d *Detector) LoadHour(k SeriesKey, hour int64, v []byte) error {
 	if s == nil {
 		return nil
 	}
-	a := new(hourAgg)
+	a := &hourAgg{full: true}
 	if err := json.Unmarshal(v, a); err != nil {
 		return fmt.Errorf("%w: hour: %v", ErrCorrupt, err)
 	}
