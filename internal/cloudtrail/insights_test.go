@@ -137,3 +137,11 @@ func TestListInsightsMetricData(t *testing.T) {
 	}
 	fails(t, s, eastA, "ListInsightsMetricData", req(`,"TrailName":"nope"`), "TrailNotFoundException", "nope")
 }
+
+func TestListInsightsDataErrors(t *testing.T) {
+	s, _ := newTestService(t)
+	create(t, s, eastA, "trail", "")
+	src := arn("us-east-1", acctA, "trail")
+	fails(t, s, eastA, "ListInsightsData", `{"InsightSource":"`+src+`","DataType":"Events"}`, "InvalidParameterException", "DataType must be InsightsEvents")
+	fails(t, s, eastA, "ListInsightsData", `{"InsightSource":"`+arn("us-east-1", acctA, "nope")+`","DataType":"InsightsEvents"}`, "TrailNotFoundException", "nope")
+}
