@@ -15,6 +15,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/opentrail/opentrail/internal/event"
+	"github.com/opentrail/opentrail/internal/ingest"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
 )
@@ -40,6 +41,7 @@ type Options struct {
 type Service struct {
 	db  *pebble.DB
 	j   *journal.Journal
+	w   *ingest.Writer
 	log *slog.Logger
 	o   Options
 
@@ -59,7 +61,7 @@ func New(db *pebble.DB, j *journal.Journal, log *slog.Logger, o Options) *Servic
 	if o.Tick <= 0 {
 		o.Tick = time.Second
 	}
-	s := &Service{db: db, j: j, log: log.With("component", "insights"), o: o}
+	s := &Service{db: db, j: j, w: ingest.NewWriter(j, o.Now), log: log.With("component", "insights"), o: o}
 	s.det = NewDetector(o.Rule, s.stored)
 	s.det.HourAttrs = s.storedHour
 	return s
@@ -249,7 +251,7 @@ func (s *Service) step(ctx context.Context, from uint64) (uint64, error) {
 		s.det.Discard()
 		return from, fmt.Errorf("insights: read state: %w", err)
 	}
-	var entries []journal.Entry
+	var recs []event.Record
 	for i := range found {
 		in := &found[i]
 		if s.o.Enabled != nil && !s.o.Enabled(in.Series.Account, in.Series.Region, in.Series.InsightType(), in.Series.Data()) {
@@ -260,20 +262,7 @@ func (s *Service) step(ctx context.Context, from uint64) (uint64, error) {
 			s.det.Discard()
 			return from, fmt.Errorf("insights: normalize insight: %w", err)
 		}
-		entries = append(entries, journal.Entry{ID: kv.EventIDKey(rec.Meta.Account, rec.Meta.EventID), Value: event.Encode(nil, &rec)})
-	}
-	// The insights are durable before the state that found them: after a crash
-	// the journal is counted again and the same insights get the same IDs.
-	if len(entries) > 0 {
-		if _, err := s.j.Append(ctx, entries); err != nil {
-			s.det.Discard()
-			return from, err
-		}
-		for i := range found {
-			s.log.Info("insight", "state", found[i].State, "type", found[i].Series.InsightType(),
-				"account", found[i].Series.Account, "region", found[i].Series.Region,
-				"source", found[i].Series.Source, "name", found[i].Series.Name)
-		}
+		recs = append(recs, rec)
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
@@ -287,7 +276,20 @@ func (s *Service) step(ctx context.Context, from uint64) (uint64, error) {
 			return from, err
 		}
 	}
-	if !b.Empty() {
+	switch {
+	case len(recs) > 0:
+		// The Insights events and the state that found them commit together,
+		// through the one write path. A replay finds the same insights under
+		// the same IDs, which the journal stores once.
+		if _, err := s.w.Append(ctx, recs, b); err != nil {
+			s.det.Discard()
+			return from, err
+		}
+		for i := range recs {
+			s.log.Info("insight", "event", recs[i].Meta.EventID, "account", recs[i].Meta.Account, "region", recs[i].Meta.Region,
+				"source", recs[i].Meta.Source, "name", recs[i].Meta.Name)
+		}
+	case !b.Empty():
 		// No sync: a lost tail loses its cursor with it and is counted again.
 		if err := b.Commit(pebble.NoSync); err != nil {
 			s.det.Discard()
