@@ -231,6 +231,7 @@ func benchIngest(args []string) error {
 	dataDir := fs.String("data-dir", "", "server data dir (default: a new temporary one, removed after)")
 	withTrail := fs.Bool("trail", false, "also run a trail that takes every record (Lambda data events) into a folder bucket, and report how far delivery lags")
 	subs := fs.Int("subscriptions", 0, "also send every record to a log group with this many subscription filters (each one user's calls, to a local webhook), and report how far they lag")
+	noInsights := fs.Bool("insights-off", false, "run the server without Insights detection (to measure what it costs)")
 	if err := parseBench(fs, args); err != nil {
 		return err
 	}
@@ -245,6 +246,9 @@ func benchIngest(args []string) error {
 	var flags []string
 	if *subs > 0 {
 		flags = append(flags, "--subscription-filters-per-group", fmt.Sprint(*subs))
+	}
+	if *noInsights {
+		flags = append(flags, "--insights-off")
 	}
 	if *withTrail {
 		flags = append(flags, "--delivery-interval", "1s")

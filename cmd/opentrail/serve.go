@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/opentrail/opentrail/internal/app"
+	"github.com/opentrail/opentrail/internal/insights"
 	"github.com/opentrail/opentrail/internal/logs/dest"
 	"github.com/opentrail/opentrail/internal/objstore"
 	"github.com/opentrail/opentrail/internal/proxy"
@@ -91,6 +92,16 @@ func runServe(args []string) error {
 	fs.envVar("metrics-listen", "OPENTRAIL_METRICS_LISTEN")
 	metricsToken := fs.String("metrics-token", "", "require \"Authorization: Bearer TOKEN\" on GET /metrics (prefer the environment variable: flags show in ps)")
 	fs.envVar("metrics-token", "OPENTRAIL_METRICS_TOKEN")
+	var rule insights.Rule
+	noInsights := fs.Bool("insights-off", false, "do not detect CloudTrail Insights (unusual call and error rates)")
+	fs.IntVar(&rule.MinCount, "insights-min-count", 10, "Insights: calls a minute needs at least to be unusual (the floor)")
+	fs.Float64Var(&rule.Sigma, "insights-sigma", 6, "Insights: standard deviations above the baseline mean that make a minute unusual")
+	fs.IntVar(&rule.StartMinutes, "insights-start-minutes", 1, "Insights: unusual minutes in a row that start an insight")
+	fs.IntVar(&rule.EndMinutes, "insights-end-minutes", 5, "Insights: normal minutes in a row that end an insight")
+	fs.DurationVar(&rule.Baseline, "insights-baseline", 7*24*time.Hour, "Insights: how far back the baseline reaches")
+	fs.DurationVar(&rule.MinHistory, "insights-min-history", 24*time.Hour, "Insights: baseline an account and Region need before their first insight")
+	fs.DurationVar(&rule.Grace, "insights-grace", 30*time.Second, "Insights: how long after its end a minute of live events is closed")
+	fs.DurationVar(&rule.BackfillGrace, "insights-backfill-grace", 10*time.Minute, "Insights: extra wait, in event time, for minutes of imported or late events")
 	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -118,6 +129,9 @@ func runServe(args []string) error {
 	}
 	if err := dests.Validate(); err != nil {
 		return err
+	}
+	if err := rule.Validate(); err != nil {
+		return fmt.Errorf("--insights-*: %w", err)
 	}
 	// Signals are caught from here on: one arriving during startup shuts down once serving.
 	sigs := make(chan os.Signal, 2)
@@ -153,6 +167,9 @@ func runServe(args []string) error {
 		Destinations:         dests,
 		SubscriptionAttempts: *attempts,
 		SubscriptionFilters:  *perGroup,
+
+		Insights:   rule,
+		NoInsights: *noInsights,
 	}, log)
 	if err != nil {
 		return err

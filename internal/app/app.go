@@ -27,6 +27,7 @@ import (
 	"github.com/opentrail/opentrail/internal/delivery"
 	"github.com/opentrail/opentrail/internal/digest"
 	"github.com/opentrail/opentrail/internal/history"
+	"github.com/opentrail/opentrail/internal/insights"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/lake"
@@ -62,6 +63,10 @@ type Config struct {
 	SubscriptionFilters int
 	// Regions, when set, are the only regions requests may be signed for.
 	Regions []string
+
+	// Insights is the rule of CloudTrail Insights (zero fields: defaults); NoInsights turns detection off.
+	Insights   insights.Rule
+	NoInsights bool
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
@@ -94,6 +99,8 @@ type App struct {
 	Deliver *delivery.Worker
 	Notify  *delivery.Notifier
 	Logs    *logs.Service
+	// Insights finds unusual call and error rates; nil with Config.NoInsights.
+	Insights *insights.Service
 	// Registry is what GET /metrics serves; other parts (the in-process proxy) add to it.
 	Registry *prometheus.Registry
 	// Metrics serves Registry (Prometheus text), unauthenticated: see MetricsHandler.
@@ -189,6 +196,12 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	if err := a.Logs.Start(ctx); err != nil {
 		return fail(err)
 	}
+	if !c.NoInsights {
+		a.Insights = insights.New(db, a.Journal, log, insights.Options{Rule: c.Insights, Enabled: a.CT.InsightsEnabled})
+		if err := a.Insights.Start(ctx); err != nil {
+			return fail(err)
+		}
+	}
 	a.Registry = a.newRegistry()
 	// Metrics are served apart from the API (serve --metrics-listen): they show every account.
 	a.Metrics = promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
@@ -240,6 +253,9 @@ func (a *App) Close() error {
 	}
 	if a.Logs != nil {
 		a.Logs.Close()
+	}
+	if a.Insights != nil {
+		a.Insights.Close()
 	}
 	if a.CT != nil {
 		a.CT.Close() // stops the queries before their engine

@@ -95,6 +95,10 @@ type storedEDS struct {
 	Created              time.Time `json:"created"`
 	Updated              time.Time `json:"updated"`
 	Deleted              time.Time `json:"deleted,omitzero"`
+	// InsightSelectors and InsightsDestination (a store ID) are set by
+	// PutInsightSelectors on a source store.
+	InsightSelectors    []insightSelector `json:"insightSelectors,omitempty"`
+	InsightsDestination string            `json:"insightsDestination,omitempty"`
 }
 
 // ---- End of storage format. ----

@@ -71,6 +71,8 @@ type Service struct {
 	// and channels (lake_*.go, channels.go).
 	lakeMu sync.Mutex
 	lake   lakeState
+
+	insightsCache insightsCache
 }
 
 type opFunc func(s *Service, ctx context.Context, c auth.Caller, body []byte) (any, error)
@@ -88,6 +90,7 @@ func New(db *pebble.DB, st *history.Store, tokens *history.Tokens, log *slog.Log
 	maps.Copy(s.ops, trailOps)
 	maps.Copy(s.ops, lookupOps)
 	maps.Copy(s.ops, lakeOps)
+	maps.Copy(s.ops, insightOps)
 	s.lake.opts = o.Lake
 	s.lake.opts.setDefaults()
 	s.ops["ListPublicKeys"] = (*Service).listPublicKeys

@@ -99,20 +99,23 @@ type insightSelectorsOutput struct {
 	InsightSelectors []insightSelector `json:"InsightSelectors"`
 }
 
-// insightTarget checks that a request names a trail, not an event data store,
-// which OpenTrail does not have.
-func insightTarget(trailName, eventDataStore, insightsDestination *string) (string, error) {
-	eds := eventDataStore != nil || insightsDestination != nil
+// insightTarget checks that a request names either a trail or an event data
+// store; eds is true for a store, and name is the trail's or the store's.
+func insightTarget(trailName, eventDataStore, insightsDestination *string) (name string, eds bool, err error) {
+	isEDS := eventDataStore != nil || insightsDestination != nil
 	switch {
-	case trailName != nil && eds:
-		return "", awsapi.Errorf("InvalidParameterCombinationException",
+	case trailName != nil && isEDS:
+		return "", false, awsapi.Errorf("InvalidParameterCombinationException",
 			"TrailName cannot be used with EventDataStore or InsightsDestination: specify a trail or an event data store.")
-	case trailName == nil && !eds:
-		return "", awsapi.Errorf("InvalidParameterCombinationException", "Specify TrailName, or EventDataStore for an event data store.")
+	case trailName == nil && !isEDS:
+		return "", false, awsapi.Errorf("InvalidParameterCombinationException", "Specify TrailName, or EventDataStore for an event data store.")
+	case trailName == nil && eventDataStore == nil:
+		return "", false, awsapi.Errorf("InvalidParameterCombinationException",
+			"InsightsDestination needs EventDataStore: the source event data store whose management events Insights analyses.")
 	case trailName == nil:
-		return "", awsapi.Errorf("UnsupportedOperationException", "OpenTrail does not support event data stores; Insights can be enabled on trails only.")
+		return *eventDataStore, true, nil
 	}
-	return *trailName, nil
+	return *trailName, false, nil
 }
 
 func (s *Service) putInsightSelectors(ctx context.Context, c auth.Caller, body []byte) (any, error) {
@@ -120,13 +123,16 @@ func (s *Service) putInsightSelectors(ctx context.Context, c auth.Caller, body [
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	name, err := insightTarget(in.TrailName, in.EventDataStore, in.InsightsDestination)
+	name, eds, err := insightTarget(in.TrailName, in.EventDataStore, in.InsightsDestination)
 	if err != nil {
 		return nil, err
 	}
 	sel, err := normalizeInsightSelectors(in.InsightSelectors)
 	if err != nil {
 		return nil, err
+	}
+	if eds {
+		return s.putStoreInsightSelectors(ctx, c, name, in.InsightsDestination, sel)
 	}
 
 	defer kv.Hold(ctx, &s.trailMu)()
@@ -187,18 +193,23 @@ func normalizeInsightSelectors(in []insightSelector) ([]insightSelector, error) 
 type loggedKinds struct{ mgmtRead, mgmtWrite, data bool }
 
 func trailLogs(t *storedTrail) loggedKinds {
+	return selectorsLog(t.EventSelectors, t.AdvancedEventSelectors)
+}
+
+// selectorsLog is trailLogs for any basic or advanced selectors (a store's too).
+func selectorsLog(basic []selector.EventSelector, advanced []selector.AdvancedEventSelector) loggedKinds {
 	var k loggedKinds
 	switch {
-	case t.EventSelectors != nil:
-		for _, es := range t.EventSelectors {
+	case basic != nil:
+		for _, es := range basic {
 			if es.IncludeManagementEvents == nil || *es.IncludeManagementEvents {
 				k.mgmtRead = k.mgmtRead || es.ReadWriteType != selector.WriteOnly
 				k.mgmtWrite = k.mgmtWrite || es.ReadWriteType != selector.ReadOnly
 			}
 			k.data = k.data || len(es.DataResources) > 0
 		}
-	case t.AdvancedEventSelectors != nil:
-		for _, as := range t.AdvancedEventSelectors {
+	case advanced != nil:
+		for _, as := range advanced {
 			var cats, readOnly []string
 			hasReadOnly := false
 			for _, f := range as.FieldSelectors {
@@ -226,7 +237,11 @@ func trailLogs(t *storedTrail) loggedKinds {
 // rate Insights need read or write management events, and Insights on data
 // events need data events.
 func checkInsightsLoggable(t *storedTrail, sel []insightSelector) error {
-	k := trailLogs(t)
+	return checkLoggable(trailLogs(t), "trail", t.Name, "PutEventSelectors", sel)
+}
+
+// checkLoggable is checkInsightsLoggable for what a trail or store logs (k).
+func checkLoggable(k loggedKinds, what, name, change string, sel []insightSelector) error {
 	for i, is := range sel {
 		cats := is.EventCategories
 		if len(cats) == 0 {
@@ -245,8 +260,8 @@ func checkInsightsLoggable(t *storedTrail, sel []insightSelector) error {
 			}
 			if !ok {
 				return awsapi.Errorf("InvalidInsightSelectorsException",
-					"InsightSelectors[%d]: %s on %s events needs a trail that logs %s, and the event selectors of trail %s do not; change them with PutEventSelectors first.",
-					i, is.InsightType, cat, need, t.Name)
+					"InsightSelectors[%d]: %s on %s events needs a %s that logs %s, and the event selectors of %s %s do not; change them with %s first.",
+					i, is.InsightType, cat, what, need, what, name, change)
 			}
 		}
 	}
@@ -263,9 +278,12 @@ func (s *Service) getInsightSelectors(ctx context.Context, c auth.Caller, body [
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	name, err := insightTarget(in.TrailName, in.EventDataStore, nil)
+	name, eds, err := insightTarget(in.TrailName, in.EventDataStore, nil)
 	if err != nil {
 		return nil, err
+	}
+	if eds {
+		return s.getStoreInsightSelectors(c, name)
 	}
 	t, err := s.resolveTrail(c, "GetInsightSelectors", name, shadowOK)
 	if err != nil {

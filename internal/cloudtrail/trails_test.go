@@ -729,8 +729,9 @@ func TestInsightSelectors(t *testing.T) {
 			"InvalidInsightSelectorsException", "lists Management twice"},
 		{"data events not logged", `{"TrailName":"trail","InsightSelectors":[{"InsightType":"ApiErrorRateInsight","EventCategories":["Data"]}]}`,
 			"InvalidInsightSelectorsException", "needs a trail that logs data events"},
-		{"event data store", `{"EventDataStore":"arn:aws:cloudtrail:us-east-1:123456789012:eventdatastore/x","InsightsDestination":"y12","InsightSelectors":[]}`,
-			"UnsupportedOperationException", "event data stores"},
+		{"unknown event data store", `{"EventDataStore":"arn:aws:cloudtrail:us-east-1:123456789012:eventdatastore/x","InsightsDestination":"y12","InsightSelectors":[]}`,
+			"EventDataStoreNotFoundException", "eventdatastore/x"},
+		{"destination without source", `{"InsightsDestination":"y12","InsightSelectors":[]}`, "InvalidParameterCombinationException", "needs EventDataStore"},
 		{"trail and event data store", `{"TrailName":"trail","EventDataStore":"eds","InsightSelectors":[]}`, "InvalidParameterCombinationException", "TrailName cannot be used"},
 		{"no target", `{"InsightSelectors":[]}`, "InvalidParameterCombinationException", "Specify TrailName"},
 		{"unknown trail", `{"TrailName":"nope","InsightSelectors":[]}`, "TrailNotFoundException", "trail/nope"},
@@ -739,7 +740,7 @@ func TestInsightSelectors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { fails(t, s, eastA, "PutInsightSelectors", tc.body, tc.code, tc.msg) })
 	}
 	fails(t, s, eastA, "GetInsightSelectors", `{}`, "InvalidParameterCombinationException", "Specify TrailName")
-	fails(t, s, eastA, "GetInsightSelectors", `{"EventDataStore":"eds"}`, "UnsupportedOperationException", "event data stores")
+	fails(t, s, eastA, "GetInsightSelectors", `{"EventDataStore":"eds"}`, "EventDataStoreNotFoundException", "eds")
 
 	// What the trail logs decides which Insights it may have.
 	t.Run("read-only management events", func(t *testing.T) {

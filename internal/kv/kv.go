@@ -31,6 +31,13 @@ const (
 	// kind (Outbox* below) and stream name; the value is the kind's payload.
 	prefixStreamPending = 'n' // n | str(kind) | str(name) | seq(8) → pending payload
 	prefixStreamDead    = 'm' // m | str(kind) | str(name) | seq(8) → dead-lettered payload
+	// Insights: i | 'm' | series | minute(8) → one minute's counts; i | 's' | series → a series' state;
+	// i | 'h' | series | hour(8, unix hours, sign bit flipped) → one hour of a series' baseline;
+	// i | 'a' | str(account) | str(region) → an account and Region's event-time clock. series is
+	// str(account) | str(region) | kind(1) | str(eventSource) | str(eventName) | str(errorCode);
+	// kind has its high bit set for backfill series (events recorded late); minute is unix
+	// minutes, sign bit flipped. Values are the insights package's.
+	prefixInsights = 'i'
 )
 
 // State kinds: the kind of StateKey and StatePrefix, one per kind of
@@ -232,6 +239,55 @@ func OutboxStreamName(kindPrefix, key []byte) (string, bool) {
 // OutboxKey addresses one entry of an outbox stream (a subscription's or a
 // generic one) by its sequence number: prefix | seq(8). Same encoding as SubscriptionKey.
 func OutboxKey(prefix []byte, seq uint64) []byte { return SubscriptionKey(prefix, seq) }
+
+// InsightSeries is the part of an Insights key that names one counted series.
+func InsightSeries(account, region string, kind byte, source, name, errorCode string) []byte {
+	b := appendStr(appendStr(nil, account), region)
+	b = append(b, kind)
+	return appendStr(appendStr(appendStr(b, source), name), errorCode)
+}
+
+// InsightMinutePrefix is the prefix of every minute of one series.
+func InsightMinutePrefix(series []byte) []byte {
+	return append([]byte{prefixInsights, 'm'}, series...)
+}
+
+// InsightMinuteKey addresses one minute (unix minutes) of a series.
+func InsightMinuteKey(prefix []byte, minute int64) []byte {
+	b := make([]byte, 0, len(prefix)+8)
+	b = append(b, prefix...)
+	return binary.BigEndian.AppendUint64(b, uint64(minute)^(1<<63))
+}
+
+// InsightMinute decodes the minute at the end of an InsightMinuteKey.
+func InsightMinute(key []byte) int64 {
+	return int64(binary.BigEndian.Uint64(key[len(key)-8:]) ^ (1 << 63))
+}
+
+// InsightHourPrefix is the prefix of every baseline hour of one series; InsightMinuteKey
+// and InsightMinute encode and decode an hour after it.
+func InsightHourPrefix(series []byte) []byte {
+	return append([]byte{prefixInsights, 'h'}, series...)
+}
+
+// InsightHourKey addresses one baseline hour (unix hours) of a series.
+func InsightHourKey(series []byte, hour int64) []byte {
+	return InsightMinuteKey(InsightHourPrefix(series), hour)
+}
+
+// InsightSeriesKey holds one series' detector state; InsightSeriesStates is the prefix of them all.
+func InsightSeriesKey(series []byte) []byte { return append([]byte{prefixInsights, 's'}, series...) }
+
+// InsightSeriesStates is the prefix of every series' state.
+func InsightSeriesStates() []byte { return []byte{prefixInsights, 's'} }
+
+// InsightScopeKey holds an account and Region's event-time clock.
+func InsightScopeKey(account, region string) []byte {
+	return appendStr(appendStr([]byte{prefixInsights, 'a'}, account), region)
+}
+
+// InsightScopes is the prefix of every InsightScopeKey.
+func InsightScopes() []byte { return []byte{prefixInsights, 'a'} }
 
 // ---- End of storage format. ----
 

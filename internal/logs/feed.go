@@ -96,9 +96,10 @@ func (s *Service) feedFrom(ctx context.Context, from uint64) (uint64, error) {
 			return nil
 		}
 		m := &r.Meta
-		if m.Category == event.CategoryInsight || m.Category == event.CategoryActivityAudit {
-			return nil // CloudTrail sends neither Insights events nor channel events to CloudWatch Logs
+		if m.Category == event.CategoryActivityAudit {
+			return nil // CloudTrail does not send channel events to CloudWatch Logs
 		}
+		insight := m.Category == event.CategoryInsight // taken by trails with Insights, whatever their event selectors
 		var raw []byte
 		var fe *filterpattern.Event
 		var sel *selector.Event // built once, for every trail's selectors
@@ -107,11 +108,13 @@ func (s *Service) feedFrom(ctx context.Context, from uint64) (uint64, error) {
 			if !t.trail.Takes(m) {
 				continue
 			}
-			if sel == nil {
-				sel = selector.EventOf(m)
-			}
-			if !t.trail.Matcher.Match(sel) {
-				continue
+			if !insight {
+				if sel == nil {
+					sel = selector.EventOf(m)
+				}
+				if !t.trail.Matcher.Match(sel) {
+					continue
+				}
 			}
 			p := byGroup[t.group]
 			if p == nil {
