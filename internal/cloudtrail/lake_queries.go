@@ -299,18 +299,28 @@ func (s *Service) startQuery(ctx context.Context, c Caller, body []byte) (any, e
 		return nil, awsapi.Errorf("OperationNotPermittedException",
 			"OpenTrail does not query other accounts' event data stores; EventDataStoreOwnerAccountId must be %s or absent.", c.Account)
 	}
+	// A statement that does not parse or is not allowed is refused first, with
+	// its line and column, whether or not it names a store; a store it names
+	// that is not the account's comes next.
+	var checkErr error
+	if ch, ok := r.eng.(queryChecker); ok {
+		checkErr = ch.Check(ctx, c.Account, *in.QueryStatement)
+		var qe *lake.QueryError
+		switch {
+		case errors.As(checkErr, &qe) && qe.NotFound == "":
+			return nil, awsapi.Errorf("InvalidQueryStatementException", "%s", queryErrorMessage(qe))
+		case checkErr != nil && qe == nil:
+			return nil, checkErr
+		}
+	}
 	stores, err := s.statementStores(c, *in.QueryStatement)
 	if err != nil {
 		return nil, err
 	}
-	if ch, ok := r.eng.(queryChecker); ok {
-		if err := ch.Check(ctx, c.Account, *in.QueryStatement); err != nil {
-			var qe *lake.QueryError
-			if errors.As(err, &qe) {
-				return nil, awsapi.Errorf("InvalidQueryStatementException", "%s", queryErrorMessage(qe))
-			}
-			return nil, err
-		}
+	if checkErr != nil {
+		var qe *lake.QueryError
+		errors.As(checkErr, &qe)
+		return nil, edsNotFound(c, qe.NotFound)
 	}
 	q := &storedQuery{ID: uuid.NewString(), Account: c.Account, Region: c.Region, Statement: *in.QueryStatement,
 		Status: queryQueued, Created: s.now().UTC()}

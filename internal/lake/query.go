@@ -99,15 +99,7 @@ type prepared struct {
 
 // prepare rewrites, checks and names the columns of src.
 func prepare(ctx context.Context, db *sql.DB, src string, resolve resolver, views map[string]bool, now time.Time) (*prepared, error) {
-	rw, err := rewrite(src, resolve, newNonce(), now.UTC().Format("2006-01-02 15:04:05.000"))
-	if err != nil {
-		return nil, err
-	}
-	allowed := map[string]bool{}
-	for ph := range rw.tables {
-		allowed[strings.ToLower(strings.Trim(ph, `"`))] = true
-	}
-	names, stmt, err := check(ctx, db, src, rw, allowed, views)
+	rw, names, stmt, err := parse(ctx, db, src, resolve, views, now)
 	if err != nil {
 		return nil, err
 	}
@@ -120,6 +112,20 @@ func prepare(ctx context.Context, db *sql.DB, src string, resolve resolver, view
 		}
 	}
 	return p, nil
+}
+
+// parse rewrites src and checks it in the sandbox (see check).
+func parse(ctx context.Context, db *sql.DB, src string, resolve resolver, views map[string]bool, now time.Time) (*rewritten, []string, stdjson.RawMessage, error) {
+	rw, err := rewrite(src, resolve, newNonce(), now.UTC().Format("2006-01-02 15:04:05.000"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	allowed := map[string]bool{}
+	for ph := range rw.tables {
+		allowed[strings.ToLower(strings.Trim(ph, `"`))] = true
+	}
+	names, stmt, err := check(ctx, db, src, rw, allowed, views)
+	return rw, names, stmt, err
 }
 
 // runQuery executes p and renders its rows.
@@ -223,10 +229,9 @@ func cleanMessage(msg string, rw *rewritten) string {
 	return msg
 }
 
-// Query runs one statement for account. Stores are named in FROM by ID or ARN;
-// naming one that is not the account's is a *QueryError with NotFound set. It
-// honours ctx (cancelling it interrupts DuckDB) and the engine's time limit.
-func (e *Engine) Query(ctx context.Context, account, src string) (*Result, error) {
+// resolver returns the resolver of account's stores; with stats, it adds up
+// the events and bytes of each store it resolves into *events and *bytes.
+func (e *Engine) resolver(account string, events, bytes *int64) resolver {
 	defs := map[string]StoreDef{}
 	for _, d := range e.stores() {
 		if d.Account == account {
@@ -234,9 +239,8 @@ func (e *Engine) Query(ctx context.Context, account, src string) (*Result, error
 			defs[strings.ToLower(d.ARN)] = d
 		}
 	}
-	var bytes, events int64
 	seen := map[string]bool{}
-	resolve := func(name string) (string, bool) {
+	return func(name string) (string, bool) {
 		d, ok := defs[strings.ToLower(name)]
 		if !ok {
 			return "", false
@@ -244,10 +248,10 @@ func (e *Engine) Query(ctx context.Context, account, src string) (*Result, error
 		e.smu.Lock()
 		sid, ok := e.sids[d.ID]
 		e.smu.Unlock()
-		if !seen[d.ID] {
+		if !seen[d.ID] && events != nil {
 			seen[d.ID] = true
 			if n, b, err := e.StoreStats(d.ID); err == nil {
-				events, bytes = events+n, bytes+b
+				*events, *bytes = *events+n, *bytes+b
 			}
 		}
 		if !ok {
@@ -255,7 +259,22 @@ func (e *Engine) Query(ctx context.Context, account, src string) (*Result, error
 		}
 		return storeSelect(tableName(sid), sid), true
 	}
-	p, err := prepare(ctx, e.db, src, resolve, e.views, e.o.Now())
+}
+
+// Check parses and checks src for account as Query does, without running it:
+// a statement that does not parse or is not allowed is a *QueryError with its
+// line and column, so that StartQuery can refuse it at once.
+func (e *Engine) Check(ctx context.Context, account, src string) error {
+	_, _, _, err := parse(ctx, e.db, src, e.resolver(account, nil, nil), e.views, e.o.Now())
+	return err
+}
+
+// Query runs one statement for account. Stores are named in FROM by ID or ARN;
+// naming one that is not the account's is a *QueryError with NotFound set. It
+// honours ctx (cancelling it interrupts DuckDB) and the engine's time limit.
+func (e *Engine) Query(ctx context.Context, account, src string) (*Result, error) {
+	var bytes, events int64
+	p, err := prepare(ctx, e.db, src, e.resolver(account, &events, &bytes), e.views, e.o.Now())
 	if err != nil {
 		return nil, err
 	}
