@@ -94,7 +94,7 @@ type queryRunner struct {
 	s    *Service
 	eng  Engine
 	opts LakeOptions
-	sem  chan struct{} // one token per running query
+	pool *workers
 	ctx  context.Context
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -113,7 +113,7 @@ type activeQuery struct {
 // previous run left QUEUED or RUNNING become FAILED. Close stops it all.
 func (s *Service) StartLake(ctx context.Context, eng Engine) error {
 	ctx, stop := context.WithCancel(ctx)
-	r := &queryRunner{s: s, eng: eng, opts: s.lake.opts, sem: make(chan struct{}, s.lake.opts.QueryWorkers),
+	r := &queryRunner{s: s, eng: eng, opts: s.lake.opts, pool: newWorkers(s.lake.opts.QueryWorkers, s.lake.opts.AccountWorkers),
 		ctx: ctx, stop: stop, active: map[string]*activeQuery{}}
 	if err := r.recover(); err != nil {
 		stop()
@@ -391,20 +391,19 @@ func (r *queryRunner) submit(q *storedQuery) error {
 // run waits for a worker, runs q and records how it ended. A query that
 // CancelQuery took out of r.active is already recorded CANCELLED.
 func (r *queryRunner) run(ctx context.Context, q *storedQuery) {
-	select {
-	case r.sem <- struct{}{}:
-		defer func() { <-r.sem }()
-	case <-ctx.Done():
-		r.finish(q, nil, ctx.Err(), nil)
+	release, err := r.pool.acquire(ctx, q.Account)
+	if err != nil {
+		r.finish(q, nil, err, nil)
 		return
 	}
+	defer release()
 	r.mu.Lock()
 	if _, ok := r.active[q.ID]; !ok {
 		r.mu.Unlock()
 		return
 	}
 	q.Status, q.Started = queryRunning, r.s.now().UTC()
-	err := r.s.putState(stateQuery, q.Account, q.ID, q)
+	err = r.s.putState(stateQuery, q.Account, q.ID, q)
 	r.mu.Unlock()
 	if err != nil {
 		r.finish(q, nil, err, nil)

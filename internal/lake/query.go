@@ -129,8 +129,8 @@ func parse(ctx context.Context, db *sql.DB, src string, resolve resolver, views 
 }
 
 // runQuery executes p and renders its rows.
-func runQuery(ctx context.Context, db *sql.DB, src string, p *prepared, timeout time.Duration) (*Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+func runQuery(ctx context.Context, db *sql.DB, src string, p *prepared, o Options) (*Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.QueryTimeout)
 	defer cancel()
 	conn, err := db.Conn(ctx)
 	if err != nil {
@@ -141,7 +141,7 @@ func runQuery(ctx context.Context, db *sql.DB, src string, p *prepared, timeout 
 	if err != nil && p.eager && ctx.Err() == nil {
 		// The statement as written gives the error its user's position.
 		conn.Close()
-		return runQuery(ctx, db, src, &prepared{rw: p.rw, sql: p.rw.final(), columns: p.columns}, timeout)
+		return runQuery(ctx, db, src, &prepared{rw: p.rw, sql: p.rw.final(), columns: p.columns}, o)
 	}
 	if err != nil {
 		return nil, userError(ctx, src, p.rw, err)
@@ -165,6 +165,7 @@ func runQuery(ctx context.Context, db *sql.DB, src string, p *prepared, timeout 
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
+	size := 0
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
 			return nil, err
@@ -174,7 +175,12 @@ func runQuery(ctx context.Context, db *sql.DB, src string, p *prepared, timeout 
 			if v != nil {
 				s := render(v, types[i])
 				row[i] = &s
+				size += len(s)
 			}
+		}
+		if size > o.MaxResultBytes {
+			return nil, &QueryError{Message: fmt.Sprintf("the query result is larger than %d MiB, the most this OpenTrail node keeps; "+
+				"select fewer columns or rows (LIMIT), or aggregate", o.MaxResultBytes>>20)}
 		}
 		res.Rows = append(res.Rows, row)
 	}
@@ -278,7 +284,7 @@ func (e *Engine) Query(ctx context.Context, account, src string) (*Result, error
 	if err != nil {
 		return nil, err
 	}
-	res, err := runQuery(ctx, e.db, src, p, e.o.QueryTimeout)
+	res, err := runQuery(ctx, e.db, src, p, e.o)
 	if err != nil {
 		return nil, err
 	}
