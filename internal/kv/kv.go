@@ -214,6 +214,13 @@ func Open(dir string, o Options) (*pebble.DB, error) {
 		opts.Levels[i].BlockSize = 32 << 10
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	// Corruption in the middle of the newest log is refused here, loudly, rather
+	// than replayed as a torn tail (walcheck.go); WALLoss.Accept is the way on.
+	if loss, err := CheckWAL(dir); err != nil {
+		return nil, err
+	} else if loss != nil {
+		return nil, loss
+	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("kv: open %s: %w", dir, err)
