@@ -29,6 +29,11 @@ const (
 	prefixDead    = 'q' // q | str(account) | str(region) | str(group) | str(filter) | seq(8) → dead-lettered delivery
 )
 
+// StateMasterKeyCheck is the state kind of the master key's check value
+// (StateKey(StateMasterKeyCheck, "", "kcv") → HMAC-SHA256 of the master key and
+// a fixed label; internal/auth): a missing or replaced master.key is refused at start.
+const StateMasterKeyCheck = "masterkey-check"
+
 // Lookup categories and attributes as they appear in index keys.
 const (
 	CatManagement byte = 'm'
