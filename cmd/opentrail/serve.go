@@ -55,6 +55,8 @@ func runServe(args []string) error {
 	proxyRedact := fs.String("proxy-redact", proxy.RedactMask, "in-process audit proxy: mask (***) or hmac (hmac-sha256:<hex>) for non-key values")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
+	acceptLoss := fs.Bool("accept-journal-loss", false, "start even though the newest write-ahead log is corrupt before its end: "+
+		"truncate it there (a copy is kept beside the database), give up what followed, and record that as an event")
 	fs.Parse(args)
 
 	var level slog.Level
@@ -115,6 +117,7 @@ func runServe(args []string) error {
 		Destinations:         dests,
 		SubscriptionAttempts: *attempts,
 		SubscriptionFilters:  *perGroup,
+		AcceptJournalLoss:    *acceptLoss,
 	}, log)
 	if err != nil {
 		return err

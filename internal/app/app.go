@@ -57,6 +57,10 @@ type Config struct {
 	SubscriptionAttempts int
 	// SubscriptionFilters is how many subscription filters one log group may have; default 2, as AWS.
 	SubscriptionFilters int
+	// AcceptJournalLoss starts even when the newest write-ahead log is corrupt
+	// before its end, giving up what follows the corruption (a copy of the log is
+	// kept and the loss recorded as an event); without it such a start is refused.
+	AcceptJournalLoss bool
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
@@ -114,6 +118,13 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
+	}
+	if err := privateDataDir(c.DataDir); err != nil {
+		return nil, err
+	}
+	loss, err := acceptJournalLoss(filepath.Join(c.DataDir, "db"), c.AcceptJournalLoss, log)
+	if err != nil {
+		return nil, err
 	}
 	db, err := kv.Open(filepath.Join(c.DataDir, "db"), kv.Options{CacheBytes: c.CacheMiB << 20, Logger: log})
 	if err != nil {
@@ -175,6 +186,11 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	a.Registry = a.newRegistry()
 	metrics := promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
 	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs, Metrics: metrics})
+	if loss != nil {
+		if err := a.recordJournalLoss(ctx, loss); err != nil {
+			return fail(err)
+		}
+	}
 	return a, nil
 }
 
