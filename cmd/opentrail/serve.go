@@ -55,6 +55,7 @@ func runServe(args []string) error {
 	proxyRedact := fs.String("proxy-redact", proxy.RedactMask, "in-process audit proxy: mask (***) or hmac (hmac-sha256:<hex>) for non-key values")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
+	diskReserve := fs.Int64("disk-reserve-mib", 512, "free disk space (MiB) to keep under the data dir: below it ingest answers 503 ServiceUnavailableException (retryable) while reads go on; half of it is held in DATA-DIR/disk-ballast, deleted when a start finds the disk full")
 	acceptLoss := fs.Bool("accept-journal-loss", false, "start even though the newest write-ahead log is corrupt before its end: "+
 		"truncate it there (a copy is kept beside the database), give up what followed, and record that as an event")
 	fs.Parse(args)
@@ -118,6 +119,8 @@ func runServe(args []string) error {
 		SubscriptionAttempts: *attempts,
 		SubscriptionFilters:  *perGroup,
 		AcceptJournalLoss:    *acceptLoss,
+		DiskReserveMiB:       *diskReserve,
+		DiskBallastMiB:       *diskReserve / 2,
 	}, log)
 	if err != nil {
 		return err

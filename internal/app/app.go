@@ -61,6 +61,15 @@ type Config struct {
 	// before its end, giving up what follows the corruption (a copy of the log is
 	// kept and the loss recorded as an event); without it such a start is refused.
 	AcceptJournalLoss bool
+	// DiskReserveMiB is the free space the data dir's disk keeps: below it,
+	// records from outside are refused with 503 ServiceUnavailableException
+	// (retryable) while reads go on; below a quarter of it, every journal write
+	// is. Default 512.
+	DiskReserveMiB int64
+	// DiskBallastMiB, when set, is a file of that size kept under the data dir
+	// and deleted when a start finds the disk short of the reserve, so that the
+	// database can open; it is made again at a start with room for it.
+	DiskBallastMiB int64
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
@@ -120,6 +129,9 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	if err := privateDataDir(c.DataDir); err != nil {
+		return nil, err
+	}
+	if err := prepareDisk(c.DataDir, c.DiskReserveMiB, c.DiskBallastMiB, log); err != nil {
 		return nil, err
 	}
 	loss, err := acceptJournalLoss(filepath.Join(c.DataDir, "db"), c.AcceptJournalLoss, log)
@@ -185,7 +197,9 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	}
 	a.Registry = a.newRegistry()
 	metrics := promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
-	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs, Metrics: metrics})
+	admit, floor := diskGuards(c.DataDir, c.DiskReserveMiB, log)
+	a.Journal.SetGuard(floor)
+	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs, Metrics: metrics, Admit: admit})
 	if loss != nil {
 		if err := a.recordJournalLoss(ctx, loss); err != nil {
 			return fail(err)

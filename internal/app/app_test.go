@@ -130,3 +130,5 @@ func newestLog(t *testing.T, dir string) string {
 	}
 	return logs[len(logs)-1] // zero-padded numbers sort
 }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }

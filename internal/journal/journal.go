@@ -52,7 +52,13 @@ type Journal struct {
 	closed  bool
 	done    chan struct{}
 	wg      sync.WaitGroup
+
+	guard atomic.Pointer[func() error] // SetGuard
 }
+
+// SetGuard makes Append call check first and fail with its error, writing
+// nothing (e.g. when the disk is nearly full).
+func (j *Journal) SetGuard(check func() error) { j.guard.Store(&check) }
 
 type request struct {
 	entries []Entry
@@ -99,6 +105,11 @@ func Open(db *pebble.DB, log *slog.Logger) (*Journal, error) {
 func (j *Journal) Append(ctx context.Context, entries []Entry) ([]Result, error) {
 	if len(entries) == 0 {
 		return nil, nil
+	}
+	if g := j.guard.Load(); g != nil {
+		if err := (*g)(); err != nil {
+			return nil, err
+		}
 	}
 	r := &request{entries: entries, done: make(chan struct{})}
 	j.closeMu.RLock()

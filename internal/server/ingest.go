@@ -49,6 +49,9 @@ func (s *Server) IngestRecords(ctx context.Context, key auth.Key, region string,
 	if key.Role == auth.RoleReader {
 		return IngestResponse{}, denied(key, "cloudtrail:PutRecords")
 	}
+	if err := s.admit(); err != nil {
+		return IngestResponse{}, err
+	}
 	now := s.now()
 	entries := make([]journal.Entry, len(raws))
 	ids := make([]string, len(raws))

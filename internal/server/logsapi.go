@@ -44,6 +44,11 @@ func (s *Server) logsAPI(w http.ResponseWriter, r *http.Request, rq *request, bo
 		if err := awsapi.LogsModel().Validate(op, body); err != nil {
 			return nil, err
 		}
+		if op == "PutLogEvents" {
+			if err := s.admit(); err != nil {
+				return nil, err
+			}
+		}
 		return s.logs.Handle(r.Context(), rq.caller(), op, body)
 	}()
 	if logs.Audited(op) {

@@ -44,6 +44,7 @@ type Server struct {
 	version string
 	logs    *logs.Service
 	metrics http.Handler
+	admitFn func() error
 }
 
 // Options configure a Server.
@@ -54,6 +55,18 @@ type Options struct {
 	Logs *logs.Service
 	// Metrics serves GET /metrics (Prometheus text format, unauthenticated); nil = not served.
 	Metrics http.Handler
+	// Admit, when set, is asked before records from outside (ingest,
+	// PutAuditEvents, PutLogEvents) are written; its error is the answer
+	// (e.g. 503 when the disk is nearly full; reads go on).
+	Admit func() error
+}
+
+// admit is Options.Admit, or nil.
+func (s *Server) admit() error {
+	if s.admitFn == nil {
+		return nil
+	}
+	return s.admitFn()
 }
 
 // New returns a Server.
@@ -62,7 +75,7 @@ func New(j *journal.Journal, ct *cloudtrail.Service, keys *auth.Keyring, log *sl
 		o.Now = time.Now
 	}
 	s := &Server{j: j, ct: ct, keys: keys, log: log.With("component", "server"), now: o.Now, version: o.Version,
-		logs: o.Logs, metrics: o.Metrics}
+		logs: o.Logs, metrics: o.Metrics, admitFn: o.Admit}
 	s.verify = &awsapi.Verifier{
 		Lookup: func(id string) (string, bool) {
 			_, secret, ok := keys.Lookup(id)
