@@ -1,7 +1,9 @@
 // Package app assembles one OpenTrail node from its parts: the database, the
-// journal, the event-history store, the keyring, the CloudTrail service and the
-// HTTP server. The serve command, the benchmarks and the end-to-end tests all
-// start OpenTrail through it.
+// keyring, the journal and its projections (the event-history index, the Lake,
+// trail delivery with digests and SNS notifications, CloudWatch Logs with its
+// subscription senders), the CloudTrail service, the Prometheus metrics
+// registry and the HTTP server. The serve command, the benchmarks and the
+// end-to-end tests all start OpenTrail through it.
 package app
 
 import (
@@ -23,6 +25,7 @@ import (
 	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/delivery"
 	"github.com/opentrail/opentrail/internal/digest"
+	"github.com/opentrail/opentrail/internal/history"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/lake"
@@ -30,7 +33,6 @@ import (
 	"github.com/opentrail/opentrail/internal/logs/dest"
 	"github.com/opentrail/opentrail/internal/objstore"
 	"github.com/opentrail/opentrail/internal/server"
-	"github.com/opentrail/opentrail/internal/store"
 )
 
 // Config is a node's configuration.
@@ -70,6 +72,8 @@ type Config struct {
 	// and deleted when a start finds the disk short of the reserve, so that the
 	// database can open; it is made again at a start with room for it.
 	DiskBallastMiB int64
+	// Regions, when set, are the only regions requests may be signed for.
+	Regions []string
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
@@ -95,7 +99,7 @@ func (c *Config) Validate() error {
 type App struct {
 	Handler *server.Server
 	Journal *journal.Journal
-	Store   *store.Store
+	Store   *history.Store
 	Keys    *auth.Keyring
 	CT      *cloudtrail.Service
 	Buckets objstore.Store
@@ -156,7 +160,7 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	if a.Journal, err = journal.Open(db, log); err != nil {
 		return fail(err)
 	}
-	a.Store = store.New(db, a.Journal, log, store.Options{Retention: c.Retention})
+	a.Store = history.New(db, a.Journal, log, history.Options{Retention: c.Retention})
 	if err := a.Store.Start(ctx); err != nil {
 		return fail(err)
 	}
@@ -172,7 +176,7 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return fail(err)
 	}
-	tokens := store.NewTokens(a.Keys.DeriveKey("lookup-next-token"))
+	tokens := history.NewTokens(a.Keys.DeriveKey("lookup-next-token"))
 	a.CT = cloudtrail.New(db, a.Store, tokens, log, cloudtrail.Options{Buckets: a.Buckets, PublicKeys: ring.PublicKeys})
 	if a.Lake, err = lake.Open(filepath.Join(c.DataDir, "lake"), a.Journal, db, a.CT.StoreDefs, log, lake.Options{}); err != nil {
 		return fail(err)
@@ -199,7 +203,8 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	metrics := promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
 	admit, floor := diskGuards(c.DataDir, c.DiskReserveMiB, log)
 	a.Journal.SetGuard(floor)
-	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs, Metrics: metrics, Admit: admit})
+	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs, Metrics: metrics,
+		Regions: c.Regions, Registerer: a.Registry, Admit: admit})
 	if loss != nil {
 		if err := a.recordJournalLoss(ctx, loss); err != nil {
 			return fail(err)

@@ -75,8 +75,6 @@ type cached struct {
 	secret string
 }
 
-const stateKind = "accesskey"
-
 // ErrMasterKey is returned by Open when the master key is missing or is not
 // the one the stored keys were sealed with: every access key but a root key
 // from the environment would then fail (issue 11 §6), so OpenTrail refuses to start.
@@ -124,7 +122,7 @@ func Open(db *pebble.DB, masterKeyFile string) (*Keyring, error) {
 
 // sealedKeys counts the stored access keys.
 func sealedKeys(db *pebble.DB) int {
-	p := kv.StatePrefix(stateKind, "")
+	p := kv.StatePrefix(kv.StateAccessKey, "")
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: kv.PrefixUpper(p)})
 	if err != nil {
 		return 0
@@ -156,7 +154,7 @@ func (k *Keyring) checkMaster(file string) error {
 	case !errors.Is(err, pebble.ErrNotFound):
 		return fmt.Errorf("auth: read key check value: %w", err)
 	}
-	p := kv.StatePrefix(stateKind, "")
+	p := kv.StatePrefix(kv.StateAccessKey, "")
 	it, err := k.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: kv.PrefixUpper(p)})
 	if err != nil {
 		return err
@@ -203,7 +201,7 @@ func (k *Keyring) Lookup(accessKeyID string) (Key, string, bool) {
 	if ok {
 		return c.key, c.secret, true
 	}
-	b, closer, err := k.db.Get(kv.StateKey(stateKind, "", accessKeyID))
+	b, closer, err := k.db.Get(kv.StateKey(kv.StateAccessKey, "", accessKeyID))
 	if err != nil {
 		return Key{}, "", false
 	}
@@ -268,7 +266,7 @@ func (k *Keyring) Put(key Key, secret string) error {
 	if err != nil {
 		return err
 	}
-	if err := k.db.Set(kv.StateKey(stateKind, "", key.AccessKeyID), b, pebble.Sync); err != nil {
+	if err := k.db.Set(kv.StateKey(kv.StateAccessKey, "", key.AccessKeyID), b, pebble.Sync); err != nil {
 		return fmt.Errorf("auth: store key: %w", err)
 	}
 	return nil
@@ -287,7 +285,7 @@ func (k *Keyring) Create(account, user, role string) (Key, string, error) {
 
 // Root returns the stored root key, if any.
 func (k *Keyring) Root() (Key, string, bool) {
-	b, closer, err := k.db.Get(kv.StateKey(stateKind+"-root", "", "root"))
+	b, closer, err := k.db.Get(kv.StateKey(kv.StateRootKey, "", "root"))
 	if err != nil {
 		return Key{}, "", false
 	}
@@ -302,7 +300,7 @@ func (k *Keyring) SetRoot(key Key, secret string) error {
 	if err := k.Put(key, secret); err != nil {
 		return err
 	}
-	return k.db.Set(kv.StateKey(stateKind+"-root", "", "root"), []byte(key.AccessKeyID), pebble.Sync)
+	return k.db.Set(kv.StateKey(kv.StateRootKey, "", "root"), []byte(key.AccessKeyID), pebble.Sync)
 }
 
 const keyAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
