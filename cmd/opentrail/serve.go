@@ -103,6 +103,9 @@ func runServe(args []string) error {
 	fs.DurationVar(&rule.Grace, "insights-grace", 30*time.Second, "Insights: how long after its end a minute of live events is closed")
 	fs.DurationVar(&rule.BackfillGrace, "insights-backfill-grace", 10*time.Minute, "Insights: extra wait, in event time, for minutes of imported or late events")
 	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
+	diskReserve := fs.Int64("disk-reserve-mib", 512, "free disk space (MiB) to keep under the data dir: below it ingest answers 503 ServiceUnavailableException (retryable) while reads go on; half of it is held in DATA-DIR/disk-ballast, deleted when a start finds the disk full")
+	acceptLoss := fs.Bool("accept-journal-loss", false, "start even though the newest write-ahead log is corrupt before its end: "+
+		"truncate it there (a copy is kept beside the database), give up what followed, and record that as an event")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -170,6 +173,9 @@ func runServe(args []string) error {
 
 		Insights:   rule,
 		NoInsights: *noInsights,
+		AcceptJournalLoss:    *acceptLoss,
+		DiskReserveMiB:       *diskReserve,
+		DiskBallastMiB:       *diskReserve / 2,
 	}, log)
 	if err != nil {
 		return err

@@ -61,6 +61,19 @@ type Config struct {
 	SubscriptionAttempts int
 	// SubscriptionFilters is how many subscription filters one log group may have; default 2, as AWS.
 	SubscriptionFilters int
+	// AcceptJournalLoss starts even when the newest write-ahead log is corrupt
+	// before its end, giving up what follows the corruption (a copy of the log is
+	// kept and the loss recorded as an event); without it such a start is refused.
+	AcceptJournalLoss bool
+	// DiskReserveMiB is the free space the data dir's disk keeps: below it,
+	// records from outside are refused with 503 ServiceUnavailableException
+	// (retryable) while reads go on; below a quarter of it, every journal write
+	// is. Default 512.
+	DiskReserveMiB int64
+	// DiskBallastMiB, when set, is a file of that size kept under the data dir
+	// and deleted when a start finds the disk short of the reserve, so that the
+	// database can open; it is made again at a start with room for it.
+	DiskBallastMiB int64
 	// Regions, when set, are the only regions requests may be signed for.
 	Regions []string
 
@@ -128,6 +141,16 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
+	}
+	if err := privateDataDir(c.DataDir); err != nil {
+		return nil, err
+	}
+	if err := prepareDisk(c.DataDir, c.DiskReserveMiB, c.DiskBallastMiB, log); err != nil {
+		return nil, err
+	}
+	loss, err := acceptJournalLoss(filepath.Join(c.DataDir, "db"), c.AcceptJournalLoss, log)
+	if err != nil {
+		return nil, err
 	}
 	db, err := kv.Open(filepath.Join(c.DataDir, "db"), kv.Options{CacheBytes: c.CacheMiB << 20, Logger: log})
 	if err != nil {
@@ -205,8 +228,15 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	a.Registry = a.newRegistry()
 	// Metrics are served apart from the API (serve --metrics-listen): they show every account.
 	a.Metrics = promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
+	admit, floor := diskGuards(c.DataDir, c.DiskReserveMiB, log)
+	a.Journal.SetGuard(floor)
 	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs,
-		Regions: c.Regions, Registerer: a.Registry})
+		Regions: c.Regions, Registerer: a.Registry, Admit: admit})
+	if loss != nil {
+		if err := a.recordJournalLoss(ctx, loss); err != nil {
+			return fail(err)
+		}
+	}
 	return a, nil
 }
 

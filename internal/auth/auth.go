@@ -84,10 +84,25 @@ type cached struct {
 	secret string
 }
 
-// Open opens the keyring; the master key is read from masterKeyFile, created (0600) if absent.
+// ErrMasterKey is returned by Open when the master key is missing or is not
+// the one the stored keys were sealed with: every access key but a root key
+// from the environment would then fail (issue 11 §6), so OpenTrail refuses to start.
+var ErrMasterKey = errors.New("auth: wrong master key")
+
+// keyCheckLabel derives the key check value stored beside the sealed keys
+// (kv.StateMasterKeyCheck): DeriveKey(keyCheckLabel). Part of the format.
+const keyCheckLabel = "master-key-check-value"
+
+// Open opens the keyring; the master key is read from masterKeyFile, created
+// (0600) if absent and no sealed key exists yet. A missing or different master
+// key while sealed keys exist is ErrMasterKey.
 func Open(db *pebble.DB, masterKeyFile string) (*Keyring, error) {
 	mk, err := os.ReadFile(masterKeyFile)
 	if errors.Is(err, os.ErrNotExist) {
+		if n := sealedKeys(db); n > 0 {
+			return nil, fmt.Errorf("%w: %s is missing, but the database holds %d access keys sealed under it; "+
+				"restore the file from a backup of this data dir (a new key would make every one of them fail)", ErrMasterKey, masterKeyFile, n)
+		}
 		mk = make([]byte, 32)
 		rand.Read(mk)
 		if err := writeFileSync(masterKeyFile, mk); err != nil {
@@ -107,7 +122,65 @@ func Open(db *pebble.DB, masterKeyFile string) (*Keyring, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Keyring{db: db, aead: aead, master: mk, cache: map[string]cached{}}, nil
+	k := &Keyring{db: db, aead: aead, master: mk, cache: map[string]cached{}}
+	if err := k.checkMaster(masterKeyFile); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// sealedKeys counts the stored access keys.
+func sealedKeys(db *pebble.DB) int {
+	p := kv.StatePrefix(kv.StateAccessKey, "")
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: kv.PrefixUpper(p)})
+	if err != nil {
+		return 0
+	}
+	defer it.Close()
+	n := 0
+	for it.First(); it.Valid(); it.Next() {
+		n++
+	}
+	return n
+}
+
+// checkMaster compares the master key with the stored key check value. A
+// database from before the check value has none: then the key must unseal a
+// stored key, and the value is stored.
+func (k *Keyring) checkMaster(file string) error {
+	want := k.DeriveKey(keyCheckLabel)
+	kcv := kv.StateKey(kv.StateMasterKeyCheck, "", "kcv")
+	b, closer, err := k.db.Get(kcv)
+	switch {
+	case err == nil:
+		same := hmac.Equal(b, want)
+		closer.Close()
+		if !same {
+			return fmt.Errorf("%w: %s is not the master key this database's access keys were sealed with (its key check value differs); "+
+				"restore the right file from a backup of this data dir", ErrMasterKey, file)
+		}
+		return nil
+	case !errors.Is(err, pebble.ErrNotFound):
+		return fmt.Errorf("auth: read key check value: %w", err)
+	}
+	p := kv.StatePrefix(kv.StateAccessKey, "")
+	it, err := k.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: kv.PrefixUpper(p)})
+	if err != nil {
+		return err
+	}
+	var key Key
+	found := it.First() && json.Unmarshal(it.Value(), &key) == nil
+	it.Close()
+	if found {
+		if _, err := k.open(key); err != nil {
+			return fmt.Errorf("%w: %s does not unseal the stored access key %s; restore the right file from a backup of this data dir",
+				ErrMasterKey, file, key.AccessKeyID)
+		}
+	}
+	if err := k.db.Set(kcv, want, pebble.Sync); err != nil {
+		return fmt.Errorf("auth: store key check value: %w", err)
+	}
+	return nil
 }
 
 func writeFileSync(path string, b []byte) error {

@@ -65,7 +65,7 @@ func StatusFor(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case codeInternalFailure:
 		return http.StatusInternalServerError
-	case "ServiceUnavailable":
+	case "ServiceUnavailable", "ServiceUnavailableException":
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusBadRequest

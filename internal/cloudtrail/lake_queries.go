@@ -93,7 +93,7 @@ type queryRunner struct {
 	s    *Service
 	eng  Engine
 	opts LakeOptions
-	sem  chan struct{} // one token per running query
+	pool *workers
 	ctx  context.Context
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -112,7 +112,7 @@ type activeQuery struct {
 // previous run left QUEUED or RUNNING become FAILED. Close stops it all.
 func (s *Service) StartLake(ctx context.Context, eng Engine) error {
 	ctx, stop := context.WithCancel(ctx)
-	r := &queryRunner{s: s, eng: eng, opts: s.lake.opts, sem: make(chan struct{}, s.lake.opts.QueryWorkers),
+	r := &queryRunner{s: s, eng: eng, opts: s.lake.opts, pool: newWorkers(s.lake.opts.QueryWorkers, s.lake.opts.AccountWorkers),
 		ctx: ctx, stop: stop, active: map[string]*activeQuery{}}
 	if err := r.recover(); err != nil {
 		stop()
@@ -298,18 +298,28 @@ func (s *Service) startQuery(ctx context.Context, c auth.Caller, body []byte) (a
 		return nil, awsapi.Errorf("OperationNotPermittedException",
 			"OpenTrail does not query other accounts' event data stores; EventDataStoreOwnerAccountId must be %s or absent.", c.Account)
 	}
+	// A statement that does not parse or is not allowed is refused first, with
+	// its line and column, whether or not it names a store; a store it names
+	// that is not the account's comes next.
+	var checkErr error
+	if ch, ok := r.eng.(queryChecker); ok {
+		checkErr = ch.Check(ctx, c.Account, *in.QueryStatement)
+		var qe *lakemodel.QueryError
+		switch {
+		case errors.As(checkErr, &qe) && qe.NotFound == "":
+			return nil, awsapi.Errorf("InvalidQueryStatementException", "%s", queryErrorMessage(qe))
+		case checkErr != nil && qe == nil:
+			return nil, checkErr
+		}
+	}
 	stores, err := s.statementStores(c, *in.QueryStatement)
 	if err != nil {
 		return nil, err
 	}
-	if ch, ok := r.eng.(queryChecker); ok {
-		if err := ch.Check(ctx, c.Account, *in.QueryStatement); err != nil {
-			var qe *lakemodel.QueryError
-			if errors.As(err, &qe) {
-				return nil, awsapi.Errorf("InvalidQueryStatementException", "%s", queryErrorMessage(qe))
-			}
-			return nil, err
-		}
+	if checkErr != nil {
+		var qe *lakemodel.QueryError
+		errors.As(checkErr, &qe)
+		return nil, edsNotFound(c, qe.NotFound)
 	}
 	q := &storedQuery{ID: uuid.NewString(), Account: c.Account, Region: c.Region, Statement: *in.QueryStatement,
 		Status: queryQueued, Created: s.now().UTC()}
@@ -394,20 +404,19 @@ func (r *queryRunner) submit(txn context.Context, q *storedQuery) error {
 // run waits for a worker, runs q and records how it ended. A query that
 // CancelQuery took out of r.active is already recorded CANCELLED.
 func (r *queryRunner) run(ctx context.Context, q *storedQuery) {
-	select {
-	case r.sem <- struct{}{}:
-		defer func() { <-r.sem }()
-	case <-ctx.Done():
-		r.finish(q, nil, ctx.Err(), nil)
+	release, err := r.pool.acquire(ctx, q.Account)
+	if err != nil {
+		r.finish(q, nil, err, nil)
 		return
 	}
+	defer release()
 	r.mu.Lock()
 	if _, ok := r.active[q.ID]; !ok {
 		r.mu.Unlock()
 		return
 	}
 	q.Status, q.Started = queryRunning, r.s.now().UTC()
-	err := r.s.putState(context.Background(), kv.StateQuery, q.Account, q.ID, q)
+	err = r.s.putState(context.Background(), kv.StateQuery, q.Account, q.ID, q)
 	r.mu.Unlock()
 	if err != nil {
 		r.finish(q, nil, err, nil)

@@ -53,6 +53,10 @@ type LakeOptions struct {
 	MaxConcurrentQueries int
 	// QueryWorkers is how many queries run at once on this node; default 2.
 	QueryWorkers int
+	// AccountWorkers is how many of them one account's queries may hold, so
+	// that another account's query finds a worker; default QueryWorkers-1 (at
+	// least 1). Workers go to the account running fewest queries first.
+	AccountWorkers int
 	// QueryTimeout ends a query as TIMED_OUT; default 1h.
 	QueryTimeout time.Duration
 	// ResultTTL is how long queries and their results are kept; default 7 days, as AWS.
@@ -67,6 +71,7 @@ func (o *LakeOptions) setDefaults() {
 	o.MaxChannels = cmp.Or(o.MaxChannels, 25)
 	o.MaxConcurrentQueries = cmp.Or(o.MaxConcurrentQueries, 10)
 	o.QueryWorkers = cmp.Or(o.QueryWorkers, 2)
+	o.AccountWorkers = cmp.Or(o.AccountWorkers, max(1, o.QueryWorkers-1))
 	o.QueryTimeout = cmp.Or(o.QueryTimeout, time.Hour)
 	o.ResultTTL = cmp.Or(o.ResultTTL, 7*24*time.Hour)
 	o.DeletionWait = cmp.Or(o.DeletionWait, 7*24*time.Hour)

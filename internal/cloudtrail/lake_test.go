@@ -26,11 +26,15 @@ type fakeEngine struct {
 	release chan struct{}
 	dropped []string
 	started chan string // receives each statement as it starts, if set
+	hold    string      // with release set, only statements containing hold wait for it
 }
 
 func (f *fakeEngine) Query(ctx context.Context, account, sql string) (*lakemodel.Result, error) {
 	f.mu.Lock()
 	rel, rows, started := f.release, f.rows, f.started
+	if f.hold != "" && !strings.Contains(sql, f.hold) {
+		rel = nil
+	}
 	f.mu.Unlock()
 	if started != nil {
 		started <- sql
@@ -310,6 +314,39 @@ func TestQueries(t *testing.T) {
 	}
 	r = ok(t, s2, eastA, "GetQueryResults", fmt.Sprintf(`{"QueryId":%q,"MaxQueryResults":1}`, qid))
 	sameJSON(t, "first row after restart", r["QueryResultRows"], `[[{"n":"0"},{"account":"123456789012"}]]`)
+}
+
+// TestQueriesFairAcrossAccounts: one account's heavy queries hold at most
+// AccountWorkers of the workers, so another account's query is not queued
+// behind them (issue 11 §4).
+func TestQueriesFairAcrossAccounts(t *testing.T) {
+	eng := &fakeEngine{rows: 1, release: make(chan struct{}), hold: "heavy"}
+	s, _ := newLakeService(t, t.TempDir(), eng, LakeOptions{QueryWorkers: 2})
+	_, idA := createStore(t, s, eastA, "store-a", "")
+	_, idB := createStore(t, s, eastB, "store-b", "")
+	start := func(c auth.Caller, sql string) string {
+		t.Helper()
+		return ok(t, s, c, "StartQuery", fmt.Sprintf(`{"QueryStatement":%q}`, sql))["QueryId"].(string)
+	}
+	status := func(c auth.Caller, id string) any {
+		return ok(t, s, c, "DescribeQuery", fmt.Sprintf(`{"QueryId":%q}`, id))["QueryStatus"]
+	}
+	heavy1 := start(eastA, "SELECT heavy FROM "+idA)
+	heavy2 := start(eastA, "SELECT heavy FROM "+idA)
+	small := start(eastB, "SELECT count(*) FROM "+idB)
+	if d := waitQuery(t, s, eastB, small); d["QueryStatus"] != "FINISHED" {
+		t.Fatalf("B's query: %v", d)
+	}
+	got := []any{status(eastA, heavy1), status(eastA, heavy2)}
+	if !(got[0] == "RUNNING" && got[1] == "QUEUED") {
+		t.Fatalf("A's queries while B's ran: %v, want RUNNING and QUEUED (A holds one of the two workers)", got)
+	}
+	close(eng.release)
+	for _, id := range []string{heavy1, heavy2} {
+		if d := waitQuery(t, s, eastA, id); d["QueryStatus"] != "FINISHED" {
+			t.Fatalf("A's query: %v", d)
+		}
+	}
 }
 
 func TestQueryRetention(t *testing.T) {

@@ -58,7 +58,13 @@ type Journal struct {
 	closed  bool
 	done    chan struct{}
 	wg      sync.WaitGroup
+
+	guard atomic.Pointer[func() error] // SetGuard
 }
+
+// SetGuard makes Append call check first and fail with its error, writing
+// nothing (e.g. when the disk is nearly full).
+func (j *Journal) SetGuard(check func() error) { j.guard.Store(&check) }
 
 type request struct {
 	entries []Entry
@@ -115,6 +121,11 @@ func (j *Journal) Append(ctx context.Context, entries []Entry) ([]Result, error)
 // same atomic, synced batch: both are durable, or neither is. with is only
 // read; it stays the caller's to close.
 func (j *Journal) AppendWith(ctx context.Context, entries []Entry, with *pebble.Batch) ([]Result, error) {
+	if g := j.guard.Load(); g != nil {
+		if err := (*g)(); err != nil {
+			return nil, err
+		}
+	}
 	r := &request{entries: entries, with: with, done: make(chan struct{})}
 	j.closeMu.RLock()
 	if j.closed {

@@ -61,6 +61,10 @@ const (
 	StateMetricFilter = "metricfilter" // logs: a metric filter, by group+":"+filter
 	StateMetricValues = "metricvalue"  // logs: a metric filter's values, by group+":"+filter
 	StateLogSeq       = "logseq"       // logs: the log sequence number
+	// StateMasterKeyCheck holds the master key's check value, name "kcv" (account ""):
+	// HMAC-SHA256 of the master key and a fixed label (auth); a missing or replaced
+	// master.key is refused at start.
+	StateMasterKeyCheck = "masterkey-check"
 )
 
 // Outbox stream kinds: the kind of OutboxPrefix, one per producer of a generic outbox stream.
@@ -341,6 +345,13 @@ func Open(dir string, o Options) (*pebble.DB, error) {
 	for i := range opts.Levels {
 		opts.Levels[i].BlockSize = 32 << 10
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	// Corruption in the middle of the newest log is refused here, loudly, rather
+	// than replayed as a torn tail (walcheck.go); WALLoss.Accept is the way on.
+	if loss, err := CheckWAL(dir); err != nil {
+		return nil, err
+	} else if loss != nil {
+		return nil, loss
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {

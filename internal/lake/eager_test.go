@@ -69,13 +69,13 @@ func TestEagerAggregation(t *testing.T) {
 			t.Errorf("%s: two-step form %v, want %v (%s)", c.sql, p.eager, c.eager, p.sql)
 			continue
 		}
-		got, err := runQuery(ctx, v.e.db, c.sql, p, time.Minute)
+		got, err := runQuery(ctx, v.e.db, c.sql, p, v.e.o)
 		if err != nil {
 			t.Fatalf("%s: %v", c.sql, err)
 		}
 		plain := *p
 		plain.sql, plain.eager = p.rw.final(), false
-		want, err := runQuery(ctx, v.e.db, c.sql, &plain, time.Minute)
+		want, err := runQuery(ctx, v.e.db, c.sql, &plain, v.e.o)
 		if err != nil {
 			t.Fatalf("%s as written: %v", c.sql, err)
 		}

@@ -48,7 +48,11 @@ type Options struct {
 	MemoryLimitMiB int           // per engine; default 1024
 	Threads        int           // default runtime.NumCPU()
 	QueryTimeout   time.Duration // per query; default 10m
-	Now            func() time.Time
+	// MaxResultBytes fails a query whose rendered result is larger; default 64 MiB.
+	MaxResultBytes int
+	// MaxTempMiB bounds what DuckDB spills to disk for all queries; default 4096.
+	MaxTempMiB int
+	Now        func() time.Time
 }
 
 func (o *Options) defaults() {
@@ -60,6 +64,12 @@ func (o *Options) defaults() {
 	}
 	if o.QueryTimeout <= 0 {
 		o.QueryTimeout = 10 * time.Minute
+	}
+	if o.MaxResultBytes <= 0 {
+		o.MaxResultBytes = 64 << 20
+	}
+	if o.MaxTempMiB <= 0 {
+		o.MaxTempMiB = 4096
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -105,8 +115,8 @@ type Engine struct {
 func sandboxDSN(path string, o Options) string {
 	return fmt.Sprintf("%s?threads=%d&memory_limit=%dMiB&enable_external_access=false&autoinstall_known_extensions=false"+
 		"&autoload_known_extensions=false&allow_community_extensions=false&integer_division=true"+
-		"&errors_as_json=true&preserve_insertion_order=true",
-		path, o.Threads, o.MemoryLimitMiB)
+		"&errors_as_json=true&preserve_insertion_order=true&max_temp_directory_size=%dMiB",
+		path, o.Threads, o.MemoryLimitMiB, o.MaxTempMiB)
 }
 
 // Open opens (or creates) the Lake database under dir. Start follows the journal.

@@ -80,7 +80,7 @@ func QueryLogs(ctx context.Context, src string, s3 objstore.Store, sqlText strin
 		return nil, fmt.Errorf("lake: load %s: %w", src, err)
 	}
 	conn.Close()
-	res, err := runQuery(ctx, db, sqlText, p, o.QueryTimeout)
+	res, err := runQuery(ctx, db, sqlText, p, o)
 	if err != nil {
 		return nil, err
 	}

@@ -87,15 +87,7 @@ type prepared struct {
 
 // prepare rewrites, checks and names the columns of src.
 func prepare(ctx context.Context, db *sql.DB, src string, resolve resolver, views map[string]bool, now time.Time) (*prepared, error) {
-	rw, err := rewrite(src, resolve, newNonce(), now.UTC().Format("2006-01-02 15:04:05.000"))
-	if err != nil {
-		return nil, err
-	}
-	allowed := map[string]bool{}
-	for ph := range rw.tables {
-		allowed[strings.ToLower(strings.Trim(ph, `"`))] = true
-	}
-	names, stmt, err := check(ctx, db, src, rw, allowed, views)
+	rw, names, stmt, err := parse(ctx, db, src, resolve, views, now)
 	if err != nil {
 		return nil, err
 	}
@@ -110,9 +102,23 @@ func prepare(ctx context.Context, db *sql.DB, src string, resolve resolver, view
 	return p, nil
 }
 
+// parse rewrites src and checks it in the sandbox (see check).
+func parse(ctx context.Context, db *sql.DB, src string, resolve resolver, views map[string]bool, now time.Time) (*rewritten, []string, stdjson.RawMessage, error) {
+	rw, err := rewrite(src, resolve, newNonce(), now.UTC().Format("2006-01-02 15:04:05.000"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	allowed := map[string]bool{}
+	for ph := range rw.tables {
+		allowed[strings.ToLower(strings.Trim(ph, `"`))] = true
+	}
+	names, stmt, err := check(ctx, db, src, rw, allowed, views)
+	return rw, names, stmt, err
+}
+
 // runQuery executes p and renders its rows.
-func runQuery(ctx context.Context, db *sql.DB, src string, p *prepared, timeout time.Duration) (*Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+func runQuery(ctx context.Context, db *sql.DB, src string, p *prepared, o Options) (*Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.QueryTimeout)
 	defer cancel()
 	conn, err := db.Conn(ctx)
 	if err != nil {
@@ -123,7 +129,7 @@ func runQuery(ctx context.Context, db *sql.DB, src string, p *prepared, timeout 
 	if err != nil && p.eager && ctx.Err() == nil {
 		// The statement as written gives the error its user's position.
 		conn.Close()
-		return runQuery(ctx, db, src, &prepared{rw: p.rw, sql: p.rw.final(), columns: p.columns}, timeout)
+		return runQuery(ctx, db, src, &prepared{rw: p.rw, sql: p.rw.final(), columns: p.columns}, o)
 	}
 	if err != nil {
 		return nil, userError(ctx, src, p.rw, err)
@@ -147,6 +153,7 @@ func runQuery(ctx context.Context, db *sql.DB, src string, p *prepared, timeout 
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
+	size := 0
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
 			return nil, err
@@ -156,7 +163,12 @@ func runQuery(ctx context.Context, db *sql.DB, src string, p *prepared, timeout 
 			if v != nil {
 				s := render(v, types[i])
 				row[i] = &s
+				size += len(s)
 			}
+		}
+		if size > o.MaxResultBytes {
+			return nil, &QueryError{Message: fmt.Sprintf("the query result is larger than %d MiB, the most this OpenTrail node keeps; "+
+				"select fewer columns or rows (LIMIT), or aggregate", o.MaxResultBytes>>20)}
 		}
 		res.Rows = append(res.Rows, row)
 	}
@@ -211,10 +223,9 @@ func cleanMessage(msg string, rw *rewritten) string {
 	return msg
 }
 
-// Query runs one statement for account. Stores are named in FROM by ID or ARN;
-// naming one that is not the account's is a *QueryError with NotFound set. It
-// honours ctx (cancelling it interrupts DuckDB) and the engine's time limit.
-func (e *Engine) Query(ctx context.Context, account, src string) (*Result, error) {
+// resolver returns the resolver of account's stores; with stats, it adds up
+// the events and bytes of each store it resolves into *events and *bytes.
+func (e *Engine) resolver(account string, events, bytes *int64) resolver {
 	defs := map[string]StoreDef{}
 	for _, d := range e.stores() {
 		if d.Account == account {
@@ -222,9 +233,8 @@ func (e *Engine) Query(ctx context.Context, account, src string) (*Result, error
 			defs[strings.ToLower(d.ARN)] = d
 		}
 	}
-	var bytes, events int64
 	seen := map[string]bool{}
-	resolve := func(name string) (string, bool) {
+	return func(name string) (string, bool) {
 		d, ok := defs[strings.ToLower(name)]
 		if !ok {
 			return "", false
@@ -232,10 +242,10 @@ func (e *Engine) Query(ctx context.Context, account, src string) (*Result, error
 		e.smu.Lock()
 		sid, ok := e.sids[d.ID]
 		e.smu.Unlock()
-		if !seen[d.ID] {
+		if !seen[d.ID] && events != nil {
 			seen[d.ID] = true
 			if n, b, err := e.StoreStats(d.ID); err == nil {
-				events, bytes = events+n, bytes+b
+				*events, *bytes = *events+n, *bytes+b
 			}
 		}
 		if !ok {
@@ -243,11 +253,26 @@ func (e *Engine) Query(ctx context.Context, account, src string) (*Result, error
 		}
 		return storeSelect(tableName(sid), sid), true
 	}
-	p, err := prepare(ctx, e.db, src, resolve, e.views, e.o.Now())
+}
+
+// Check parses and checks src for account as Query does, without running it:
+// a statement that does not parse or is not allowed is a *QueryError with its
+// line and column, so that StartQuery can refuse it at once.
+func (e *Engine) Check(ctx context.Context, account, src string) error {
+	_, _, _, err := parse(ctx, e.db, src, e.resolver(account, nil, nil), e.views, e.o.Now())
+	return err
+}
+
+// Query runs one statement for account. Stores are named in FROM by ID or ARN;
+// naming one that is not the account's is a *QueryError with NotFound set. It
+// honours ctx (cancelling it interrupts DuckDB) and the engine's time limit.
+func (e *Engine) Query(ctx context.Context, account, src string) (*Result, error) {
+	var bytes, events int64
+	p, err := prepare(ctx, e.db, src, e.resolver(account, &events, &bytes), e.views, e.o.Now())
 	if err != nil {
 		return nil, err
 	}
-	res, err := runQuery(ctx, e.db, src, p, e.o.QueryTimeout)
+	res, err := runQuery(ctx, e.db, src, p, e.o)
 	if err != nil {
 		return nil, err
 	}

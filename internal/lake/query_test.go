@@ -217,6 +217,38 @@ func TestCancelAndTimeout(t *testing.T) {
 	}
 }
 
+// TestValueLimits: what one statement may allocate outside DuckDB's memory
+// limit is bounded (issue 11 §4: two repeat('a', 2e9) took 8.5 GiB).
+func TestValueLimits(t *testing.T) {
+	v := newEnv(t, allEvents(acct, edsID))
+	v.ingest(acct, fixtureRecords(t)[:3]...)
+	for _, c := range []struct{ sql, want string }{
+		{"SELECT length(repeat('a', 2000000000)) FROM $EDS", "repeat: the result would have more than 65536"},
+		{"SELECT length(REPEAT(eventjson, 100000)) FROM $EDS", "repeat: the result"},
+		{"SELECT lpad('x', 100000000, 'y') FROM $EDS", "lpad: the result"},
+		{"SELECT length(repeat(repeat('a', 60000), 60000)) FROM $EDS", "repeat: the result"},
+		{`SELECT "repeat"('a', 5) FROM $EDS`, "not allowed"},
+		{"SELECT range(100000000) FROM $EDS", "at most 1000000 values"},
+		{"SELECT generate_series(1, eventversion::INT) FROM $EDS", "integer constants"},
+		{"SELECT printf('%2000000000d', 1) FROM $EDS", "fewer than 6 digits"},
+		{"WITH RECURSIVE r(s) AS (SELECT 'a' UNION ALL SELECT s || s FROM r) SELECT count(*) FROM r, $EDS", "WITH RECURSIVE"},
+	} {
+		_, err := v.e.Query(context.Background(), acct, strings.ReplaceAll(c.sql, "$EDS", edsID))
+		var qe *QueryError
+		if !errors.As(err, &qe) || !strings.Contains(qe.Message, c.want) {
+			t.Errorf("%q: err %v, want a QueryError containing %q", c.sql, err, c.want)
+		}
+	}
+	if got := str(v.query(acct, "SELECT repeat('ab', 3) || lpad('x', 3, '-') || list_resize(string_split('a', ','), 2)::VARCHAR FROM "+edsID+" LIMIT 1").Rows[0][0]); got != "ababab--x[a, NULL]" {
+		t.Errorf("small values: %q", got)
+	}
+	v.e.o.MaxResultBytes = 1000
+	_, err := v.e.Query(context.Background(), acct, "SELECT eventjson FROM "+edsID)
+	if qe := (*QueryError)(nil); !errors.As(err, &qe) || !strings.Contains(qe.Message, "larger than") {
+		t.Errorf("result over the cap: %v", err)
+	}
+}
+
 // TestManyStoreReferences: eleven references to stores, so that one table
 // placeholder is the start of another (…_1 and …_10).
 func TestManyStoreReferences(t *testing.T) {

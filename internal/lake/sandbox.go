@@ -147,9 +147,14 @@ func (c *checker) walk(v any, ctes map[string]bool) {
 			case "TABLE_FUNCTION":
 				fn, _ := n["function"].(map[string]any)
 				name, _ := fn["function_name"].(string)
+				if fn != nil {
+					fn[tableFuncMark] = true // range() here streams rows: no list to bound
+				}
 				if !allowedTableFuncs[strings.ToLower(name)] {
 					c.fail(n, "table function %s is not allowed", name)
 				}
+			case "RECURSIVE_CTE_NODE":
+				c.fail(n, "WITH RECURSIVE is not allowed")
 			case "SHOW_REF", "COLUMN_DATA", "DELIM_GET", "BOUND_REF":
 				c.fail(n, "this statement is not allowed")
 			}
@@ -161,6 +166,7 @@ func (c *checker) walk(v any, ctes map[string]bool) {
 			if schema != "" || catalog != "" {
 				c.fail(n, "function %s.%s is not allowed", schema, name)
 			}
+			c.checkLimits(n, lname)
 			for _, p := range deniedFuncPrefixes {
 				if strings.HasPrefix(lname, p) {
 					c.fail(n, "function %s is not allowed", name)

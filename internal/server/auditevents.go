@@ -72,6 +72,10 @@ func (s *Server) putAuditEvents(w http.ResponseWriter, r *http.Request, rq *requ
 		s.fail(w, rq, err)
 		return
 	}
+	if err := s.admit(); err != nil {
+		s.fail(w, rq, err)
+		return
+	}
 	q := r.URL.Query()
 	ref := q.Get("channelArn")
 	if ref == "" {

@@ -118,6 +118,11 @@ func (s *Server) dispatch(ctx context.Context, rq *request, a *api, op string, b
 			}
 			return nil, err
 		}
+		if rq.op == "logs:PutLogEvents" {
+			if err := s.admit(); err != nil {
+				return nil, err
+			}
+		}
 		if audited && !readOnly {
 			txn = kv.NewTxn(s.j.DB())
 			ctx = kv.WithTxn(ctx, txn)

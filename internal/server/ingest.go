@@ -23,7 +23,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rq *request, bod
 		s.fail(w, rq, err)
 		return
 	}
-	out, err := s.w.Records(r.Context(), rq.key, rq.region, raws)
+	out, err := s.IngestRecords(r.Context(), rq.key, rq.region, raws)
 	if err != nil {
 		s.fail(w, rq, err)
 		return
@@ -35,5 +35,8 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rq *request, bod
 // through POST /v1/records (ingest.Writer.Records). The in-process audit
 // proxy calls it directly.
 func (s *Server) IngestRecords(ctx context.Context, key auth.Key, region string, raws [][]byte) (IngestResponse, error) {
+	if err := s.admit(); err != nil {
+		return IngestResponse{}, err
+	}
 	return s.w.Records(ctx, key, region, raws)
 }

@@ -200,12 +200,22 @@ GROUP BY
 		t.Fatalf("ListQueries: %v %+v", err, lq)
 	}
 
-	// Bad SQL: InvalidQueryStatementException at StartQuery, or a FAILED query with the engine's message.
-	_, err = ct.StartQuery(ctx, &cloudtrail.StartQueryInput{QueryStatement: aws.String("SELECT FROM WHERE " + id)})
-	if err != nil {
+	// Statements that do not parse or are not allowed: InvalidQueryStatementException
+	// at StartQuery with line and column, also when the mistake hides the store
+	// (issue 12: "FRM eds" said "names no event data store").
+	for sql, pos := range map[string]string{
+		"SELECT FROM WHERE " + id:                      "line 1:",
+		"SELECT count(*)\nFRM " + id:                   "line 2:",
+		"SELECT count(*) FRM eds":                      "line 1:",
+		"SELECT count(* FROM " + id:                    "line 1:",
+		"SELECT current_setting('threads') FROM " + id: "line 1:",
+		"SELECT eventname FROM " + id + "; SELECT 1":   "line 1:",
+	} {
+		_, err = ct.StartQuery(ctx, &cloudtrail.StartQueryInput{QueryStatement: aws.String(sql)})
 		mustCode("InvalidQueryStatementException", err)
-	} else if d := runQuery(t, ct, "SELECT FROM WHERE "+id); d.QueryStatus != types.QueryStatusFailed || aws.ToString(d.ErrorMessage) == "" {
-		t.Fatalf("bad SQL: %s", d.QueryStatus)
+		if !strings.Contains(err.Error(), pos) || strings.Contains(err.Error(), "names no event data store") {
+			t.Errorf("StartQuery %q: %v, want a message with %q", sql, err, pos)
+		}
 	}
 	_, err = ct.StartQuery(ctx, &cloudtrail.StartQueryInput{QueryStatement: aws.String("SELECT 1")})
 	mustCode("InvalidQueryStatementException", err)

@@ -72,6 +72,7 @@ type Server struct {
 	metrics *httpMetrics
 	// auditFault, in tests, makes writing a self-audit record fail.
 	auditFault func(op string) error
+	admitFn    func() error
 }
 
 // Options configure a Server.
@@ -87,6 +88,18 @@ type Options struct {
 	BodyBudget int64
 	// Registerer receives the HTTP request metrics; nil = not collected.
 	Registerer prometheus.Registerer
+	// Admit, when set, is asked before records from outside (ingest,
+	// PutAuditEvents, PutLogEvents) are written; its error is the answer
+	// (e.g. 503 when the disk is nearly full; reads go on).
+	Admit func() error
+}
+
+// admit is Options.Admit, or nil.
+func (s *Server) admit() error {
+	if s.admitFn == nil {
+		return nil
+	}
+	return s.admitFn()
 }
 
 // New returns a Server.
@@ -98,7 +111,7 @@ func New(j *journal.Journal, ct *cloudtrail.Service, keys *auth.Keyring, log *sl
 		o.BodyBudget = DefaultBodyBudget
 	}
 	s := &Server{j: j, ct: ct, keys: keys, log: log.With("component", "server"), access: log.With("component", "access"),
-		now: o.Now, version: o.Version, logs: o.Logs, budget: semaphore.NewWeighted(o.BodyBudget), metrics: newHTTPMetrics(o.Registerer)}
+		now: o.Now, version: o.Version, logs: o.Logs, budget: semaphore.NewWeighted(o.BodyBudget), metrics: newHTTPMetrics(o.Registerer), admitFn: o.Admit}
 	if len(o.Regions) > 0 {
 		s.regions = map[string]bool{}
 		for _, r := range o.Regions {
