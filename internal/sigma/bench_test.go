@@ -16,7 +16,7 @@ import (
 // records' own event names and sources: indexed rules, rules the index cannot
 // narrow (nested fields, cidr, regular expressions, keywords, JSON text) and
 // correlations, 100 in all.
-func benchRules(b *testing.B, recs []json.RawMessage) []*Rule {
+func benchRules(b testing.TB, recs []json.RawMessage) []*Rule {
 	rules := loadRules(b)
 	type pair struct{ name, source string }
 	seen := map[pair]bool{}
