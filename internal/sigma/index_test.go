@@ -70,3 +70,22 @@ func TestIndexAgreesWithEvaluation(t *testing.T) {
 		}
 	}
 }
+
+func TestIsASCII(t *testing.T) {
+	for n := 0; n < 20; n++ {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = 'a' + byte(i%26)
+		}
+		if !isASCII(string(b)) {
+			t.Errorf("isASCII(%q) = false", b)
+		}
+		for i := range b {
+			c := append([]byte(nil), b...)
+			c[i] = 0x80
+			if isASCII(string(c)) {
+				t.Errorf("isASCII(%q) = true", c)
+			}
+		}
+	}
+}

@@ -1,12 +1,14 @@
 package sigma
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"regexp"
 	"regexp/syntax"
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // detection is a rule's compiled detection section.
@@ -179,7 +181,14 @@ func (p *pattern) match(v *value) bool {
 }
 
 func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
+	// Eight bytes at a time: userAgent and whole records are long.
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8))&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
 		if s[i] >= 0x80 {
 			return false
 		}

@@ -478,6 +478,9 @@ func (s *Set) Eval(e *Event, st *State) []Match {
 	}
 	cand := e.sc.cand[:len(s.always)]
 	s.candidates(e, cand)
+	// The matches' one-element EventIDs share chunks of one allocation,
+	// each with no room to grow into the next.
+	var ids []string
 	for w, word := range cand {
 		for word != 0 {
 			i := w*64 + bits.TrailingZeros64(word)
@@ -487,7 +490,15 @@ func (s *Set) Eval(e *Event, st *State) []Match {
 				continue
 			}
 			if !s.silent[i] || st == nil {
-				out = append(out, Match{Rule: r, EventIDs: []string{e.ID()}, Time: e.Time()})
+				if len(ids) == 0 {
+					ids = make([]string, 4)
+					if out == nil {
+						out = make([]Match, 0, 4)
+					}
+				}
+				ids[0] = e.ID()
+				out = append(out, Match{Rule: r, EventIDs: ids[:1:1], Time: e.Time()})
+				ids = ids[1:]
 			}
 			if st != nil {
 				for _, f := range s.feeds[i] {
