@@ -3,6 +3,7 @@ package sigma
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,7 +70,6 @@ func (e *Event) release() {
 	}
 	sc.used = sc.used[:0]
 	clear(sc.vals)
-	clear(sc.mem)
 	clear(sc.objs)
 	sc.vals, sc.mem, sc.objs = sc.vals[:0], sc.mem[:0], sc.objs[:0]
 	sc.whole[0] = value{}
@@ -87,11 +87,26 @@ type splitObject struct {
 	dotted  bool // a key holds a dot
 }
 
-// member is one member of a JSON object: its decoded key and its raw value.
+// member is one member of a JSON object of the record: where its key (inside
+// the quotes) and its raw value are in the record. It holds no pointers, so
+// that splitting objects costs the garbage collector nothing.
 type member struct {
-	key string
-	val string
+	key0, key1 uint32
+	val0, val1 uint32
+	esc        bool // the key holds an escape: decode it to compare
 }
+
+// key returns m's decoded key.
+func (e *Event) key(m *member) string {
+	k := e.raw[m.key0:m.key1]
+	if m.esc {
+		k, _ = unquote(e.raw[m.key0-1 : m.key1+1])
+	}
+	return k
+}
+
+// val returns m's raw value.
+func (e *Event) val(m *member) string { return e.raw[m.val0:m.val1] }
 
 // Value kinds, after the JSON type of a field's value.
 const (
@@ -134,14 +149,16 @@ var ErrNotObject = errors.New("sigma: record is not a JSON object")
 // NewEvent prepares a CloudTrail record for matching. It copies raw. The record
 // must be one JSON object; eventTime, if present, must be RFC 3339.
 func NewEvent(raw []byte) (*Event, error) {
+	if uint64(len(raw)) > math.MaxUint32 {
+		return nil, errors.New("sigma: record: larger than 4 GiB")
+	}
 	s := string(raw)
 	p := scanner{s: s}
 	p.space()
 	if p.i >= len(s) || s[p.i] != '{' {
 		return nil, ErrNotObject
 	}
-	// Split into a buffer on the stack (no write barriers), then keep a
-	// copy of the right size.
+	// Split into a buffer on the stack, then keep a copy of the right size.
 	var buf [40]member
 	ms, ok := p.object(buf[:0])
 	if !ok {
@@ -154,15 +171,20 @@ func NewEvent(raw []byte) (*Event, error) {
 		return nil, fmt.Errorf("sigma: record: trailing data at offset %d", p.i)
 	}
 	e := &Event{raw: s, top: members, dotted: dotted}
-	for _, m := range members {
-		switch m.key {
+	for i := range members {
+		m := &members[i]
+		k := e.raw[m.key0:m.key1]
+		if m.esc {
+			k = e.key(m)
+		}
+		switch k {
 		case "eventID":
-			if m.val != "" && m.val[0] == '"' {
-				e.id, _ = unquote(m.val)
+			if v := e.val(m); v != "" && v[0] == '"' {
+				e.id, _ = unquote(v)
 			}
 		case "eventTime":
-			if m.val != "" && m.val[0] == '"' {
-				ts, _ := unquote(m.val)
+			if v := e.val(m); v != "" && v[0] == '"' {
+				ts, _ := unquote(v)
 				t, err := time.Parse(time.RFC3339Nano, ts)
 				if err != nil {
 					return nil, fmt.Errorf("sigma: record: eventTime %q is not RFC 3339", ts)
@@ -296,8 +318,9 @@ func (e *Event) walk(members []member, dotted bool, path string) {
 			head, rest = path[:i], path[i+1:]
 		}
 		for i := range members {
-			if members[i].key == head {
-				e.emit(members[i].val, rest)
+			m := &members[i]
+			if !m.esc && e.raw[m.key0:m.key1] == head || m.esc && e.key(m) == head {
+				e.emit(e.val(m), rest)
 				return
 			}
 		}
@@ -305,11 +328,11 @@ func (e *Event) walk(members []member, dotted bool, path string) {
 	}
 	best, bestLen := -1, 0
 	for i := range members {
-		k := members[i].key
+		k := e.key(&members[i])
 		switch {
 		case len(k) == len(path):
 			if k == path {
-				e.emit(members[i].val, "")
+				e.emit(e.val(&members[i]), "")
 				return
 			}
 		case len(k) > bestLen && len(k) < len(path) && path[len(k)] == '.' && path[:len(k)] == k:
@@ -317,7 +340,7 @@ func (e *Event) walk(members []member, dotted bool, path string) {
 		}
 	}
 	if best >= 0 {
-		e.emit(members[best].val, path[bestLen+1:])
+		e.emit(e.val(&members[best]), path[bestLen+1:])
 	}
 }
 
@@ -376,7 +399,7 @@ func (e *Event) split(raw string) ([]member, bool, bool) {
 		}
 	}
 	start := len(sc.mem)
-	p := scanner{s: raw}
+	p := scanner{s: raw, base: e.offset(raw)}
 	ms, ok := p.object(sc.mem)
 	if !ok {
 		return nil, false, false
@@ -385,6 +408,11 @@ func (e *Event) split(raw string) ([]member, bool, bool) {
 	ms = ms[start:len(ms):len(ms)]
 	sc.objs = append(sc.objs, splitObject{key, ms, p.dotted})
 	return ms, p.dotted, true
+}
+
+// offset returns where s, a part of the record, starts in it.
+func (e *Event) offset(s string) int {
+	return int(uintptr(unsafe.Pointer(unsafe.StringData(s))) - uintptr(unsafe.Pointer(unsafe.StringData(e.raw))))
 }
 
 // scalar converts a raw JSON scalar into a value.
@@ -440,6 +468,7 @@ func (e *Event) wholeRecord() []value {
 type scanner struct {
 	s      string
 	i      int
+	base   int  // where s starts in the record, for members' offsets
 	dotted bool // the object scanned last has a key holding a dot
 }
 
@@ -480,6 +509,8 @@ func (p *scanner) object(ms []member) ([]member, bool) {
 		if !p.dotted && strings.IndexByte(key, '.') >= 0 {
 			p.dotted = true
 		}
+		esc := len(key) != p.i-start-2 // every escape is longer than what it stands for
+		k0, k1 := uint32(p.base+start+1), uint32(p.base+p.i-1)
 		p.space()
 		if p.i >= len(p.s) || p.s[p.i] != ':' {
 			return nil, false
@@ -490,7 +521,7 @@ func (p *scanner) object(ms []member) ([]member, bool) {
 		if !p.value(0) {
 			return nil, false
 		}
-		ms = append(ms, member{key: key, val: p.s[vs:p.i]})
+		ms = append(ms, member{key0: k0, key1: k1, val0: uint32(p.base + vs), val1: uint32(p.base + p.i), esc: esc})
 		p.space()
 		if p.i >= len(p.s) {
 			return nil, false

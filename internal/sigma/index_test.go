@@ -89,3 +89,24 @@ func TestIsASCII(t *testing.T) {
 		}
 	}
 }
+
+// Members are kept as offsets into the record: keys with escapes, dots and
+// quotes still resolve as their decoded text.
+func TestEventEscapedKeys(t *testing.T) {
+	ev, err := NewEvent([]byte(`{"event\u004eame":"CreateUser","a\"b":{"c":1},"userIdentity":{"ty\u0070e":"Root","x.y":"d","x":{"y":"e"}},"k\\":[{"\u006b":"v"},{}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ field, want string }{
+		{"eventName", "CreateUser"},
+		{`a"b.c`, "1"},
+		{"userIdentity.type", "Root"},
+		{"userIdentity.x.y", "d"},
+		{`k\.k`, "v"},
+		{"eventNam", ""},
+	} {
+		if got := fmt.Sprint(ev.Values(tt.field)); got != "["+tt.want+"]" {
+			t.Errorf("Values(%s) = %s, want [%s]", tt.field, got, tt.want)
+		}
+	}
+}
