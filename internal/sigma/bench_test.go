@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ import (
 // records' own event names and sources: indexed rules, rules the index cannot
 // narrow (nested fields, cidr, regular expressions, keywords, JSON text) and
 // correlations, 100 in all.
-func benchRules(b *testing.B, recs []json.RawMessage) []*Rule {
+func benchRules(b testing.TB, recs []json.RawMessage) []*Rule {
 	rules := loadRules(b)
 	type pair struct{ name, source string }
 	seen := map[pair]bool{}
@@ -119,6 +120,33 @@ func BenchmarkEval(b *testing.B) {
 	}
 	reportCPU(b, cpu0)
 	b.ReportMetric(float64(matches)/float64(b.N), "matches/event")
+}
+
+// BenchmarkEvalParallel is BenchmarkEval from GOMAXPROCS goroutines sharing
+// the Set and the State, as parallel ingest would: run with -cpu 1,2 to see
+// how it scales.
+func BenchmarkEvalParallel(b *testing.B) {
+	recs := fixture.Records(b)
+	s, errs := NewSet(benchRules(b, recs))
+	if len(errs) > 0 {
+		b.Fatal(errs)
+	}
+	st := NewState()
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	var next atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			ev, err := NewEvent(recs[int(next.Add(1))%len(recs)])
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			s.Eval(ev, st)
+		}
+	})
+	reportCPU(b, cpu0)
 }
 
 // cpuTime is the process's user and system CPU time so far.

@@ -145,10 +145,14 @@
 //
 // # Speed
 //
-// NewEvent splits the record's top-level members once; a field is resolved on
-// first use and cached for every rule; nested objects are split once. NewSet
-// indexes detection rules by the eventName (else eventSource) values their
-// conditions require, so a record is only tested against the rules that can
-// match its name; regular expressions are only run on values that hold the
-// literals they require.
+// NewEvent splits the record's top-level members once, as offsets into the
+// record. During Eval a field is resolved on first use and cached for every
+// rule, nested objects are split once, and all of it lives in a scratch
+// taken from a pool, so that a record costs a few allocations whatever the
+// rules. NewSet indexes each detection rule by a field its condition pins to
+// exact values (eventName, else eventSource, else the field with the fewest
+// values), so a record is only tested against the rules that can match it;
+// case-insensitive searches look for the needle's rarest byte first, and
+// regular expressions are only run on values that hold the literals they
+// require.
 package sigma

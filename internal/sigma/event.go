@@ -3,6 +3,8 @@ package sigma
 import (
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,17 +17,66 @@ import (
 
 // Event is one CloudTrail record prepared for matching by every rule of a Set.
 // NewEvent indexes the record's top-level members once; a field path is
-// resolved only when a rule asks for it, and then cached, so a record is
-// scanned at most once per distinct path whatever the number of rules. An
-// Event is not safe for concurrent use.
+// resolved only when a rule asks for it, and then cached for the rest of the
+// Eval, so a record is scanned at most once per distinct path whatever the
+// number of rules. An Event is not safe for concurrent use.
 type Event struct {
-	raw   string
-	top   []member
-	id    string
-	when  time.Time
-	slots []slot        // resolved fields, by field id
-	whole []value       // the record as one value, for keywords
+	raw    string
+	top    []member
+	dotted bool // a key of top holds a dot
+	id     string
+	when   time.Time
+	sc     *scratch // the cache of resolved fields; nil outside Eval
+}
+
+// scratch is the memory an Event uses while rules are matched: resolved
+// values, nested objects split, and the cache of fields. Eval takes one from a
+// pool and gives it back, so that matching a record allocates little: at
+// 50,000 records a second, garbage is CPU.
+type scratch struct {
+	mem   []member      // members of the nested objects split so far
+	vals  []value       // values resolved so far; slots point into it
+	slots [][]value     // resolved fields, by field id; nil: not resolved yet
+	used  []int         // the slots set, to clear them
 	objs  []splitObject // nested objects already split (a record has few)
+	whole [1]value      // the record as one value, for keywords
+	cand  []uint64      // Eval's bit set of candidate rules
+}
+
+var scratches = sync.Pool{New: func() any {
+	return &scratch{mem: make([]member, 0, 32), vals: make([]value, 0, 32)}
+}}
+
+// maxKept bounds the values and members a pooled scratch keeps room for, so
+// that one huge record does not pin its memory.
+const maxKept = 4096
+
+// take gives e a scratch from the pool if it has none, and reports whether it
+// did (the caller then calls release).
+func (e *Event) take() bool {
+	if e.sc != nil {
+		return false
+	}
+	e.sc = scratches.Get().(*scratch)
+	return true
+}
+
+// release clears e's scratch and puts it back in the pool.
+func (e *Event) release() {
+	sc := e.sc
+	e.sc = nil
+	for _, id := range sc.used {
+		sc.slots[id] = nil
+	}
+	sc.used = sc.used[:0]
+	clear(sc.vals)
+	clear(sc.objs)
+	sc.vals, sc.mem, sc.objs = sc.vals[:0], sc.mem[:0], sc.objs[:0]
+	sc.whole[0] = value{}
+	if cap(sc.vals) > maxKept || cap(sc.mem) > maxKept {
+		return
+	}
+	scratches.Put(sc)
 }
 
 // splitObject is a nested object of the record, split into members, known
@@ -33,13 +84,29 @@ type Event struct {
 type splitObject struct {
 	key     *byte
 	members []member
+	dotted  bool // a key holds a dot
 }
 
-// member is one member of a JSON object: its decoded key and its raw value.
+// member is one member of a JSON object of the record: where its key (inside
+// the quotes) and its raw value are in the record. It holds no pointers, so
+// that splitting objects costs the garbage collector nothing.
 type member struct {
-	key string
-	val string
+	key0, key1 uint32
+	val0, val1 uint32
+	esc        bool // the key holds an escape: decode it to compare
 }
+
+// key returns m's decoded key.
+func (e *Event) key(m *member) string {
+	k := e.raw[m.key0:m.key1]
+	if m.esc {
+		k, _ = unquote(e.raw[m.key0-1 : m.key1+1])
+	}
+	return k
+}
+
+// val returns m's raw value.
+func (e *Event) val(m *member) string { return e.raw[m.val0:m.val1] }
 
 // Value kinds, after the JSON type of a field's value.
 const (
@@ -54,9 +121,9 @@ const (
 // value is what a field path resolves to: one JSON value. text is the decoded
 // string for a string, the JSON text for everything else.
 type value struct {
-	kind  int
 	text  string
 	lower string
+	kind  uint8
 	low   bool
 	elem  bool // an element of an array value listed before it
 	// missing marks an array element that lacks the rest of the path: null
@@ -72,36 +139,52 @@ func (v *value) lowered() string {
 	return v.lower
 }
 
+// noValues is what a field resolves to when the record lacks it: empty but not
+// nil, as nil marks a field not resolved yet.
+var noValues = []value{}
+
 // ErrNotObject is returned by NewEvent for a record that is not one JSON object.
 var ErrNotObject = errors.New("sigma: record is not a JSON object")
 
 // NewEvent prepares a CloudTrail record for matching. It copies raw. The record
 // must be one JSON object; eventTime, if present, must be RFC 3339.
 func NewEvent(raw []byte) (*Event, error) {
+	if uint64(len(raw)) > math.MaxUint32 {
+		return nil, errors.New("sigma: record: larger than 4 GiB")
+	}
 	s := string(raw)
 	p := scanner{s: s}
 	p.space()
 	if p.i >= len(s) || s[p.i] != '{' {
 		return nil, ErrNotObject
 	}
-	members, ok := p.object()
+	// Split into a buffer on the stack, then keep a copy of the right size.
+	var buf [40]member
+	ms, ok := p.object(buf[:0])
 	if !ok {
 		return nil, fmt.Errorf("sigma: record: invalid JSON at offset %d", p.i)
 	}
+	members := slices.Clone(ms)
+	dotted := p.dotted
 	p.space()
 	if p.i != len(s) {
 		return nil, fmt.Errorf("sigma: record: trailing data at offset %d", p.i)
 	}
-	e := &Event{raw: s, top: members}
-	for _, m := range members {
-		switch m.key {
+	e := &Event{raw: s, top: members, dotted: dotted}
+	for i := range members {
+		m := &members[i]
+		k := e.raw[m.key0:m.key1]
+		if m.esc {
+			k = e.key(m)
+		}
+		switch k {
 		case "eventID":
-			if m.val != "" && m.val[0] == '"' {
-				e.id, _ = unquote(m.val)
+			if v := e.val(m); v != "" && v[0] == '"' {
+				e.id, _ = unquote(v)
 			}
 		case "eventTime":
-			if m.val != "" && m.val[0] == '"' {
-				ts, _ := unquote(m.val)
+			if v := e.val(m); v != "" && v[0] == '"' {
+				ts, _ := unquote(v)
 				t, err := time.Parse(time.RFC3339Nano, ts)
 				if err != nil {
 					return nil, fmt.Errorf("sigma: record: eventTime %q is not RFC 3339", ts)
@@ -124,6 +207,9 @@ func (e *Event) Time() time.Time { return e.when }
 // array as its JSON text. A path that crosses an array yields one value per
 // element. An absent field yields nothing.
 func (e *Event) Values(path string) []string {
+	if e.take() {
+		defer e.release()
+	}
 	fields.Lock()
 	id, ok := fields.ids[path]
 	fields.Unlock()
@@ -177,121 +263,156 @@ func fieldOf(path string) field {
 	return field{path: path, id: id}
 }
 
-// slot is a field's cached values in an Event.
-type slot struct {
-	vs   []value
-	done bool
-}
-
-// resolve returns the values f names, cached.
+// resolve returns the values f names, cached. Outside Eval (which gives e a
+// scratch), e keeps the scratch it takes.
 func (e *Event) resolve(f field) []value {
-	if f.id >= len(e.slots) {
+	e.take()
+	sc := e.sc
+	if f.id >= len(sc.slots) {
 		n := int(fields.n.Load())
 		if n <= f.id {
 			n = f.id + 1
 		}
-		e.slots = append(e.slots, make([]slot, n-len(e.slots))...)
+		sc.slots = append(sc.slots, make([][]value, n-len(sc.slots))...)
 	}
-	sl := &e.slots[f.id]
-	if !sl.done {
-		sl.vs, sl.done = e.lookup(f.path), true
-	}
-	return sl.vs
-}
-
-// lookup returns the values path names, arrays followed by their elements.
-func (e *Event) lookup(path string) []value {
-	var vs []value
-	e.walk(e.top, path, &vs)
-	for i, n := 0, len(vs); i < n; i++ {
-		if vs[i].kind == kindArray {
-			for _, el := range elements(vs[i].text) {
-				el.elem = true
-				vs = append(vs, el)
-			}
-		}
+	vs := sc.slots[f.id]
+	if vs == nil {
+		vs = e.lookup(f.path)
+		sc.slots[f.id] = vs
+		sc.used = append(sc.used, f.id)
 	}
 	return vs
 }
 
-// walk finds path in the members of an object and appends its values to out.
-func (e *Event) walk(members []member, path string, out *[]value) {
-	// A key may itself contain dots: try the whole remaining path first,
-	// then ever shorter prefixes, as the record decides what is a member.
-	for _, m := range members {
-		if m.key == path {
-			e.emit(m.val, "", out)
-			return
+// lookup returns the values path names, arrays followed by their elements.
+// They are appended to the scratch's values; what lookup returns has no room
+// to grow, so that later lookups never write into it.
+func (e *Event) lookup(path string) []value {
+	e.take()
+	sc := e.sc
+	start := len(sc.vals)
+	e.walk(e.top, e.dotted, path)
+	for i, n := start, len(sc.vals); i < n; i++ {
+		if v := sc.vals[i]; v.kind == kindArray {
+			e.elements(v.text)
 		}
 	}
-	for i := len(path) - 1; i > 0; i-- {
-		if path[i] != '.' {
-			continue
+	if len(sc.vals) == start {
+		return noValues
+	}
+	return sc.vals[start:len(sc.vals):len(sc.vals)]
+}
+
+// walk finds path in the members of an object and appends its values to the
+// scratch's values. A key may itself contain dots: the member whose key is
+// the whole remaining path wins, else the one whose key is the longest prefix
+// of it ending before a dot, as the record decides what is a member; the
+// first of equal keys. When no key holds a dot (dotted false; the rule in
+// CloudTrail), only the path up to its first dot can be a key.
+func (e *Event) walk(members []member, dotted bool, path string) {
+	if !dotted {
+		head, rest := path, ""
+		if i := strings.IndexByte(path, '.'); i == 0 {
+			return // every prefix holds a dot
+		} else if i > 0 {
+			head, rest = path[:i], path[i+1:]
 		}
-		head := path[:i]
-		for _, m := range members {
-			if m.key == head {
-				e.emit(m.val, path[i+1:], out)
+		for i := range members {
+			m := &members[i]
+			if !m.esc && e.raw[m.key0:m.key1] == head || m.esc && e.key(m) == head {
+				e.emit(e.val(m), rest)
 				return
 			}
 		}
+		return
+	}
+	best, bestLen := -1, 0
+	for i := range members {
+		k := e.key(&members[i])
+		switch {
+		case len(k) == len(path):
+			if k == path {
+				e.emit(e.val(&members[i]), "")
+				return
+			}
+		case len(k) > bestLen && len(k) < len(path) && path[len(k)] == '.' && path[:len(k)] == k:
+			best, bestLen = i, len(k)
+		}
+	}
+	if best >= 0 {
+		e.emit(e.val(&members[best]), path[bestLen+1:])
 	}
 }
 
-// emit appends the values raw holds at rest (the remaining path; "" for raw
-// itself). Arrays on the way are crossed element by element.
-func (e *Event) emit(raw, rest string, out *[]value) {
+// emit appends to the scratch's values the values raw holds at rest (the
+// remaining path; "" for raw itself). Arrays on the way are crossed element by
+// element.
+func (e *Event) emit(raw, rest string) {
 	if raw == "" {
 		return
 	}
+	sc := e.sc
 	switch raw[0] {
 	case '{':
 		if rest == "" {
-			*out = append(*out, value{kind: kindObject, text: raw})
+			sc.vals = append(sc.vals, value{kind: kindObject, text: raw})
 			return
 		}
-		key := unsafe.StringData(raw)
-		var ms []member
-		found := false
-		for i := range e.objs {
-			if e.objs[i].key == key {
-				ms, found = e.objs[i].members, true
-				break
-			}
-		}
-		if !found {
-			p := scanner{s: raw}
-			var ok bool
-			if ms, ok = p.object(); !ok {
-				return
-			}
-			e.objs = append(e.objs, splitObject{key, ms})
-		}
-		e.walk(ms, rest, out)
-	case '[':
-		if rest == "" {
-			*out = append(*out, value{kind: kindArray, text: raw})
-			return
-		}
-		p := scanner{s: raw}
-		elems, ok := p.array()
+		ms, dotted, ok := e.split(raw)
 		if !ok {
 			return
 		}
-		for _, el := range elems {
-			n := len(*out)
-			e.emit(el, rest, out)
-			if len(*out) == n {
+		e.walk(ms, dotted, rest)
+	case '[':
+		if rest == "" {
+			sc.vals = append(sc.vals, value{kind: kindArray, text: raw})
+			return
+		}
+		start := len(sc.vals)
+		ok := eachElement(raw, func(el string) {
+			n := len(sc.vals)
+			e.emit(el, rest)
+			if len(sc.vals) == n {
 				// The element lacks the path: for null, it is absent there.
-				*out = append(*out, value{kind: kindNull, text: "null", elem: true, missing: true})
+				sc.vals = append(sc.vals, value{kind: kindNull, text: "null", elem: true, missing: true})
 			}
+		})
+		if !ok {
+			sc.vals = sc.vals[:start] // a malformed array yields nothing
 		}
 	default:
 		if rest != "" {
 			return
 		}
-		*out = append(*out, scalar(raw))
+		sc.vals = append(sc.vals, scalar(raw))
 	}
+}
+
+// split returns the members of the nested object raw, split once per Eval,
+// and whether a key holds a dot.
+func (e *Event) split(raw string) ([]member, bool, bool) {
+	sc := e.sc
+	key := unsafe.StringData(raw)
+	for i := range sc.objs {
+		if o := &sc.objs[i]; o.key == key {
+			return o.members, o.dotted, true
+		}
+	}
+	start := len(sc.mem)
+	p := scanner{s: raw, base: e.offset(raw)}
+	ms, ok := p.object(sc.mem)
+	if !ok {
+		return nil, false, false
+	}
+	sc.mem = ms
+	ms = ms[start:len(ms):len(ms)]
+	sc.objs = append(sc.objs, splitObject{key, ms, p.dotted})
+	return ms, p.dotted, true
+}
+
+// offset returns where s, a part of the record, starts in it.
+func (e *Event) offset(s string) int {
+	return int(uintptr(unsafe.Pointer(unsafe.StringData(s))) - uintptr(unsafe.Pointer(unsafe.StringData(e.raw))))
 }
 
 // scalar converts a raw JSON scalar into a value.
@@ -309,42 +430,46 @@ func scalar(raw string) value {
 	}
 }
 
-// elements returns the values of the elements of an array value, recursively
-// flattened, for matching "any element".
-func elements(raw string) []value {
-	p := scanner{s: raw}
-	elems, ok := p.array()
-	if !ok {
-		return nil
-	}
-	out := make([]value, 0, len(elems))
-	for _, el := range elems {
+// elements appends to the scratch's values the values of the elements of an
+// array value, recursively flattened, for matching "any element".
+func (e *Event) elements(raw string) {
+	sc := e.sc
+	start := len(sc.vals)
+	ok := eachElement(raw, func(el string) {
 		switch el[0] {
 		case '{':
-			out = append(out, value{kind: kindObject, text: el})
+			sc.vals = append(sc.vals, value{kind: kindObject, text: el, elem: true})
 		case '[':
-			out = append(out, value{kind: kindArray, text: el})
-			out = append(out, elements(el)...)
+			sc.vals = append(sc.vals, value{kind: kindArray, text: el, elem: true})
+			e.elements(el)
 		default:
-			out = append(out, scalar(el))
+			v := scalar(el)
+			v.elem = true
+			sc.vals = append(sc.vals, v)
 		}
+	})
+	if !ok {
+		sc.vals = sc.vals[:start]
 	}
-	return out
 }
 
 // wholeRecord returns the record text as the one value keywords search.
 func (e *Event) wholeRecord() []value {
-	if e.whole == nil {
-		e.whole = []value{{kind: kindString, text: e.raw}}
+	e.take()
+	w := &e.sc.whole
+	if w[0].text == "" {
+		w[0] = value{kind: kindString, text: e.raw}
 	}
-	return e.whole
+	return w[:]
 }
 
 // scanner is a minimal JSON scanner that splits objects and arrays into the
 // raw text of their members without decoding values it does not need.
 type scanner struct {
-	s string
-	i int
+	s      string
+	i      int
+	base   int  // where s starts in the record, for members' offsets
+	dotted bool // the object scanned last has a key holding a dot
 }
 
 func (p *scanner) space() {
@@ -358,13 +483,14 @@ func (p *scanner) space() {
 	}
 }
 
-// object scans an object starting at p.i and returns its members.
-func (p *scanner) object() ([]member, bool) {
+// object scans an object starting at p.i and appends its members to ms. It
+// notes in p.dotted whether a key holds a dot.
+func (p *scanner) object(ms []member) ([]member, bool) {
+	p.dotted = false
 	if p.i >= len(p.s) || p.s[p.i] != '{' {
 		return nil, false
 	}
 	p.i++
-	ms := make([]member, 0, 24)
 	p.space()
 	if p.i < len(p.s) && p.s[p.i] == '}' {
 		p.i++
@@ -380,6 +506,11 @@ func (p *scanner) object() ([]member, bool) {
 		if !ok {
 			return nil, false
 		}
+		if !p.dotted && strings.IndexByte(key, '.') >= 0 {
+			p.dotted = true
+		}
+		esc := len(key) != p.i-start-2 // every escape is longer than what it stands for
+		k0, k1 := uint32(p.base+start+1), uint32(p.base+p.i-1)
 		p.space()
 		if p.i >= len(p.s) || p.s[p.i] != ':' {
 			return nil, false
@@ -390,7 +521,7 @@ func (p *scanner) object() ([]member, bool) {
 		if !p.value(0) {
 			return nil, false
 		}
-		ms = append(ms, member{key: key, val: p.s[vs:p.i]})
+		ms = append(ms, member{key0: k0, key1: k1, val0: uint32(p.base + vs), val1: uint32(p.base + p.i), esc: esc})
 		p.space()
 		if p.i >= len(p.s) {
 			return nil, false
@@ -407,37 +538,37 @@ func (p *scanner) object() ([]member, bool) {
 	}
 }
 
-// array scans an array starting at p.i and returns the raw text of its elements.
-func (p *scanner) array() ([]string, bool) {
+// eachElement calls f with the raw text of each element of the array raw, and
+// reports whether raw is a well-formed array (f may have been called before
+// the fault was found).
+func eachElement(raw string, f func(el string)) bool {
+	p := scanner{s: raw}
 	if p.i >= len(p.s) || p.s[p.i] != '[' {
-		return nil, false
+		return false
 	}
 	p.i++
-	var els []string
 	p.space()
 	if p.i < len(p.s) && p.s[p.i] == ']' {
-		p.i++
-		return els, true
+		return true
 	}
 	for {
 		p.space()
 		vs := p.i
 		if !p.value(0) {
-			return nil, false
+			return false
 		}
-		els = append(els, p.s[vs:p.i])
+		f(p.s[vs:p.i])
 		p.space()
 		if p.i >= len(p.s) {
-			return nil, false
+			return false
 		}
 		switch p.s[p.i] {
 		case ',':
 			p.i++
 		case ']':
-			p.i++
-			return els, true
+			return true
 		default:
-			return nil, false
+			return false
 		}
 	}
 }

@@ -120,6 +120,17 @@ func FuzzEval(f *testing.F) {
 				t.Fatalf("bad match %+v", m)
 			}
 		}
+		// The rule index only narrows: the detections are those of every
+		// rule evaluated.
+		got := map[*Rule]bool{}
+		for _, m := range s.Eval(ev, nil) {
+			got[m.Rule] = true
+		}
+		for i, r := range s.det {
+			if want := r.det.match(ev) && !filtered(s.filters[i], ev); got[r] != want {
+				t.Fatalf("rule %s: Eval %v, every rule evaluated %v", r.Key(), got[r], want)
+			}
+		}
 		ev.Values("userIdentity.arn")
 		ev.Values("a.b")
 	})

@@ -2,6 +2,8 @@ package sigma
 
 import (
 	"fmt"
+	"maps"
+	"math/bits"
 	"slices"
 	"strings"
 	"time"
@@ -12,13 +14,12 @@ import (
 type Set struct {
 	rules []*Rule
 
-	det      []*Rule // applicable detection rules
-	byName   map[string][]int
-	bySource map[string][]int
-	always   []int
-	feeds    [][]feed       // per det index: the correlations it feeds
-	filters  [][]*detection // per det index: filters whose match suppresses it
-	silent   []bool         // per det index: only feeds correlations that do not generate
+	det     []*Rule        // applicable detection rules
+	index   []fieldIndex   // rules by a value a field must have for them to match
+	always  []uint64       // bit set of the det indexes no index narrows
+	feeds   [][]feed       // per det index: the correlations it feeds
+	filters [][]*detection // per det index: filters whose match suppresses it
+	silent  []bool         // per det index: only feeds correlations that do not generate
 
 	corrs      []*Rule // applicable correlation rules
 	closing    []*Rule // those whose condition is lt or lte: they fire when a window closes
@@ -49,7 +50,7 @@ type Match struct {
 // correlation whose base rules do not all apply to CloudTrail gets Applies false.
 func NewSet(rules []*Rule) (*Set, []error) {
 	var errs []error
-	s := &Set{byName: map[string][]int{}, bySource: map[string][]int{}}
+	s := &Set{}
 	byID := map[string]*Rule{}
 	byName := map[string]*Rule{}
 	for _, r := range rules {
@@ -159,13 +160,8 @@ func NewSet(rules []*Rule) (*Set, []error) {
 		i := len(s.det)
 		detIndex[r] = i
 		s.det = append(s.det, r)
-		switch {
-		case indexOn(r, i, "eventName", s.byName):
-		case indexOn(r, i, "eventSource", s.bySource):
-		default:
-			s.always = append(s.always, i)
-		}
 	}
+	s.buildIndex()
 	// Filters: each suppresses the matches of the detection rules it names.
 	s.filters = make([][]*detection, len(s.det))
 	kept = s.rules[:0]
@@ -247,26 +243,97 @@ func NewSet(rules []*Rule) (*Set, []error) {
 // NewSet reported.
 func (s *Set) Rules() []*Rule { return s.rules }
 
-// indexOn adds detection rule r (index i) to idx under each value field must
-// equal for r to match, if there is such a set of values.
-func indexOn(r *Rule, i int, field string, idx map[string][]int) bool {
+// fieldIndex lists detection rules (det indexes) under each value (lowercased)
+// that field must have for them to match.
+type fieldIndex struct {
+	field  field
+	rules  map[string][]int
+	maxLen int // of the values
+}
+
+// buildIndex indexes each detection rule under the values one of its fields
+// must equal for it to match, so that Eval tests a record only against the
+// rules that can match it. It prefers eventName, then eventSource, then the
+// field with the fewest values; a rule no field pins goes in always.
+func (s *Set) buildIndex() {
+	s.always = make([]uint64, (len(s.det)+63)/64)
+	byPath := map[string]int{}
+	for i, r := range s.det {
+		f, vals := indexField(r.det)
+		if vals == nil {
+			s.always[i/64] |= 1 << (i % 64)
+			continue
+		}
+		k, ok := byPath[f.path]
+		if !ok {
+			k = len(s.index)
+			byPath[f.path] = k
+			s.index = append(s.index, fieldIndex{field: f, rules: map[string][]int{}})
+		}
+		ix := &s.index[k]
+		for _, v := range slices.Sorted(maps.Keys(vals)) {
+			ix.rules[v] = append(ix.rules[v], i)
+			ix.maxLen = max(ix.maxLen, len(v))
+		}
+	}
+}
+
+// indexField chooses the field d is indexed by and the values it must have,
+// or returns nil values when no field pins d to a set of values.
+func indexField(d *detection) (field, map[string]bool) {
+	var paths []field
+	seen := map[string]bool{}
+	for _, name := range d.order {
+		for _, conj := range d.idents[name].alts {
+			for _, fc := range conj {
+				if fc.field.path != "" && !seen[fc.field.path] {
+					seen[fc.field.path] = true
+					paths = append(paths, fc.field)
+				}
+			}
+		}
+	}
+	rank := func(p string) int {
+		switch p {
+		case "eventName":
+			return 0
+		case "eventSource":
+			return 1
+		}
+		return 2
+	}
+	var best field
+	var bestVals map[string]bool
+	for _, f := range paths {
+		vals := needAll(d, f.path)
+		if vals == nil {
+			continue
+		}
+		if bestVals == nil || rank(f.path) < rank(best.path) ||
+			rank(f.path) == rank(best.path) && (len(vals) < len(bestVals) || len(vals) == len(bestVals) && f.path < best.path) {
+			best, bestVals = f, vals
+		}
+	}
+	return best, bestVals
+}
+
+// needAll returns the lowercased values field must equal for any condition
+// of d to hold, or nil when they do not all pin field.
+func needAll(d *detection, field string) map[string]bool {
 	all := map[string]bool{}
-	for _, c := range r.det.cond {
+	for _, c := range d.cond {
 		vals := need(c, field)
 		if vals == nil {
-			return false
+			return nil
 		}
 		for v := range vals {
 			all[v] = true
 		}
 	}
 	if len(all) == 0 {
-		return false
+		return nil
 	}
-	for v := range all {
-		idx[v] = append(idx[v], i)
-	}
-	return true
+	return all
 }
 
 // need returns the lowercased values field must equal for n to hold, or nil
@@ -355,25 +422,45 @@ func needSearch(s *search, field string) map[string]bool {
 	return out
 }
 
-var eventNameField, eventSourceField = fieldOf("eventName"), fieldOf("eventSource")
+// candidates sets in bits the det indexes of the rules that may match e.
+func (s *Set) candidates(e *Event, cand []uint64) {
+	copy(cand, s.always)
+	for k := range s.index {
+		ix := &s.index[k]
+		vs := e.resolve(ix.field)
+		for j := range vs {
+			if vs[j].kind == kindNull {
+				continue // no string value matches null
+			}
+			for _, i := range ix.lookup(vs[j].text) {
+				cand[i/64] |= 1 << (i % 64)
+			}
+		}
+	}
+}
 
-// candidates returns the indexes of the detection rules that may match e, in
-// rule order.
-func (s *Set) candidates(e *Event) []int {
-	out := make([]int, 0, len(s.always)+4)
-	out = append(out, s.always...)
-	if len(s.byName) > 0 {
-		if vs := e.resolve(eventNameField); len(vs) > 0 {
-			out = append(out, s.byName[vs[0].lowered()]...)
-		}
+// lookup returns the rules indexed under the lowercased s.
+func (ix *fieldIndex) lookup(s string) []int {
+	const short = 64
+	if !isASCII(s) {
+		return ix.rules[strings.ToLower(s)]
 	}
-	if len(s.bySource) > 0 {
-		if vs := e.resolve(eventSourceField); len(vs) > 0 {
-			out = append(out, s.bySource[vs[0].lowered()]...)
-		}
+	if len(s) > ix.maxLen {
+		return nil // lowercasing ASCII keeps the length
 	}
-	slices.Sort(out)
-	return out
+	if len(s) > short {
+		return ix.rules[strings.ToLower(s)]
+	}
+	var buf [short]byte
+	b := buf[:len(s)]
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return ix.rules[string(b)]
 }
 
 // Eval returns the detection rules e matches and the correlations it
@@ -383,17 +470,40 @@ func (s *Set) candidates(e *Event) []int {
 // feeds them without being returned itself, as the Sigma specification says.
 func (s *Set) Eval(e *Event, st *State) []Match {
 	var out []Match
-	for _, i := range s.candidates(e) {
-		r := s.det[i]
-		if !r.det.match(e) || filtered(s.filters[i], e) {
-			continue
-		}
-		if !s.silent[i] || st == nil {
-			out = append(out, Match{Rule: r, EventIDs: []string{e.ID()}, Time: e.Time()})
-		}
-		if st != nil {
-			for _, f := range s.feeds[i] {
-				out = s.chain(st, st.add(f, e), out)
+	if e.take() {
+		defer e.release()
+	}
+	if cap(e.sc.cand) < len(s.always) {
+		e.sc.cand = make([]uint64, len(s.always))
+	}
+	cand := e.sc.cand[:len(s.always)]
+	s.candidates(e, cand)
+	// The matches' one-element EventIDs share chunks of one allocation,
+	// each with no room to grow into the next.
+	var ids []string
+	for w, word := range cand {
+		for word != 0 {
+			i := w*64 + bits.TrailingZeros64(word)
+			word &= word - 1
+			r := s.det[i]
+			if !r.det.match(e) || filtered(s.filters[i], e) {
+				continue
+			}
+			if !s.silent[i] || st == nil {
+				if len(ids) == 0 {
+					ids = make([]string, 4)
+					if out == nil {
+						out = make([]Match, 0, 4)
+					}
+				}
+				ids[0] = e.ID()
+				out = append(out, Match{Rule: r, EventIDs: ids[:1:1], Time: e.Time()})
+				ids = ids[1:]
+			}
+			if st != nil {
+				for _, f := range s.feeds[i] {
+					out = s.chain(st, st.add(f, e), out)
+				}
 			}
 		}
 	}
