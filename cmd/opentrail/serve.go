@@ -53,6 +53,24 @@ func runServe(args []string) error {
 	proxyPolicy := fs.String("proxy-policy", "", "endpoint policy file for the in-process audit proxy")
 	proxyFailOpen := fs.Bool("proxy-fail-open", false, "in-process audit proxy: forward calls even when their record cannot be guaranteed")
 	proxyRedact := fs.String("proxy-redact", proxy.RedactMask, "in-process audit proxy: mask (***) or hmac (hmac-sha256:<hex>) for non-key values")
+	var rulePaths []string
+	if v := os.Getenv("OPENTRAIL_RULES"); v != "" {
+		rulePaths = filepath.SplitList(v)
+	}
+	fs.Func("rules", "PATH: Sigma detection rules, a file or a folder read recursively for *.yml/*.yaml; repeatable "+
+		"(default $OPENTRAIL_RULES, colon-separated); reloaded on SIGHUP and when the files change",
+		func(v string) error { rulePaths = append(rulePaths, v); return nil })
+	var findingDests []dest.FindingRoute
+	fs.Func("findings-destination", "ARN_OR_URL[,MIN_LEVEL]: send detection findings (of at least MIN_LEVEL: low, medium, high, critical) "+
+		"to a Lambda function ARN, an SNS topic ARN or a URL, as subscription filters do; repeatable",
+		func(v string) error {
+			r := dest.FindingRoute{Destination: v}
+			if i := strings.LastIndexByte(v, ','); i >= 0 && dest.LevelRank(v[i+1:]) >= 0 {
+				r = dest.FindingRoute{Destination: v[:i], MinLevel: v[i+1:]}
+			}
+			findingDests = append(findingDests, r)
+			return nil
+		})
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
 	fs.Parse(args)
@@ -69,6 +87,7 @@ func runServe(args []string) error {
 		}
 		dests = mergeDestinations(fromFile, dests)
 	}
+	dests.Findings = append(dests.Findings, findingDests...)
 	if *smtpAddr != "" {
 		dests.SMTP.Addr = *smtpAddr
 	}
@@ -115,6 +134,7 @@ func runServe(args []string) error {
 		Destinations:         dests,
 		SubscriptionAttempts: *attempts,
 		SubscriptionFilters:  *perGroup,
+		RulePaths:            rulePaths,
 	}, log)
 	if err != nil {
 		return err
@@ -142,6 +162,16 @@ func runServe(args []string) error {
 	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	log.Info("OpenTrail is listening", "addr", "http://"+ln.Addr().String(), "data_dir", *dataDir, "version", version)
 
+	if a.Detect != nil {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for range hup {
+				a.Detect.Reload()
+			}
+		}()
+	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	served := make(chan error, 1)

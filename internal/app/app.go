@@ -22,6 +22,7 @@ import (
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/delivery"
+	"github.com/opentrail/opentrail/internal/detect"
 	"github.com/opentrail/opentrail/internal/digest"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
@@ -57,6 +58,9 @@ type Config struct {
 	SubscriptionAttempts int
 	// SubscriptionFilters is how many subscription filters one log group may have; default 2, as AWS.
 	SubscriptionFilters int
+	// RulePaths are Sigma rule files and folders; with them (or with findings
+	// destinations in Destinations.Findings) the detections projection runs.
+	RulePaths []string
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
@@ -94,6 +98,7 @@ type App struct {
 	// Account and Region are the node's defaults (the root key's account, the home Region).
 	Account, Region string
 	Lake            *lake.Engine
+	Detect          *detect.Service // nil without rules
 
 	db *pebble.DB
 	// Generated is set when this start created the root key: show it once.
@@ -172,9 +177,22 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	if err := a.Logs.Start(ctx); err != nil {
 		return fail(err)
 	}
+	if len(c.RulePaths) > 0 || len(dests.Findings) > 0 {
+		a.Detect, err = detect.New(db, a.Journal, log, detect.Options{Paths: c.RulePaths, Routes: dests.Findings, Resolve: dests.Resolve,
+			MaxAttempts: c.SubscriptionAttempts, Tokens: store.NewTokens(a.Keys.DeriveKey("findings-next-token"))})
+		if err != nil {
+			return fail(err)
+		}
+		if err := a.Detect.Start(ctx); err != nil {
+			return fail(err)
+		}
+	}
 	a.Registry = a.newRegistry()
+	if a.Detect != nil {
+		a.Registry.MustRegister(a.Detect)
+	}
 	metrics := promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
-	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs, Metrics: metrics})
+	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs, Metrics: metrics, Detect: a.Detect})
 	return a, nil
 }
 
@@ -215,6 +233,9 @@ func (a *App) Close() error {
 	}
 	if a.Logs != nil {
 		a.Logs.Close()
+	}
+	if a.Detect != nil {
+		a.Detect.Close()
 	}
 	if a.CT != nil {
 		a.CT.Close() // stops the queries before their engine

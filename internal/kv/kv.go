@@ -27,6 +27,11 @@ const (
 	prefixLogs    = 'l' // l | str(account) | str(region) | str(group) | str(stream) | time(8) | seq(8) → log event
 	prefixOutbox  = 'o' // o | str(account) | str(region) | str(group) | str(filter) | seq(8) → pending subscription delivery
 	prefixDead    = 'q' // q | str(account) | str(region) | str(group) | str(filter) | seq(8) → dead-lettered delivery
+	// Detections (package detect). Cursor "detect"; state kind "detect-correlations" (one per
+	// account, name "") holds the account's serialized Sigma correlation state.
+	prefixFinding   = 'f' // f | str(account) | ^nanos(8) | findingID[:8] → finding JSON
+	prefixAlert     = 'g' // g | str(destination) | seq(8) | n(4) → pending finding alert (finding JSON)
+	prefixAlertDead = 'h' // h | str(destination) | seq(8) | n(4) → dead-lettered finding alert
 )
 
 // Lookup categories and attributes as they appear in index keys.
@@ -159,6 +164,33 @@ func SubscriptionPrefix(dead bool, account, region, group, filter string) []byte
 // SubscriptionKey addresses one pending delivery or dead letter by its log sequence number.
 func SubscriptionKey(prefix []byte, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(make([]byte, 0, len(prefix)+8), prefix...), seq)
+}
+
+// FindingPrefix is the prefix of every finding of one account.
+func FindingPrefix(account string) []byte { return appendStr([]byte{prefixFinding}, account) }
+
+// FindingKey addresses one finding; findings sort newest first (by event time,
+// then by the first 8 bytes of the finding's ID, which make the key unique).
+func FindingKey(account string, nanos int64, id [8]byte) []byte {
+	b := binary.BigEndian.AppendUint64(FindingPrefix(account), InvertTime(nanos))
+	return append(b, id[:]...)
+}
+
+// AlertPrefix is the prefix of one findings destination's pending alerts
+// (dead = false) or dead letters (dead = true).
+func AlertPrefix(dead bool, destination string) []byte {
+	p := byte(prefixAlert)
+	if dead {
+		p = prefixAlertDead
+	}
+	return appendStr([]byte{p}, destination)
+}
+
+// AlertKey addresses the alert of the n-th finding of journal entry seq, so
+// that replaying the entry writes the same key again.
+func AlertKey(prefix []byte, seq uint64, n uint32) []byte {
+	b := binary.BigEndian.AppendUint64(append(make([]byte, 0, len(prefix)+12), prefix...), seq)
+	return binary.BigEndian.AppendUint32(b, n)
 }
 
 // ---- End of storage format. ----

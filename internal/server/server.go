@@ -22,6 +22,7 @@ import (
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
+	"github.com/opentrail/opentrail/internal/detect"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/logs"
 )
@@ -44,6 +45,7 @@ type Server struct {
 	version string
 	logs    *logs.Service
 	metrics http.Handler
+	detect  *detect.Service
 }
 
 // Options configure a Server.
@@ -54,6 +56,8 @@ type Options struct {
 	Logs *logs.Service
 	// Metrics serves GET /metrics (Prometheus text format, unauthenticated); nil = not served.
 	Metrics http.Handler
+	// Detect serves POST /v1/findings and /v1/rules; nil = no detections (empty answers).
+	Detect *detect.Service
 }
 
 // New returns a Server.
@@ -62,7 +66,7 @@ func New(j *journal.Journal, ct *cloudtrail.Service, keys *auth.Keyring, log *sl
 		o.Now = time.Now
 	}
 	s := &Server{j: j, ct: ct, keys: keys, log: log.With("component", "server"), now: o.Now, version: o.Version,
-		logs: o.Logs, metrics: o.Metrics}
+		logs: o.Logs, metrics: o.Metrics, detect: o.Detect}
 	s.verify = &awsapi.Verifier{
 		Lookup: func(id string) (string, bool) {
 			_, secret, ok := keys.Lookup(id)
@@ -126,6 +130,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.tail(w, r, rq, body)
 	case "/v1/deadletters":
 		s.deadLetters(w, r, rq, body)
+	case "/v1/findings":
+		s.findingsAPI(w, r, rq, body)
+	case "/v1/rules":
+		s.rulesAPI(w, r, rq, body)
 	case "/PutAuditEvents":
 		s.putAuditEvents(w, r, rq, body)
 	case "/":

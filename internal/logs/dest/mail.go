@@ -168,7 +168,11 @@ func buildMail(from *mail.Address, to []string, n *notification) []byte {
 	header("Auto-Submitted", "auto-generated") // RFC 3834: no vacation replies
 	buf.WriteString("\r\n")
 	qp := quotedprintable.NewWriter(&buf)
-	qp.Write([]byte(plainText(n.batch, n.sums)))
+	if n.batch.Alert != nil {
+		qp.Write([]byte(alertText(n.batch.Alert, n.batch, n.sums)))
+	} else {
+		qp.Write([]byte(plainText(n.batch, n.sums)))
+	}
 	qp.Close()
 	return buf.Bytes()
 }

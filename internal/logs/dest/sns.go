@@ -94,6 +94,9 @@ func (t *topic) Send(ctx context.Context, b *Batch) error {
 	}
 	sums := t.cfg.summarize(b)
 	n := &notification{topicARN: t.arn, batch: b, data: data, sums: sums, subject: subject(sums), at: time.Now()}
+	if b.Alert != nil {
+		n.data, n.subject = b.Alert.Body, b.Alert.Subject
+	}
 	key := sha256.Sum256(data)
 
 	t.mu.Lock()
