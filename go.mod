@@ -17,6 +17,7 @@ require (
 	github.com/google/uuid v1.6.0
 	github.com/klauspost/compress v1.20.3
 	github.com/prometheus/client_golang v1.16.0
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (

@@ -1,0 +1,392 @@
+package sigma
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// State holds the correlation windows of a Set, in event time. It is safe for
+// concurrent use. Its binary form (MarshalBinary) lets a caller keep it across
+// restarts; it is keyed by correlation rule (id, else name, else file:line)
+// and group, so a reloaded rule set picks up the windows of the rules it kept.
+type State struct {
+	mu    sync.Mutex
+	corrs map[string]*corrState
+}
+
+// corrState is the windows of one correlation rule, one per group.
+type corrState struct {
+	Span   time.Duration     `json:"span"`
+	Groups map[string]*group `json:"groups"`
+}
+
+// group is the events of one group-by value tuple, sorted by time.
+type group struct {
+	Values []string `json:"values"` // the group-by values, in GroupBy order
+	Events []entry  `json:"events"`
+	Start  int64    `json:"start,omitempty"` // lt/lte: the open window's start (unix ns); 0 when none
+}
+
+// entry is one event matched by a base rule of a correlation.
+type entry struct {
+	T    int64  `json:"t"` // eventTime, unix ns
+	ID   string `json:"id"`
+	Rule int    `json:"r"`           // index of the base rule in Correlation.Rules
+	Val  string `json:"v,omitempty"` // value_count: the counted field's value
+}
+
+// NewState returns an empty State.
+func NewState() *State { return &State{corrs: map[string]*corrState{}} }
+
+// stateVersion is the first byte of MarshalBinary's output. Part of the format:
+// never change what a version means; add a version instead.
+const stateVersion = 1
+
+// MarshalBinary encodes the state.
+func (st *State) MarshalBinary() ([]byte, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	b, err := json.Marshal(st.corrs)
+	if err != nil {
+		return nil, fmt.Errorf("sigma: encode state: %w", err)
+	}
+	return append([]byte{stateVersion}, b...), nil
+}
+
+// ErrState is returned by UnmarshalBinary for data it cannot read.
+var ErrState = errors.New("sigma: bad correlation state")
+
+// UnmarshalBinary replaces the state with one MarshalBinary encoded.
+func (st *State) UnmarshalBinary(data []byte) error {
+	if len(data) == 0 || data[0] != stateVersion {
+		return fmt.Errorf("%w: unknown version", ErrState)
+	}
+	corrs := map[string]*corrState{}
+	if err := json.Unmarshal(data[1:], &corrs); err != nil {
+		return fmt.Errorf("%w: %v", ErrState, err)
+	}
+	for k, c := range corrs {
+		if c == nil || c.Span <= 0 {
+			return fmt.Errorf("%w: correlation %s has no timespan", ErrState, k)
+		}
+		if c.Groups == nil {
+			c.Groups = map[string]*group{}
+		}
+		for gk, g := range c.Groups {
+			if g == nil {
+				delete(c.Groups, gk)
+				continue
+			}
+			slices.SortStableFunc(g.Events, func(a, b entry) int { return cmpInt(a.T, b.T) })
+		}
+	}
+	st.mu.Lock()
+	st.corrs = corrs
+	st.mu.Unlock()
+	return nil
+}
+
+// Expire drops the events of every window that ended before the given time:
+// those more than the correlation's timespan older than before. Call it with
+// the event time the caller has reached (minus any lateness it allows).
+func (st *State) Expire(before time.Time) {
+	b := before.UnixNano()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for k, c := range st.corrs {
+		for gk, g := range c.Groups {
+			g.prune(b - int64(c.Span))
+			if len(g.Events) == 0 {
+				delete(c.Groups, gk)
+			}
+		}
+		if len(c.Groups) == 0 {
+			delete(st.corrs, k)
+		}
+	}
+}
+
+// Len returns the number of events the state holds, for metrics.
+func (st *State) Len() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	n := 0
+	for _, c := range st.corrs {
+		for _, g := range c.Groups {
+			n += len(g.Events)
+		}
+	}
+	return n
+}
+
+// prune drops events before t.
+func (g *group) prune(t int64) {
+	i := sort.Search(len(g.Events), func(i int) bool { return g.Events[i].T >= t })
+	if i > 0 {
+		g.Events = append(g.Events[:0], g.Events[i:]...)
+	}
+	if g.Start != 0 && g.Start < t && len(g.Events) > 0 {
+		g.Start = g.Events[0].T
+	}
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// field returns the field a correlation reads for name in base rule idx,
+// after aliases.
+func (c *Correlation) field(name string, idx int) string {
+	if m, ok := c.Aliases[name]; ok {
+		b := c.base[idx]
+		if f, ok := m[b.ID]; ok && b.ID != "" {
+			return f
+		}
+		if f, ok := m[b.Name]; ok && b.Name != "" {
+			return f
+		}
+		if f, ok := m[c.Rules[idx]]; ok {
+			return f
+		}
+	}
+	return name
+}
+
+// add records that e matched base rule f.idx of correlation f.corr and
+// returns the match if that completes the correlation.
+func (st *State) add(f feed, e *Event) []Match {
+	if e.Time().IsZero() {
+		return nil // a record without eventTime has no place in a window
+	}
+	r := f.corr
+	c := r.Correlation
+	vals := make([]string, len(c.GroupBy))
+	for i, name := range c.GroupBy {
+		if vs := e.Values(c.field(name, f.idx)); len(vs) > 0 {
+			vals[i] = vs[0]
+		}
+	}
+	en := entry{T: e.Time().UnixNano(), ID: e.ID(), Rule: f.idx}
+	if c.Type == "value_count" {
+		vs := e.Values(c.field(c.Field, f.idx))
+		if len(vs) == 0 {
+			return nil // an event without the field adds no value
+		}
+		en.Val = vs[0]
+	}
+	key := strings.Join(vals, "\x00")
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	cs := st.corrs[r.Key()]
+	if cs == nil || cs.Span != c.Timespan {
+		cs = &corrState{Span: c.Timespan, Groups: map[string]*group{}}
+		st.corrs[r.Key()] = cs
+	}
+	g := cs.Groups[key]
+	if g == nil {
+		g = &group{Values: vals}
+		cs.Groups[key] = g
+	}
+	span := int64(c.Timespan)
+	// Idempotent: the same event for the same base rule counts once, so a
+	// caller that replays events after a restart does not double-count.
+	for _, o := range g.Events {
+		if o.ID == en.ID && o.Rule == en.Rule && o.T == en.T && en.ID != "" {
+			return nil
+		}
+	}
+	i := sort.Search(len(g.Events), func(i int) bool { return g.Events[i].T > en.T })
+	g.Events = slices.Insert(g.Events, i, en)
+	if last := g.Events[len(g.Events)-1].T; last-span > g.Events[0].T {
+		g.prune(last - span)
+	}
+	if c.Op == "lt" || c.Op == "lte" {
+		if g.Start == 0 || en.T < g.Start {
+			g.Start = g.Events[0].T
+		}
+		return nil // fires when the window closes
+	}
+	win, ok := g.complete(c, en.T)
+	if !ok {
+		return nil
+	}
+	m := st.fire(r, g, win)
+	if len(g.Events) == 0 {
+		delete(cs.Groups, key)
+	}
+	return []Match{m}
+}
+
+// complete looks for a window of the correlation's timespan that contains t and
+// satisfies the correlation; it returns the indexes of the window's events
+// that contributed.
+func (g *group) complete(c *Correlation, t int64) ([]int, bool) {
+	span := int64(c.Timespan)
+	for a := range g.Events {
+		s := g.Events[a].T
+		if s < t-span {
+			continue
+		}
+		if s > t {
+			break
+		}
+		end := s + span
+		var win []int
+		for j := a; j < len(g.Events) && g.Events[j].T <= end; j++ {
+			win = append(win, j)
+		}
+		if w, ok := satisfied(c, g.Events, win); ok {
+			return w, true
+		}
+	}
+	return nil, false
+}
+
+// satisfied reports whether the events win of es satisfy c, and which of them
+// contributed.
+func satisfied(c *Correlation, es []entry, win []int) ([]int, bool) {
+	switch c.Type {
+	case "event_count":
+		ids := map[string]bool{}
+		n := 0
+		for _, j := range win {
+			if es[j].ID == "" || !ids[es[j].ID] {
+				ids[es[j].ID] = true
+				n++
+			}
+		}
+		return win, holds(c.Op, int64(n), c.Count)
+	case "value_count":
+		vals := map[string]bool{}
+		for _, j := range win {
+			vals[es[j].Val] = true
+		}
+		return win, holds(c.Op, int64(len(vals)), c.Count)
+	case "temporal":
+		seen := make([]bool, len(c.Rules))
+		n := 0
+		for _, j := range win {
+			if !seen[es[j].Rule] {
+				seen[es[j].Rule] = true
+				n++
+			}
+		}
+		return win, n == len(c.Rules)
+	case "temporal_ordered":
+		// The first event of the window must be of the first rule; then each
+		// next rule at the same time or later.
+		var chain []int
+		k := 0
+		for _, j := range win {
+			if k < len(c.Rules) && es[j].Rule == k {
+				chain = append(chain, j)
+				k++
+			}
+		}
+		return chain, k == len(c.Rules)
+	}
+	return nil, false
+}
+
+func holds(op string, n, want int64) bool {
+	switch op {
+	case "gt":
+		return n > want
+	case "gte":
+		return n >= want
+	case "lt":
+		return n < want
+	case "lte":
+		return n <= want
+	}
+	return n == want
+}
+
+// fire builds the match of r over events win of g and removes them from g, so
+// that the next firing needs new events.
+func (st *State) fire(r *Rule, g *group, win []int) Match {
+	c := r.Correlation
+	m := Match{Rule: r, GroupBy: make(map[string]string, len(c.GroupBy))}
+	for i, name := range c.GroupBy {
+		m.GroupBy[name] = g.Values[i]
+	}
+	seen := map[string]bool{}
+	var last int64
+	drop := make(map[int]bool, len(win))
+	for _, j := range win {
+		en := g.Events[j]
+		drop[j] = true
+		if en.T > last {
+			last = en.T
+		}
+		if !seen[en.ID] {
+			seen[en.ID] = true
+			m.EventIDs = append(m.EventIDs, en.ID)
+		}
+	}
+	m.Time = time.Unix(0, last).UTC()
+	kept := g.Events[:0]
+	for j, en := range g.Events {
+		if !drop[j] {
+			kept = append(kept, en)
+		}
+	}
+	g.Events = kept
+	return m
+}
+
+// close fires the lt/lte correlations whose windows ended before now (event
+// time): a window opens at its group's first event and closes a timespan later.
+func (st *State) close(rules []*Rule, now time.Time) []Match {
+	t := now.UnixNano()
+	var out []Match
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, r := range rules {
+		c := r.Correlation
+		cs := st.corrs[r.Key()]
+		if cs == nil {
+			continue
+		}
+		span := int64(c.Timespan)
+		for key, g := range cs.Groups {
+			for g.Start != 0 && g.Start+span < t {
+				end := g.Start + span
+				var win []int
+				for j, en := range g.Events {
+					if en.T >= g.Start && en.T <= end {
+						win = append(win, j)
+					}
+				}
+				if w, ok := satisfied(c, g.Events, win); ok && len(w) > 0 {
+					m := st.fire(r, g, w)
+					m.Time = time.Unix(0, end).UTC()
+					out = append(out, m)
+				} else {
+					g.prune(end + 1)
+				}
+				g.Start = 0
+				if len(g.Events) > 0 {
+					g.Start = g.Events[0].T
+				}
+			}
+			if len(g.Events) == 0 {
+				delete(cs.Groups, key)
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return out
+}

@@ -1,0 +1,2 @@
+// Package sigma parses Sigma rules and evaluates them on CloudTrail records.
+package sigma
