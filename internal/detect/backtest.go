@@ -73,7 +73,7 @@ func (b *Backtest) Eval(ev *sigma.Event) {
 	}
 	if b.rs.correlations && b.Events%4096 == 0 {
 		for _, st := range b.states {
-			st.Expire(ev.Time().Add(-b.rs.window))
+			st.Expire(ev.Time())
 		}
 	}
 }

@@ -288,8 +288,8 @@ func (s *Service) applyFrom(from uint64) (uint64, error) {
 	}
 	for account := range s.dirty {
 		st := s.states[account]
-		if t, ok := latest[account]; ok && rs.window > 0 {
-			st.Expire(t.Add(-rs.window))
+		if t, ok := latest[account]; ok {
+			st.Expire(t) // drops what fell out of every window by this batch's newest event time
 		}
 		data, err := st.MarshalBinary()
 		if err != nil {

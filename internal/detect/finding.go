@@ -65,10 +65,7 @@ func findingOf(mt *sigma.Match, account, region, eventID string, at time.Time) *
 	if t.IsZero() {
 		t = at
 	}
-	id := r.ID
-	if id == "" {
-		id = r.Name
-	}
+	id := r.Key()
 	return &Finding{
 		FindingID: FindingID(id, ids), RuleID: id, RuleTitle: r.Title, Level: strings.ToLower(r.Level),
 		Tags: r.Tags, Time: t.UTC(), AccountID: account, Region: region, EventIDs: ids, GroupBy: mt.GroupBy,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -35,8 +36,7 @@ type RuleStatus struct {
 // RuleSet is what one (re)load produced.
 type RuleSet struct {
 	set          *sigma.Set
-	correlations bool          // some rule is a correlation: state must be kept
-	window       time.Duration // the longest correlation timespan
+	correlations bool // some rule is a correlation: state must be kept
 	statuses     []RuleStatus
 	errors       int
 }
@@ -132,14 +132,11 @@ func Load(paths []string) *RuleSet {
 		}
 		parsed, perrs := sigma.ParseFile(f, data)
 		for _, err := range perrs {
-			file, line := errorPlace(err.Error(), f)
+			file, line := errorPlace(err, f)
 			rs.statuses = append(rs.statuses, RuleStatus{File: file, Line: line, Status: err.Error()})
 		}
 		for _, r := range parsed {
-			st := RuleStatus{ID: r.ID, Title: r.Title, Level: strings.ToLower(r.Level), File: r.File, Line: r.Line, Status: StatusOK}
-			if st.ID == "" {
-				st.ID = r.Name
-			}
+			st := RuleStatus{ID: r.Key(), Title: r.Title, Level: strings.ToLower(r.Level), File: r.File, Line: r.Line, Status: StatusOK}
 			if !r.Applies {
 				st.Status = StatusNotApplicable
 			} else {
@@ -150,7 +147,7 @@ func Load(paths []string) *RuleSet {
 	}
 	set, serrs := sigma.NewSet(rules)
 	for _, err := range serrs {
-		file, line := errorPlace(err.Error(), "")
+		file, line := errorPlace(err, "")
 		rs.statuses = append(rs.statuses, RuleStatus{File: file, Line: line, Status: err.Error()})
 	}
 	rs.set = set
@@ -159,10 +156,7 @@ func Load(paths []string) *RuleSet {
 		running := map[*sigma.Rule]bool{}
 		for _, r := range set.Rules() {
 			running[r] = true
-			if r.Correlation != nil {
-				rs.correlations = true
-				rs.window = max(rs.window, correlationWindow(r))
-			}
+			rs.correlations = rs.correlations || r.Correlation != nil
 		}
 		for i, r := range rules {
 			if !running[r] {
@@ -202,17 +196,13 @@ func markRefused(statuses []RuleStatus, r *sigma.Rule) {
 	}
 }
 
-// errorPlace reads "file:line:col: msg" back into its file and line.
-func errorPlace(msg, file string) (string, int) {
-	parts := strings.SplitN(msg, ":", 4)
-	if len(parts) < 3 {
-		return file, 0
+// errorPlace is the file and line a rule error points at (file, 0 when it has none).
+func errorPlace(err error, file string) (string, int) {
+	var se *sigma.Error
+	if errors.As(err, &se) {
+		return se.File, se.Line
 	}
-	var line int
-	if _, err := fmt.Sscanf(parts[1], "%d", &line); err != nil {
-		return file, 0
-	}
-	return parts[0], line
+	return file, 0
 }
 
 type fileErr struct {
@@ -276,6 +266,3 @@ func fingerprint(paths []string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
-
-// correlationWindow is how long a correlation rule keeps events.
-func correlationWindow(r *sigma.Rule) time.Duration { return r.Correlation.Timespan }
