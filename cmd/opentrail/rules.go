@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -23,7 +22,6 @@ import (
 	"github.com/opentrail/opentrail/internal/archive"
 	"github.com/opentrail/opentrail/internal/detect"
 	"github.com/opentrail/opentrail/internal/objstore"
-	"github.com/opentrail/opentrail/internal/sigma"
 )
 
 const rulesUsage = `usage:
@@ -147,7 +145,12 @@ func rulesTest(args []string) error {
 				return fmt.Errorf("--s3-endpoint: %w", err)
 			}
 		}
-		total, bytes, err = backtestLogs(ctx, rs, *logs, s3, archive.Filter{Start: start}, *workers, onFinding)
+		a, aerr := archive.Open(ctx, *logs, s3)
+		if aerr != nil {
+			return aerr
+		}
+		total, bytes, err = detect.BacktestLogs(ctx, rs, a, archive.Filter{Start: start}, *workers, onFinding,
+			func(err error) { fmt.Fprintf(os.Stderr, "rules test: skip %v\n", err) })
 	} else {
 		c, cerr := newClient(*endpoint, *region, false)
 		if cerr != nil {
@@ -168,129 +171,6 @@ func rulesTest(args []string) error {
 		fmt.Fprintln(os.Stderr)
 	}
 	return nil
-}
-
-// backtestLogs evaluates rs over an archive's log files. Files are read,
-// decoded and parsed on workers goroutines; without correlation rules they
-// are evaluated there too, else in file order (events of a file sorted by
-// time) on one goroutine, so that correlation windows see time order.
-func backtestLogs(ctx context.Context, rs *detect.RuleSet, src string, s3 objstore.Store, f archive.Filter, workers int, onFinding func(*detect.Finding)) (*detect.Backtest, int64, error) {
-	a, err := archive.Open(ctx, src, s3)
-	if err != nil {
-		return nil, 0, err
-	}
-	files, err := a.List(ctx, f, nil)
-	if err != nil {
-		return nil, 0, err
-	}
-	if workers <= 0 {
-		workers = 1
-	}
-	type result struct {
-		idx   int
-		evs   []*sigma.Event
-		bt    *detect.Backtest
-		bytes int
-		err   error
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() {
-		cancel()
-		wg.Wait()
-	}()
-	serial := rs.Correlations() || onFinding != nil
-	jobs := make(chan int)
-	results := make(chan result, workers)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				r := result{idx: i}
-				gz, err := a.Read(ctx, files[i].Key)
-				var recs [][]byte
-				if err == nil {
-					recs, r.bytes, err = archive.Records(gz, f)
-				}
-				if err != nil {
-					r.err = fmt.Errorf("%s: %w", files[i].Key, err)
-				}
-				if serial {
-					r.evs = make([]*sigma.Event, len(recs))
-					for j, rec := range recs {
-						r.evs[j] = detect.Prepare(rec)
-					}
-				} else {
-					r.bt = detect.NewBacktest(rs)
-					for _, rec := range recs {
-						r.bt.Eval(detect.Prepare(rec))
-					}
-				}
-				select {
-				case results <- r:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
-	}
-	go func() {
-		defer close(jobs)
-		for i := range files {
-			select {
-			case jobs <- i:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	total := detect.NewBacktest(rs)
-	total.OnFinding = onFinding
-	var bytes int64
-	pending := map[int]result{}
-	next := 0
-	for next < len(files) {
-		var r result
-		select {
-		case r = <-results:
-		case <-ctx.Done():
-			return nil, 0, ctx.Err()
-		}
-		if r.err != nil {
-			fmt.Fprintf(os.Stderr, "rules test: skip %v\n", r.err)
-		}
-		bytes += int64(r.bytes)
-		if !serial {
-			next++
-			if r.bt != nil {
-				total.Add(r.bt)
-			}
-			continue
-		}
-		pending[r.idx] = r
-		for {
-			p, ok := pending[next]
-			if !ok {
-				break
-			}
-			delete(pending, next)
-			next++
-			var good []*sigma.Event
-			for _, ev := range p.evs {
-				if ev == nil {
-					total.Eval(nil)
-					continue
-				}
-				good = append(good, ev)
-			}
-			detect.SortByTime(good)
-			for _, ev := range good {
-				total.Eval(ev)
-			}
-		}
-	}
-	return total, bytes, nil
 }
 
 // backtestEDS evaluates rs over an event data store's records, read through a

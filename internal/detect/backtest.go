@@ -1,7 +1,13 @@
 package detect
 
 import (
+	"context"
+	"fmt"
+	"runtime"
 	"sort"
+	"sync"
+
+	"github.com/opentrail/opentrail/internal/archive"
 
 	"github.com/opentrail/opentrail/internal/sigma"
 )
@@ -92,4 +98,123 @@ func first(v []string) string {
 		return ""
 	}
 	return v[0]
+}
+
+// BacktestLogs evaluates rs over an archive's log files (those f keeps).
+// Files are read, decoded and parsed on workers goroutines; without
+// correlation rules (and without onFinding) they are evaluated there too.
+// Otherwise they are evaluated on one goroutine in key order, each file's
+// events sorted by time, so that correlation windows see time order (events
+// of different files are not merged: a correlation across files delivered
+// out of time order may be missed). It returns the counts and the bytes of
+// JSON read; a file that cannot be read is reported to skip and left out.
+func BacktestLogs(ctx context.Context, rs *RuleSet, a *archive.Archive, f archive.Filter, workers int,
+	onFinding func(*Finding), skip func(error)) (*Backtest, int64, error) {
+	files, err := a.List(ctx, f, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	type result struct {
+		idx   int
+		evs   []*sigma.Event
+		bt    *Backtest
+		bytes int
+		err   error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	serial := rs.correlations || onFinding != nil
+	jobs := make(chan int)
+	results := make(chan result, workers)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				r := result{idx: i}
+				gz, err := a.Read(ctx, files[i].Key)
+				var recs [][]byte
+				if err == nil {
+					recs, r.bytes, err = archive.Records(gz, f)
+				}
+				if err != nil {
+					r.err = fmt.Errorf("%s: %w", files[i].Key, err)
+				}
+				if serial {
+					r.evs = make([]*sigma.Event, len(recs))
+					for j, rec := range recs {
+						r.evs[j] = Prepare(rec)
+					}
+				} else {
+					r.bt = NewBacktest(rs)
+					for _, rec := range recs {
+						r.bt.Eval(Prepare(rec))
+					}
+				}
+				select {
+				case results <- r:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(jobs)
+		for i := range files {
+			select {
+			case jobs <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	total := NewBacktest(rs)
+	total.OnFinding = onFinding
+	var bytes int64
+	pending := map[int]result{}
+	next := 0
+	for done := 0; done < len(files); done++ {
+		var r result
+		select {
+		case r = <-results:
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		}
+		if r.err != nil && skip != nil {
+			skip(r.err)
+		}
+		bytes += int64(r.bytes)
+		if !serial {
+			total.Add(r.bt)
+			continue
+		}
+		pending[r.idx] = r
+		for p, ok := pending[next]; ok; p, ok = pending[next] {
+			delete(pending, next)
+			next++
+			good := p.evs[:0]
+			for _, ev := range p.evs {
+				if ev == nil {
+					total.Eval(nil)
+					continue
+				}
+				good = append(good, ev)
+			}
+			SortByTime(good)
+			for _, ev := range good {
+				total.Eval(ev)
+			}
+		}
+	}
+	return total, bytes, nil
 }
