@@ -60,28 +60,37 @@ func (b *Backtest) Eval(ev *sigma.Event) {
 	if b.rs == nil || b.rs.set == nil {
 		return
 	}
-	account := first(ev.Values("recipientAccountId"))
-	if account == "" {
-		account = first(ev.Values("userIdentity.accountId"))
+	if !b.rs.correlations {
+		// Without correlations there is no state, and the account is read only for a match.
+		for _, mt := range b.rs.set.Eval(ev, nil) {
+			b.found(&mt, ev, first(ev.Values("recipientAccountId")))
+		}
+		return
 	}
+	account := first(ev.Values("recipientAccountId"))
 	st := b.states[account]
 	if st == nil {
 		st = sigma.NewState()
 		b.states[account] = st
 	}
-	matches := b.rs.set.Eval(ev, st)
-	for i := range matches {
-		f := findingOf(&matches[i], account, first(ev.Values("awsRegion")), ev.ID(), ev.Time())
-		b.Matches[f.RuleID]++
-		if b.OnFinding != nil {
-			b.OnFinding(f)
-		}
+	for _, mt := range b.rs.set.Eval(ev, st) {
+		b.found(&mt, ev, account)
 	}
-	if b.rs.correlations && b.Events%4096 == 0 {
+	if b.Events%4096 == 0 {
 		for _, st := range b.states {
 			st.Expire(ev.Time())
 		}
 	}
+}
+
+func (b *Backtest) found(mt *sigma.Match, ev *sigma.Event, account string) {
+	if b.OnFinding == nil {
+		b.Matches[mt.Rule.Key()]++
+		return
+	}
+	f := findingOf(mt, account, first(ev.Values("awsRegion")), ev.ID(), ev.Time())
+	b.Matches[f.RuleID]++
+	b.OnFinding(f)
 }
 
 // Add adds other's counts to b's.

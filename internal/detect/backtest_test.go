@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -152,6 +153,7 @@ func BenchmarkBacktestLogs(b *testing.B) {
 		b.Fatalf("%d rules running, %d errors", rs.Running(), rs.Errors())
 	}
 	b.SetBytes(size)
+	cpu0 := cpuTime()
 	b.ResetTimer()
 	var matches int64
 	for b.Loop() {
@@ -169,4 +171,14 @@ func BenchmarkBacktestLogs(b *testing.B) {
 	}
 	b.ReportMetric(float64(200000*b.N)/b.Elapsed().Seconds(), "records/s")
 	b.ReportMetric(float64(matches), "matches")
+	cpu := cpuTime() - cpu0
+	b.ReportMetric(cpu.Seconds()/b.Elapsed().Seconds(), "cores")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(200000*b.N), "cpu-µs/record")
+}
+
+// cpuTime is the CPU time this process has used (user and system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
