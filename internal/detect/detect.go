@@ -23,11 +23,11 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/opentrail/opentrail/internal/event"
+	"github.com/opentrail/opentrail/internal/history"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/logs/dest"
 	"github.com/opentrail/opentrail/internal/sigma"
-	"github.com/opentrail/opentrail/internal/store"
 )
 
 // ---- Storage format: names that appear in keys. Never change them. ----
@@ -53,7 +53,7 @@ type Options struct {
 	MaxAttempts         int
 	Backoff, MaxBackoff time.Duration
 	// Tokens seal the NextTokens of Findings (use a key of their own).
-	Tokens *store.Tokens
+	Tokens *history.Tokens
 }
 
 // Service is the detections projection, its rules and its alert senders.

@@ -21,10 +21,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/opentrail/opentrail/internal/event"
+	"github.com/opentrail/opentrail/internal/history"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/logs/dest"
-	"github.com/opentrail/opentrail/internal/store"
 )
 
 const (
@@ -75,7 +75,7 @@ func open(t testing.TB, fs vfs.FS, dir string, rules []string, o Options) *node 
 		t.Fatal(err)
 	}
 	o.Paths = rules
-	o.Tokens = store.NewTokens(make([]byte, 32))
+	o.Tokens = history.NewTokens(make([]byte, 32))
 	if o.Poll == 0 {
 		o.Poll = time.Hour // tests reload explicitly
 	}
@@ -377,7 +377,7 @@ func TestCrashKeepsFindingsAndCursorTogether(t *testing.T) {
 			behind++
 		}
 		// Entry 2i+1 is s_i's: the findings are those of s_i with 2i+1 < cur.
-		s, _ := New(db, j, quiet, Options{Tokens: store.NewTokens(make([]byte, 32))})
+		s, _ := New(db, j, quiet, Options{Tokens: history.NewTokens(make([]byte, 32))})
 		p, err := s.Findings(Query{Account: acctA, Max: 1000})
 		if err != nil {
 			t.Fatal(err)

@@ -13,10 +13,10 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/opentrail/opentrail/internal/event"
+	"github.com/opentrail/opentrail/internal/history"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/logs/dest"
 	"github.com/opentrail/opentrail/internal/sigma"
-	"github.com/opentrail/opentrail/internal/store"
 )
 
 // Finding is one rule match.
@@ -120,7 +120,7 @@ func (s *Service) Findings(q Query) (Page, error) {
 		end = q.End.UnixNano()
 	}
 	// The token is bound to every parameter but Max and NextToken.
-	tq := store.Query{Account: q.Account, Attr: "findings", Value: q.RuleID + "\x00" + q.MinLevel, Start: start, End: end}
+	tq := history.Query{Account: q.Account, Attr: "findings", Value: q.RuleID + "\x00" + q.MinLevel, Start: start, End: end}
 	prefix := kv.FindingPrefix(q.Account)
 	lower := kv.FindingKey(q.Account, end, [8]byte{})
 	upper := kv.FindingKey(q.Account, start, [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})

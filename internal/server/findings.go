@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/detect"
 	"github.com/opentrail/opentrail/internal/logs/dest"
@@ -54,10 +53,10 @@ const (
 )
 
 // findingsAPI lists the caller's account's findings, newest first. Writer
-// keys only send records; reading findings takes a reader (or root) key.
+// keys only send records; reading findings takes a reader, admin or root key.
 func (s *Server) findingsAPI(w http.ResponseWriter, r *http.Request, rq *request, body []byte) {
-	if rq.key.Role == auth.RoleWriter {
-		s.fail(w, rq, denied(rq.key, "opentrail:ListFindings"))
+	if !s.allowed(rq, "opentrail:ListFindings", true) {
+		s.fail(w, rq, denied(rq.key, rq.op))
 		return
 	}
 	q, err := findingsQuery(rq, body)
@@ -156,8 +155,8 @@ type RulesResponse struct {
 // each matched the caller's account's events (rules are the server's; match
 // counts, like every read, are the account's own).
 func (s *Server) rulesAPI(w http.ResponseWriter, r *http.Request, rq *request, body []byte) {
-	if rq.key.Role == auth.RoleWriter {
-		s.fail(w, rq, denied(rq.key, "opentrail:ListRules"))
+	if !s.allowed(rq, "opentrail:ListRules", true) {
+		s.fail(w, rq, denied(rq.key, rq.op))
 		return
 	}
 	out := RulesResponse{Rules: []detect.RuleStatus{}}

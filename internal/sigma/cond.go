@@ -147,10 +147,15 @@ func lexCondition(s string) []ctoken {
 
 // condParser parses one condition against a detection's identifiers.
 type condParser struct {
-	toks []ctoken
-	i    int
-	det  *detection
+	toks  []ctoken
+	i     int
+	det   *detection
+	depth int
 }
+
+// maxCondDepth bounds nesting of parentheses and not, so that a hostile
+// condition cannot exhaust the stack.
+const maxCondDepth = 100
 
 // parseCondition parses a condition. The grammar is in doc.go.
 func parseCondition(s string, det *detection) (node, *condErr) {
@@ -227,6 +232,11 @@ func (p *condParser) and() (node, *condErr) {
 //
 //	notExpr = 'not' notExpr | primary
 func (p *condParser) not() (node, *condErr) {
+	p.depth++
+	defer func() { p.depth-- }()
+	if p.depth > maxCondDepth {
+		return nil, &condErr{p.peek().pos, "condition nested too deeply"}
+	}
 	if p.peek().typ == tNot {
 		p.next()
 		n, err := p.not()

@@ -24,6 +24,10 @@ type State struct {
 type corrState struct {
 	Span   time.Duration     `json:"span"`
 	Groups map[string]*group `json:"groups"`
+
+	// oldest is at most the time of the oldest event held (0: unknown), so
+	// that Expire can skip a correlation with nothing to drop.
+	oldest int64
 }
 
 // group is the events of one group-by value tuple, sorted by time.
@@ -39,7 +43,16 @@ type entry struct {
 	ID   string `json:"id"`
 	Rule int    `json:"r"`           // index of the base rule in Correlation.Rules
 	Val  string `json:"v,omitempty"` // value_count: the counted field's value
+	// IDs, for an entry that is a correlation's firing: its events. ID is
+	// then their list, which identifies the firing.
+	IDs []string `json:"ids,omitempty"`
 }
+
+// MaxLateness is how far (in event time) behind the newest event of its group
+// an event may arrive and still meet the events it shares a window with: a
+// group keeps the events of the last timespan plus MaxLateness. Expire drops
+// more, as the caller's watermark allows.
+const MaxLateness = time.Hour
 
 // NewState returns an empty State.
 func NewState() *State { return &State{corrs: map[string]*corrState{}} }
@@ -94,16 +107,27 @@ func (st *State) UnmarshalBinary(data []byte) error {
 
 // Expire drops the events of every window that ended before the given time:
 // those more than the correlation's timespan older than before. Call it with
-// the event time the caller has reached (minus any lateness it allows).
+// the event time the caller has reached (minus any lateness it allows). It
+// costs one comparison per correlation when there is nothing to drop, so it
+// may be called for every event.
 func (st *State) Expire(before time.Time) {
 	b := before.UnixNano()
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for k, c := range st.corrs {
+		limit := b - int64(c.Span)
+		if c.oldest != 0 && c.oldest >= limit {
+			continue
+		}
+		c.oldest = 0
 		for gk, g := range c.Groups {
-			g.prune(b - int64(c.Span))
+			g.prune(limit)
 			if len(g.Events) == 0 {
 				delete(c.Groups, gk)
+				continue
+			}
+			if t := g.Events[0].T; c.oldest == 0 || t < c.oldest {
+				c.oldest = t
 			}
 		}
 		if len(c.Groups) == 0 {
@@ -170,8 +194,7 @@ func (st *State) add(f feed, e *Event) []Match {
 	if e.Time().IsZero() {
 		return nil // a record without eventTime has no place in a window
 	}
-	r := f.corr
-	c := r.Correlation
+	c := f.corr.Correlation
 	vals := make([]string, len(c.GroupBy))
 	for i, name := range c.GroupBy {
 		if vs := e.Values(c.field(name, f.idx)); len(vs) > 0 {
@@ -186,6 +209,32 @@ func (st *State) add(f feed, e *Event) []Match {
 		}
 		en.Val = vs[0]
 	}
+	return st.insert(f.corr, vals, en)
+}
+
+// addMatch records that correlation f.corr's rule f.idx, itself a
+// correlation, fired with m. Its group-by values come from m's.
+func (st *State) addMatch(f feed, m Match) []Match {
+	c := f.corr.Correlation
+	vals := make([]string, len(c.GroupBy))
+	for i, name := range c.GroupBy {
+		vals[i] = m.GroupBy[c.field(name, f.idx)]
+	}
+	en := entry{T: m.Time.UnixNano(), ID: strings.Join(m.EventIDs, ","), IDs: m.EventIDs, Rule: f.idx}
+	if c.Type == "value_count" {
+		v, ok := m.GroupBy[c.field(c.Field, f.idx)]
+		if !ok {
+			return nil
+		}
+		en.Val = v
+	}
+	return st.insert(f.corr, vals, en)
+}
+
+// insert adds en to its group of correlation r and returns r's match if that
+// completes it.
+func (st *State) insert(r *Rule, vals []string, en entry) []Match {
+	c := r.Correlation
 	key := strings.Join(vals, "\x00")
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -207,12 +256,15 @@ func (st *State) add(f feed, e *Event) []Match {
 			return nil
 		}
 	}
+	if cs.oldest == 0 || en.T < cs.oldest {
+		cs.oldest = en.T
+	}
 	i := sort.Search(len(g.Events), func(i int) bool { return g.Events[i].T > en.T })
 	g.Events = slices.Insert(g.Events, i, en)
-	if last := g.Events[len(g.Events)-1].T; last-span > g.Events[0].T {
-		g.prune(last - span)
+	if limit := g.Events[len(g.Events)-1].T - span - int64(MaxLateness); g.Events[0].T < limit {
+		g.prune(limit)
 	}
-	if c.Op == "lt" || c.Op == "lte" {
+	if c.closesWindow() {
 		if g.Start == 0 || en.T < g.Start {
 			g.Start = g.Events[0].T
 		}
@@ -234,11 +286,9 @@ func (st *State) add(f feed, e *Event) []Match {
 // that contributed.
 func (g *group) complete(c *Correlation, t int64) ([]int, bool) {
 	span := int64(c.Timespan)
-	for a := range g.Events {
+	first := sort.Search(len(g.Events), func(i int) bool { return g.Events[i].T >= t-span })
+	for a := first; a < len(g.Events); a++ {
 		s := g.Events[a].T
-		if s < t-span {
-			continue
-		}
 		if s > t {
 			break
 		}
@@ -267,23 +317,26 @@ func satisfied(c *Correlation, es []entry, win []int) ([]int, bool) {
 				n++
 			}
 		}
-		return win, holds(c.Op, int64(n), c.Count)
+		return win, c.holds(int64(n))
 	case "value_count":
 		vals := map[string]bool{}
 		for _, j := range win {
 			vals[es[j].Val] = true
 		}
-		return win, holds(c.Op, int64(len(vals)), c.Count)
+		return win, c.holds(int64(len(vals)))
 	case "temporal":
 		seen := make([]bool, len(c.Rules))
 		n := 0
 		for _, j := range win {
-			if !seen[es[j].Rule] {
-				seen[es[j].Rule] = true
+			if r := es[j].Rule; r >= 0 && r < len(seen) && !seen[r] {
+				seen[r] = true
 				n++
 			}
 		}
-		return win, n == len(c.Rules)
+		if len(c.Conds) == 0 {
+			return win, n == len(c.Rules)
+		}
+		return win, c.holds(int64(n))
 	case "temporal_ordered":
 		// The first event of the window must be of the first rule; then each
 		// next rule at the same time or later.
@@ -295,23 +348,35 @@ func satisfied(c *Correlation, es []entry, win []int) ([]int, bool) {
 				k++
 			}
 		}
-		return chain, k == len(c.Rules)
+		if len(c.Conds) == 0 {
+			return chain, k == len(c.Rules)
+		}
+		return chain, c.holds(int64(k))
 	}
 	return nil, false
 }
 
-func holds(op string, n, want int64) bool {
-	switch op {
-	case "gt":
-		return n > want
-	case "gte":
-		return n >= want
-	case "lt":
-		return n < want
-	case "lte":
-		return n <= want
+// holds reports whether count n satisfies every criterion of the condition.
+func (c *Correlation) holds(n int64) bool {
+	for _, cc := range c.Conds {
+		var ok bool
+		switch cc.Op {
+		case "gt":
+			ok = n > cc.Count
+		case "gte":
+			ok = n >= cc.Count
+		case "lt":
+			ok = n < cc.Count
+		case "lte":
+			ok = n <= cc.Count
+		default:
+			ok = n == cc.Count
+		}
+		if !ok {
+			return false
+		}
 	}
-	return n == want
+	return true
 }
 
 // fire builds the match of r over events win of g and removes them from g, so
@@ -320,7 +385,9 @@ func (st *State) fire(r *Rule, g *group, win []int) Match {
 	c := r.Correlation
 	m := Match{Rule: r, GroupBy: make(map[string]string, len(c.GroupBy))}
 	for i, name := range c.GroupBy {
-		m.GroupBy[name] = g.Values[i]
+		if i < len(g.Values) { // a state saved under an older rule may lack some
+			m.GroupBy[name] = g.Values[i]
+		}
 	}
 	seen := map[string]bool{}
 	var last int64
@@ -331,9 +398,15 @@ func (st *State) fire(r *Rule, g *group, win []int) Match {
 		if en.T > last {
 			last = en.T
 		}
-		if !seen[en.ID] {
-			seen[en.ID] = true
-			m.EventIDs = append(m.EventIDs, en.ID)
+		ids := en.IDs
+		if ids == nil {
+			ids = []string{en.ID}
+		}
+		for _, id := range ids {
+			if !seen[id] {
+				seen[id] = true
+				m.EventIDs = append(m.EventIDs, id)
+			}
 		}
 	}
 	m.Time = time.Unix(0, last).UTC()

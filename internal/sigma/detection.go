@@ -152,6 +152,7 @@ type mods struct {
 	mode       string   // "", contains, startswith, endswith
 	transforms []string // base64, base64offset, wide, utf16le, utf16be, utf16, windash, in order
 	all        bool
+	neq        bool // the field is present and differs from every value
 	cased      bool
 	kind       string // "", re, cidr, exists, gt, gte, lt, lte, fieldref, minute, hour, day, week, month, year
 	reFlags    string
@@ -160,7 +161,7 @@ type mods struct {
 // fieldCond compiles "field|modifier...: value(s)".
 func (d *doc) fieldCond(k, v *yaml.Node) (*fieldCond, *Error) {
 	parts := strings.Split(k.Value, "|")
-	fc := &fieldCond{field: parts[0]}
+	fc := &fieldCond{field: fieldOf(parts[0])}
 	var m mods
 	col := len(parts[0]) + 1
 	errMod := func(format string, args ...any) *Error {
@@ -177,6 +178,8 @@ func (d *doc) fieldCond(k, v *yaml.Node) (*fieldCond, *Error) {
 			m.mode = mod
 		case "all":
 			m.all = true
+		case "neq":
+			m.neq = true
 		case "cased":
 			m.cased = true
 		case "base64", "base64offset", "wide", "utf16le", "utf16be", "utf16", "windash":
@@ -208,7 +211,21 @@ func (d *doc) fieldCond(k, v *yaml.Node) (*fieldCond, *Error) {
 	if m.kind == "fieldref" && len(m.transforms) > 0 {
 		return nil, d.errAt(k, "modifier fieldref cannot be combined with %s", strings.Join(m.transforms, "|"))
 	}
+	if fc.field.path == "" && m.mode == "" && m.kind == "" {
+		m.mode = "contains" // keywords match anywhere in the record text
+	}
+	if m.neq {
+		switch m.kind {
+		case "", "fieldref":
+		default:
+			return nil, d.errAt(k, "modifier neq cannot be combined with %s", m.kind)
+		}
+		if m.all {
+			return nil, d.errAt(k, "modifier neq cannot be combined with all (neq already asks the field to differ from every value)")
+		}
+	}
 	fc.all = m.all
+	fc.neq = m.neq
 	var vals []*yaml.Node
 	switch v.Kind {
 	case yaml.ScalarNode:
@@ -257,6 +274,15 @@ func (d *doc) matcher(v *yaml.Node, m mods) (matcher, *Error) {
 	if isNull && m.kind != "" {
 		return nil, d.errAt(v, "modifier %s: value cannot be null", m.kind)
 	}
+	if m.neq && m.kind == "" && m.mode == "" && len(m.transforms) == 0 && (v.Tag == "!!int" || v.Tag == "!!float") {
+		f, err := strconv.ParseFloat(v.Value, 64)
+		if err == nil {
+			return numMatcher{op: "eq", n: f}, nil // a number differs as a number: 42 equals 42.0
+		}
+	}
+	if m.neq && isNull {
+		return nil, d.errAt(v, "modifier neq: value cannot be null (use exists: true)")
+	}
 	switch m.kind {
 	case "":
 		if isNull {
@@ -281,11 +307,11 @@ func (d *doc) matcher(v *yaml.Node, m mods) (matcher, *Error) {
 		if flags != "" {
 			src = "(?" + flags + ")" + src
 		}
-		re, err := regexp.Compile(src)
+		m, err := newReMatcher(src)
 		if err != nil {
 			return nil, d.errAt(v, "modifier re: %v (regular expressions are RE2: no lookaround or backreferences)", err)
 		}
-		return reMatcher{re: re}, nil
+		return m, nil
 	case "cidr":
 		p, err := netip.ParsePrefix(v.Value)
 		if err != nil {
@@ -312,7 +338,7 @@ func (d *doc) matcher(v *yaml.Node, m mods) (matcher, *Error) {
 		if v.Value == "" {
 			return nil, d.errAt(v, "modifier fieldref: want a field name")
 		}
-		return refMatcher{other: v.Value, mode: m.mode, cased: m.cased}, nil
+		return refMatcher{other: fieldOf(v.Value), mode: m.mode, cased: m.cased}, nil
 	default: // minute, hour, day, week, month, year
 		n, err := strconv.Atoi(v.Value)
 		if err != nil {
@@ -322,9 +348,10 @@ func (d *doc) matcher(v *yaml.Node, m mods) (matcher, *Error) {
 	}
 }
 
-// tok is one piece of a Sigma string: a literal run, '*' or '?'.
+// tok is one piece of a Sigma string: a literal run, '*', '?', or (after
+// windash) 'd' for any dash.
 type tok struct {
-	wild byte // 0 for a literal, '*' or '?'
+	wild byte // 0 for a literal, '*', '?' or 'd'
 	lit  string
 }
 
@@ -386,16 +413,15 @@ func (d *doc) strMatcher(v *yaml.Node, s string, m mods) (*strMatcher, *Error) {
 				}
 				next = append(next, variant{toks: out, cased: vr.cased})
 			case "windash":
-				for _, dash := range []string{"-", "/", "\u2013", "\u2014", "\u2015"} {
-					out := make([]tok, len(vr.toks))
-					for i, tk := range vr.toks {
-						out[i] = tk
-						if tk.wild == 0 {
-							out[i].lit = windash(tk.lit, dash, i == 0)
-						}
+				var out []tok
+				for _, tk := range vr.toks {
+					if tk.wild != 0 {
+						out = append(out, tk)
+						continue
 					}
-					next = append(next, variant{toks: out, cased: vr.cased})
+					out = append(out, windash(tk.lit)...)
 				}
+				next = append(next, variant{toks: out, cased: vr.cased})
 			case "base64", "base64offset":
 				var raw strings.Builder
 				for _, tk := range vr.toks {
@@ -456,7 +482,7 @@ func compilePattern(toks []tok, cased bool) *pattern {
 	}
 	hasQ, hasStar := false, false
 	for _, t := range toks {
-		hasQ = hasQ || t.wild == '?'
+		hasQ = hasQ || t.wild == '?' || t.wild == 'd'
 		hasStar = hasStar || t.wild == '*'
 	}
 	if hasQ {
@@ -468,6 +494,8 @@ func compilePattern(toks []tok, cased bool) *pattern {
 				b.WriteString(".*")
 			case '?':
 				b.WriteString(".")
+			case 'd':
+				b.WriteString("(?:-|/|\u2013|\u2014|\u2015)")
 			default:
 				b.WriteString(regexp.QuoteMeta(low(t.lit)))
 			}
@@ -475,6 +503,10 @@ func compilePattern(toks []tok, cased bool) *pattern {
 		b.WriteString(")$")
 		p.re = regexp.MustCompile(b.String())
 		return p
+	}
+	p.ascii = true
+	for _, t := range toks {
+		p.ascii = p.ascii && isASCII(t.lit)
 	}
 	if !hasStar {
 		var b strings.Builder
@@ -520,19 +552,35 @@ func utf16Text(s string, be bool) string {
 	return string(b)
 }
 
-// windash replaces each '-' or '/' that starts an option (at the start of the
-// value or after white space) with dash.
-func windash(s, dash string, atStart bool) string {
-	var b strings.Builder
+// windash splits a literal at each '-' or '/' that starts an option, as
+// pySigma finds them (the regular expression \B[-/]\b: after a non-word
+// character or the start, before a word character), making each a dash token
+// that matches any of - / – — ―, independently of the others.
+func windash(s string) []tok {
+	var out []tok
+	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if (c == '-' || c == '/') && ((i == 0 && atStart) || (i > 0 && (s[i-1] == ' ' || s[i-1] == '\t'))) {
-			b.WriteString(dash)
+		if c != '-' && c != '/' {
 			continue
 		}
-		b.WriteByte(c)
+		if i > 0 && isWordByte(s[i-1]) || i+1 >= len(s) || !isWordByte(s[i+1]) {
+			continue
+		}
+		if i > start {
+			out = append(out, tok{lit: s[start:i]})
+		}
+		out = append(out, tok{wild: 'd'})
+		start = i + 1
 	}
-	return b.String()
+	if start < len(s) {
+		out = append(out, tok{lit: s[start:]})
+	}
+	return out
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
 }
 
 // base64Offsets returns the three forms s takes inside a longer base64 text,

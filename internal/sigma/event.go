@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Event is one CloudTrail record prepared for matching by every rule of a Set.
@@ -20,9 +23,16 @@ type Event struct {
 	top   []member
 	id    string
 	when  time.Time
-	cache map[string][]value
-	lower string // raw lowercased, for keywords; built on first use
-	lowOK bool
+	slots []slot        // resolved fields, by field id
+	whole []value       // the record as one value, for keywords
+	objs  []splitObject // nested objects already split (a record has few)
+}
+
+// splitObject is a nested object of the record, split into members, known
+// by where its text starts.
+type splitObject struct {
+	key     *byte
+	members []member
 }
 
 // member is one member of a JSON object: its decoded key and its raw value.
@@ -49,6 +59,9 @@ type value struct {
 	lower string
 	low   bool
 	elem  bool // an element of an array value listed before it
+	// missing marks an array element that lacks the rest of the path: null
+	// for null, nothing for exists and Values.
+	missing bool
 }
 
 func (v *value) lowered() string {
@@ -110,8 +123,16 @@ func (e *Event) Time() time.Time { return e.when }
 // string as itself, a number, boolean or null as its JSON text, an object or
 // array as its JSON text. A path that crosses an array yields one value per
 // element. An absent field yields nothing.
-func (e *Event) Values(field string) []string {
-	vs := e.resolve(field)
+func (e *Event) Values(path string) []string {
+	fields.Lock()
+	id, ok := fields.ids[path]
+	fields.Unlock()
+	var vs []value
+	if ok {
+		vs = e.resolve(field{path, id})
+	} else {
+		vs = e.lookup(path)
+	}
 	if len(vs) == 0 {
 		return nil
 	}
@@ -124,13 +145,64 @@ func (e *Event) Values(field string) []string {
 	return out
 }
 
-// resolve returns the values field names, cached.
-func (e *Event) resolve(field string) []value {
-	if vs, ok := e.cache[field]; ok {
-		return vs
+// field is a field path with its number in the package's field registry,
+// which indexes an Event's cache of resolved values.
+type field struct {
+	path string
+	id   int
+}
+
+// fields numbers every field path a rule names, so that an Event caches
+// resolved values in a slice rather than a map. It only grows, by the number
+// of distinct paths in the rules parsed.
+var fields struct {
+	sync.Mutex
+	ids map[string]int
+	n   atomic.Int64
+}
+
+// fieldOf returns the numbered field for path.
+func fieldOf(path string) field {
+	fields.Lock()
+	defer fields.Unlock()
+	id, ok := fields.ids[path]
+	if !ok {
+		if fields.ids == nil {
+			fields.ids = map[string]int{}
+		}
+		id = len(fields.ids)
+		fields.ids[path] = id
+		fields.n.Store(int64(id + 1))
 	}
+	return field{path: path, id: id}
+}
+
+// slot is a field's cached values in an Event.
+type slot struct {
+	vs   []value
+	done bool
+}
+
+// resolve returns the values f names, cached.
+func (e *Event) resolve(f field) []value {
+	if f.id >= len(e.slots) {
+		n := int(fields.n.Load())
+		if n <= f.id {
+			n = f.id + 1
+		}
+		e.slots = append(e.slots, make([]slot, n-len(e.slots))...)
+	}
+	sl := &e.slots[f.id]
+	if !sl.done {
+		sl.vs, sl.done = e.lookup(f.path), true
+	}
+	return sl.vs
+}
+
+// lookup returns the values path names, arrays followed by their elements.
+func (e *Event) lookup(path string) []value {
 	var vs []value
-	e.walk(e.top, field, &vs)
+	e.walk(e.top, path, &vs)
 	for i, n := 0, len(vs); i < n; i++ {
 		if vs[i].kind == kindArray {
 			for _, el := range elements(vs[i].text) {
@@ -139,10 +211,6 @@ func (e *Event) resolve(field string) []value {
 			}
 		}
 	}
-	if e.cache == nil {
-		e.cache = make(map[string][]value, 8)
-	}
-	e.cache[field] = vs
 	return vs
 }
 
@@ -182,10 +250,22 @@ func (e *Event) emit(raw, rest string, out *[]value) {
 			*out = append(*out, value{kind: kindObject, text: raw})
 			return
 		}
-		p := scanner{s: raw}
-		ms, ok := p.object()
-		if !ok {
-			return
+		key := unsafe.StringData(raw)
+		var ms []member
+		found := false
+		for i := range e.objs {
+			if e.objs[i].key == key {
+				ms, found = e.objs[i].members, true
+				break
+			}
+		}
+		if !found {
+			p := scanner{s: raw}
+			var ok bool
+			if ms, ok = p.object(); !ok {
+				return
+			}
+			e.objs = append(e.objs, splitObject{key, ms})
 		}
 		e.walk(ms, rest, out)
 	case '[':
@@ -199,7 +279,12 @@ func (e *Event) emit(raw, rest string, out *[]value) {
 			return
 		}
 		for _, el := range elems {
+			n := len(*out)
 			e.emit(el, rest, out)
+			if len(*out) == n {
+				// The element lacks the path: for null, it is absent there.
+				*out = append(*out, value{kind: kindNull, text: "null", elem: true, missing: true})
+			}
 		}
 	default:
 		if rest != "" {
@@ -247,13 +332,12 @@ func elements(raw string) []value {
 	return out
 }
 
-// text returns the record lowercased, for keyword search.
-func (e *Event) lowerText() string {
-	if !e.lowOK {
-		e.lower = strings.ToLower(e.raw)
-		e.lowOK = true
+// wholeRecord returns the record text as the one value keywords search.
+func (e *Event) wholeRecord() []value {
+	if e.whole == nil {
+		e.whole = []value{{kind: kindString, text: e.raw}}
 	}
-	return e.lower
+	return e.whole
 }
 
 // scanner is a minimal JSON scanner that splits objects and arrays into the
@@ -280,7 +364,7 @@ func (p *scanner) object() ([]member, bool) {
 		return nil, false
 	}
 	p.i++
-	ms := make([]member, 0, 16)
+	ms := make([]member, 0, 24)
 	p.space()
 	if p.i < len(p.s) && p.s[p.i] == '}' {
 		p.i++
@@ -361,7 +445,10 @@ func (p *scanner) array() ([]string, bool) {
 // maxDepth bounds nesting so that a hostile record cannot exhaust the stack.
 const maxDepth = 512
 
-// value skips one JSON value.
+// value skips one JSON value. Objects and arrays are skipped by counting
+// brackets outside strings, without validating what is inside: a record comes
+// from the journal, which accepted it as JSON, and a member that is not is
+// only looked into if a rule asks, when object and array check it.
 func (p *scanner) value(depth int) bool {
 	if depth > maxDepth || p.i >= len(p.s) {
 		return false
@@ -370,46 +457,29 @@ func (p *scanner) value(depth int) bool {
 	case c == '"':
 		return p.str()
 	case c == '{' || c == '[':
-		close := byte('}')
-		if c == '[' {
-			close = ']'
-		}
-		p.i++
-		p.space()
-		if p.i < len(p.s) && p.s[p.i] == close {
-			p.i++
-			return true
-		}
-		for {
-			p.space()
-			if c == '{' {
+		level := 0
+		for p.i < len(p.s) {
+			switch p.s[p.i] {
+			case '"':
 				if !p.str() {
 					return false
 				}
-				p.space()
-				if p.i >= len(p.s) || p.s[p.i] != ':' {
+				continue
+			case '{', '[':
+				level++
+				if level > maxDepth {
 					return false
 				}
-				p.i++
-				p.space()
+			case '}', ']':
+				level--
+				if level == 0 {
+					p.i++
+					return true
+				}
 			}
-			if !p.value(depth + 1) {
-				return false
-			}
-			p.space()
-			if p.i >= len(p.s) {
-				return false
-			}
-			if p.s[p.i] == ',' {
-				p.i++
-				continue
-			}
-			if p.s[p.i] == close {
-				p.i++
-				return true
-			}
-			return false
+			p.i++
 		}
+		return false
 	case c == 't':
 		return p.lit("true")
 	case c == 'f':
@@ -440,16 +510,24 @@ func (p *scanner) str() bool {
 	if p.i >= len(p.s) || p.s[p.i] != '"' {
 		return false
 	}
-	for j := p.i + 1; j < len(p.s); j++ {
-		switch p.s[j] {
-		case '\\':
-			j++
-		case '"':
+	j := p.i + 1
+	for {
+		k := strings.IndexByte(p.s[j:], '"')
+		if k < 0 {
+			return false
+		}
+		j += k
+		// The quote ends the string unless an odd number of backslashes precede it.
+		n := 0
+		for b := j - 1; b > p.i && p.s[b] == '\\'; b-- {
+			n++
+		}
+		if n%2 == 0 {
 			p.i = j + 1
 			return true
 		}
+		j++
 	}
-	return false
 }
 
 // unquote decodes a JSON string literal, quotes included.

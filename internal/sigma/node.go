@@ -3,6 +3,7 @@ package sigma
 import (
 	"net/netip"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 	"time"
@@ -51,17 +52,36 @@ func (s *search) match(e *Event) bool {
 // fieldCond is one map entry: a field, its modifiers and its values. The
 // values are alternatives, or all required with the all modifier.
 type fieldCond struct {
-	field    string // "" for keywords: the whole record text
+	field    field // path "" for keywords: the whole record text
 	all      bool
+	neq      bool // holds when the field is present and no matcher matches
 	matchers []matcher
 }
 
 func (fc *fieldCond) match(e *Event) bool {
 	var vs []value
-	if fc.field == "" {
-		vs = []value{{kind: kindString, text: e.raw, lower: e.lowerText(), low: true}}
+	if fc.field.path == "" {
+		vs = e.wholeRecord()
 	} else {
 		vs = e.resolve(fc.field)
+	}
+	if fc.neq {
+		present := false
+		for i := range vs {
+			if vs[i].kind != kindNull {
+				present = true
+				break
+			}
+		}
+		if !present {
+			return false
+		}
+		for _, m := range fc.matchers {
+			if m.match(e, vs) {
+				return false
+			}
+		}
+		return true
 	}
 	if fc.all {
 		for _, m := range fc.matchers {
@@ -100,7 +120,16 @@ func (nullMatcher) match(_ *Event, vs []value) bool {
 // existsMatcher is the exists modifier.
 type existsMatcher struct{ want bool }
 
-func (m existsMatcher) match(_ *Event, vs []value) bool { return (len(vs) > 0) == m.want }
+func (m existsMatcher) match(_ *Event, vs []value) bool {
+	present := false
+	for i := range vs {
+		if !vs[i].missing {
+			present = true
+			break
+		}
+	}
+	return present == m.want
+}
 
 // strMatcher matches strings (and the JSON text of other values) against one
 // or more patterns (a modifier such as base64offset or windash yields several).
@@ -127,23 +156,26 @@ func (m *strMatcher) match(_ *Event, vs []value) bool {
 // regular expression when it holds '?'.
 type pattern struct {
 	cased bool
+	ascii bool     // segs are ASCII: compare folding ASCII letters, without lowercasing the value
 	exact bool     // no '*': text must equal segs[0]
 	segs  []string // split at '*', lowercased unless cased
 	re    *regexp.Regexp
 }
 
 func (p *pattern) match(v *value) bool {
-	s := v.text
-	if !p.cased {
-		if p.exact && len(s) != len(p.segs[0]) && isASCII(s) {
-			return false
-		}
-		s = v.lowered()
-	}
 	if p.re != nil {
-		return p.re.MatchString(s)
+		if p.cased {
+			return p.re.MatchString(v.text)
+		}
+		return p.re.MatchString(v.lowered())
 	}
-	return globMatch(p.exact, p.segs, s)
+	switch {
+	case p.cased:
+		return globMatch(p.exact, p.segs, v.text, false)
+	case p.ascii:
+		return globMatch(p.exact, p.segs, v.text, true)
+	}
+	return globMatch(p.exact, p.segs, v.lowered(), false)
 }
 
 func isASCII(s string) bool {
@@ -155,18 +187,23 @@ func isASCII(s string) bool {
 	return true
 }
 
-// globMatch matches s against segments separated by '*'.
-func globMatch(exact bool, segs []string, s string) bool {
+// globMatch matches s against segments separated by '*'. With fold, ASCII
+// letters of s match regardless of case (the segments are lowercase ASCII).
+func globMatch(exact bool, segs []string, s string, fold bool) bool {
+	eq, index := equal, strings.Index
+	if fold {
+		eq, index = equalFold, indexFold
+	}
 	if exact {
-		return s == segs[0]
+		return len(s) == len(segs[0]) && eq(s, segs[0])
 	}
 	first, last := segs[0], segs[len(segs)-1]
-	if len(s) < len(first)+len(last) || !strings.HasPrefix(s, first) || !strings.HasSuffix(s, last) {
+	if len(s) < len(first)+len(last) || !eq(s[:len(first)], first) || !eq(s[len(s)-len(last):], last) {
 		return false
 	}
 	s = s[len(first) : len(s)-len(last)]
 	for _, m := range segs[1 : len(segs)-1] {
-		i := strings.Index(s, m)
+		i := index(s, m)
 		if i < 0 {
 			return false
 		}
@@ -175,16 +212,89 @@ func globMatch(exact bool, segs []string, s string) bool {
 	return true
 }
 
-// reMatcher is the re modifier.
-type reMatcher struct{ re *regexp.Regexp }
+func equal(a, b string) bool { return a == b }
 
-func (m reMatcher) match(_ *Event, vs []value) bool {
-	for _, v := range vs {
-		if v.kind != kindNull && m.re.MatchString(v.text) {
-			return true
+// equalFold compares s with lower, a lowercase ASCII string of the same
+// length, folding ASCII letters of s.
+func equalFold(s, lower string) bool {
+	for i := 0; i < len(lower); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
 		}
 	}
-	return false
+	return true
+}
+
+// indexFold is strings.Index of lower (lowercase ASCII) in s, folding ASCII
+// letters of s. It searches for the first byte of lower that is not a letter
+// with IndexByte, and falls back to a byte loop for all-letter strings.
+func indexFold(s, lower string) int {
+	n := len(lower)
+	if n == 0 {
+		return 0
+	}
+	k := -1
+	for i := 0; i < n; i++ {
+		if c := lower[i]; c < 'a' || c > 'z' {
+			k = i
+			break
+		}
+	}
+	if k >= 0 {
+		c := lower[k]
+		for i := k; i-k+n <= len(s); {
+			j := strings.IndexByte(s[i:len(s)-n+k+1], c)
+			if j < 0 {
+				return -1
+			}
+			i += j
+			if equalFold(s[i-k:i-k+n], lower) {
+				return i - k
+			}
+			i++
+		}
+		return -1
+	}
+	// All letters: look for the first letter in either case with IndexByte,
+	// keeping the next position of each case.
+	end := len(s) - n + 1
+	if end <= 0 {
+		return -1
+	}
+	lc, uc := lower[0], lower[0]-('a'-'A')
+	nl, nu := -2, -2 // next position of each case at or after i; -1: none; -2: unknown
+	for i := 0; i < end; {
+		if nl != -1 && nl < i {
+			if j := strings.IndexByte(s[i:end], lc); j < 0 {
+				nl = -1
+			} else {
+				nl = i + j
+			}
+		}
+		if nu != -1 && nu < i {
+			if j := strings.IndexByte(s[i:end], uc); j < 0 {
+				nu = -1
+			} else {
+				nu = i + j
+			}
+		}
+		p := nl
+		if p < 0 || (nu >= 0 && nu < p) {
+			p = nu
+		}
+		if p < 0 {
+			return -1
+		}
+		if equalFold(s[p:p+n], lower) {
+			return p
+		}
+		i = p + 1
+	}
+	return -1
 }
 
 // cidrMatcher is the cidr modifier.
@@ -285,7 +395,7 @@ func (m timeMatcher) match(_ *Event, vs []value) bool {
 // refMatcher is the fieldref modifier: the field equals (or, with
 // contains/startswith/endswith, contains...) a value of another field.
 type refMatcher struct {
-	other string
+	other field
 	mode  string // "", contains, startswith, endswith
 	cased bool
 }
@@ -323,4 +433,116 @@ func (m refMatcher) match(e *Event, vs []value) bool {
 		}
 	}
 	return false
+}
+
+// reMatcher is the re modifier. need, when not empty, is a set of literals
+// one of which any match must contain (lowercased when fold): checking them
+// first spares running the expression on most values.
+type reMatcher struct {
+	re   *regexp.Regexp
+	need []string
+	fold bool
+}
+
+func (m *reMatcher) match(_ *Event, vs []value) bool {
+	for i := range vs {
+		v := &vs[i]
+		if v.kind == kindNull {
+			continue
+		}
+		// Unicode case folding matches some non-ASCII letters that
+		// lowercasing does not (ſ and s), so fold only pre-checks ASCII.
+		if len(m.need) > 0 && (!m.fold || isASCII(v.text)) {
+			found := false
+			for _, n := range m.need {
+				if m.fold && indexFold(v.text, n) >= 0 || !m.fold && strings.Contains(v.text, n) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				continue
+			}
+		}
+		if m.re.MatchString(v.text) {
+			return true
+		}
+	}
+	return false
+}
+
+// newReMatcher compiles a regular expression and the literals it requires.
+func newReMatcher(src string) (*reMatcher, error) {
+	re, err := regexp.Compile(src)
+	if err != nil {
+		return nil, err
+	}
+	m := &reMatcher{re: re}
+	if tree, err := syntax.Parse(src, syntax.Perl); err == nil {
+		need, fold, ok := required(tree.Simplify())
+		for _, n := range need {
+			ok = ok && n != "" && (!fold || isASCII(n)) // indexFold takes lowercase ASCII
+		}
+		if ok {
+			m.need, m.fold = need, fold
+		}
+	}
+	return m, nil
+}
+
+// required returns literals one of which every match of re contains, and
+// whether they must be compared case-insensitively (lowercased).
+func required(re *syntax.Regexp) (lits []string, fold, ok bool) {
+	switch re.Op {
+	case syntax.OpLiteral:
+		if len(re.Rune) == 0 {
+			return nil, false, false
+		}
+		s := string(re.Rune)
+		if re.Flags&syntax.FoldCase != 0 {
+			return []string{strings.ToLower(s)}, true, true
+		}
+		return []string{s}, false, true
+	case syntax.OpCapture:
+		return required(re.Sub[0])
+	case syntax.OpPlus:
+		return required(re.Sub[0])
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			return required(re.Sub[0])
+		}
+	case syntax.OpConcat:
+		// The longest literal requirement of any part.
+		best := -1
+		for _, sub := range re.Sub {
+			l, f, ok := required(sub)
+			if !ok {
+				continue
+			}
+			shortest := len(l[0])
+			for _, s := range l {
+				shortest = min(shortest, len(s))
+			}
+			if shortest > best {
+				lits, fold, best = l, f, shortest
+			}
+		}
+		return lits, fold, best > 0
+	case syntax.OpAlternate:
+		for _, sub := range re.Sub {
+			l, f, ok := required(sub)
+			if !ok {
+				return nil, false, false
+			}
+			lits = append(lits, l...)
+			fold = fold || f
+		}
+		if fold {
+			for i := range lits {
+				lits[i] = strings.ToLower(lits[i])
+			}
+		}
+		return lits, fold, true
+	}
+	return nil, false, false
 }

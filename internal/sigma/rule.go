@@ -13,8 +13,8 @@ import (
 // Rule is one Sigma rule: a detection rule or a correlation rule.
 type Rule struct {
 	ID, Name, Title, Status, Description, Author, License, Level string
-	Date, Modified                                                string
-	Tags, References, FalsePositives, Fields                      []string
+	Date, Modified                                               string
+	Tags, References, FalsePositives, Fields                     []string
 
 	// Logsource as written; Applies says whether it names CloudTrail
 	// (product aws with service cloudtrail or no service, and no category).
@@ -26,8 +26,15 @@ type Rule struct {
 	Line int
 
 	Correlation *Correlation // non-nil for a correlation rule
+	Filter      *Filter      // non-nil for a filter rule
 
-	det *detection // nil for a correlation rule
+	det *detection // the detection; for a filter rule, what it suppresses; nil for a correlation
+}
+
+// Filter is the filter part of a Sigma filter rule: matches of the rules it
+// names are suppressed when its condition holds.
+type Filter struct {
+	Rules []string // ids or names
 }
 
 // Key returns what names the rule: its id, else its name, else file:line.
@@ -49,8 +56,12 @@ type Correlation struct {
 	Timespan time.Duration
 	Generate bool
 
-	// Condition, for event_count and value_count: Op is one of gt, gte,
-	// lt, lte, eq; Field is the field whose distinct values value_count counts.
+	// Condition: the count must satisfy every one of Conds (one, or two for
+	// a range such as gt 100 and lte 200). The count is of events
+	// (event_count), of distinct values of Field (value_count) or of distinct
+	// rules matched (temporal; in order for temporal_ordered), whose
+	// condition defaults to all of Rules. Op and Count repeat Conds[0].
+	Conds []CountCond
 	Op    string
 	Count int64
 	Field string
@@ -60,6 +71,23 @@ type Correlation struct {
 	Aliases map[string]map[string]string
 
 	base []*Rule // resolved Rules, set by NewSet
+}
+
+// CountCond is one criterion of a correlation condition.
+type CountCond struct {
+	Op    string // gt, gte, lt, lte, eq
+	Count int64
+}
+
+// closesWindow reports whether the correlation can only be decided when its
+// window closes: when a count below a bound satisfies it.
+func (c *Correlation) closesWindow() bool {
+	for _, cc := range c.Conds {
+		if cc.Op == "lt" || cc.Op == "lte" {
+			return true
+		}
+	}
+	return false
 }
 
 // Error is a problem in a rule file, with its position.
@@ -98,7 +126,7 @@ type doc struct {
 func splitDocs(file string, data []byte) []doc {
 	var docs []doc
 	lines := strings.SplitAfter(string(data), "\n")
-	start, startLine := 0, 1
+	startLine := 1
 	var b strings.Builder
 	flush := func() {
 		if strings.TrimSpace(stripComments(b.String())) != "" {
@@ -106,7 +134,6 @@ func splitDocs(file string, data []byte) []doc {
 		}
 		b.Reset()
 	}
-	_ = start
 	for i, l := range lines {
 		t := strings.TrimRight(l, "\r\n")
 		if t == "---" || strings.HasPrefix(t, "--- ") || strings.HasPrefix(t, "---\t") || t == "..." {
@@ -175,7 +202,7 @@ func (d *doc) parse() (*Rule, error) {
 		return nil, d.errAt(top, "rule: want a mapping of rule attributes")
 	}
 	r := &Rule{File: d.file, Line: d.line}
-	var detNode, corrNode *yaml.Node
+	var detNode, corrNode, filterNode *yaml.Node
 	var titleNode *yaml.Node
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(top.Content); i += 2 {
@@ -231,7 +258,7 @@ func (d *doc) parse() (*Rule, error) {
 		case "action":
 			err = d.errAt(v, "action: rule collections (action: global/reset/repeat) are not supported; write each rule in full")
 		case "filter":
-			err = d.errAt(k, "filter: Sigma filter rules are not supported")
+			filterNode = v
 		}
 		if err != nil {
 			return nil, err
@@ -240,9 +267,24 @@ func (d *doc) parse() (*Rule, error) {
 	if titleNode == nil || r.Title == "" {
 		return nil, d.errAt(top, "rule: title is required")
 	}
+	sections := 0
+	for _, n := range []*yaml.Node{detNode, corrNode, filterNode} {
+		if n != nil {
+			sections++
+		}
+	}
 	switch {
-	case detNode != nil && corrNode != nil:
-		return nil, d.errAt(corrNode, "rule: has both detection and correlation")
+	case sections > 1:
+		return nil, d.errAt(top, "rule: give one of detection, correlation and filter")
+	case filterNode != nil:
+		if !seen["logsource"] {
+			return nil, d.errAt(top, "rule: logsource is required")
+		}
+		f, det, err := d.filter(filterNode)
+		if err != nil {
+			return nil, err
+		}
+		r.Filter, r.det = f, det
 	case corrNode != nil:
 		c, err := d.correlation(corrNode)
 		if err != nil {
@@ -263,6 +305,35 @@ func (d *doc) parse() (*Rule, error) {
 		return nil, d.errAt(top, "rule: detection (or correlation) is required")
 	}
 	return r, nil
+}
+
+// filter parses a filter section: rules, and search identifiers with a
+// condition as in a detection.
+func (d *doc) filter(v *yaml.Node) (*Filter, *detection, *Error) {
+	if v.Kind != yaml.MappingNode {
+		return nil, nil, d.errAt(v, "filter: want a mapping of rules, search identifiers and a condition")
+	}
+	f := &Filter{}
+	det := *v
+	det.Content = nil
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		if v.Content[i].Value == "rules" {
+			var err *Error
+			if f.Rules, err = d.strs(v.Content[i+1], "filter.rules"); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		det.Content = append(det.Content, v.Content[i], v.Content[i+1])
+	}
+	if len(f.Rules) == 0 {
+		return nil, nil, d.errAt(v, "filter.rules is required")
+	}
+	dt, err := d.detection(&det)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, dt, nil
 }
 
 // str reads a scalar attribute.
@@ -393,7 +464,12 @@ func (d *doc) correlation(v *yaml.Node) (*Correlation, *Error) {
 		}
 	default:
 		if condNode != nil {
-			return nil, d.errAt(condNode, "correlation.condition: a %s correlation takes no condition", c.Type)
+			if err := d.corrCondition(condNode, c); err != nil {
+				return nil, err
+			}
+			if c.Field != "" {
+				return nil, d.errAt(condNode, "correlation.condition.field is only for value_count")
+			}
 		}
 	}
 	return c, nil
@@ -413,21 +489,19 @@ func (d *doc) corrCondition(v *yaml.Node, c *Correlation) *Error {
 			}
 			c.Field = s
 		case "gt", "gte", "lt", "lte", "eq":
-			if c.Op != "" {
-				return d.errAt(k, "correlation.condition: only one of gt, gte, lt, lte, eq")
-			}
 			n, err := strconv.ParseInt(val.Value, 10, 64)
 			if val.Kind != yaml.ScalarNode || err != nil || n < 0 {
 				return d.errAt(val, "correlation.condition.%s: want a non-negative integer", k.Value)
 			}
-			c.Op, c.Count = k.Value, n
+			c.Conds = append(c.Conds, CountCond{Op: k.Value, Count: n})
 		default:
 			return d.errAt(k, "correlation.condition: unknown operator %q (want gt, gte, lt, lte, eq or field)", k.Value)
 		}
 	}
-	if c.Op == "" {
+	if len(c.Conds) == 0 {
 		return d.errAt(v, "correlation.condition: one of gt, gte, lt, lte, eq is required")
 	}
+	c.Op, c.Count = c.Conds[0].Op, c.Conds[0].Count
 	return nil
 }
 

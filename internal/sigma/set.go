@@ -16,11 +16,14 @@ type Set struct {
 	byName   map[string][]int
 	bySource map[string][]int
 	always   []int
-	feeds    [][]feed // per det index: the correlations it feeds
-	silent   []bool   // per det index: only feeds correlations that do not generate
+	feeds    [][]feed       // per det index: the correlations it feeds
+	filters  [][]*detection // per det index: filters whose match suppresses it
+	silent   []bool         // per det index: only feeds correlations that do not generate
 
-	corrs   []*Rule // applicable correlation rules
-	closing []*Rule // those whose condition is lt or lte: they fire when a window closes
+	corrs      []*Rule // applicable correlation rules
+	closing    []*Rule // those whose condition is lt or lte: they fire when a window closes
+	corrFeeds  map[*Rule][]feed
+	silentCorr map[*Rule]bool // only feeds correlations that do not generate
 }
 
 // feed is one place a detection rule's match goes: base rule idx of corr.
@@ -39,8 +42,10 @@ type Match struct {
 }
 
 // NewSet compiles rules into a Set. It reports duplicate ids and names,
-// correlations whose rules cannot be found, and correlations of correlations
-// (not supported); the rules concerned are left out and the others kept. A
+// correlations and filters whose rules cannot be found and cycles of
+// correlations; the rules concerned are left out and the others kept.
+// NewSet records in each correlation rule the rules it refers to and sets its
+// Applies, so rules must not be given to two NewSet calls at once. A
 // correlation whose base rules do not all apply to CloudTrail gets Applies false.
 func NewSet(rules []*Rule) (*Set, []error) {
 	var errs []error
@@ -68,7 +73,10 @@ func NewSet(rules []*Rule) (*Set, []error) {
 		}
 		s.rules = append(s.rules, r)
 	}
+	// Resolve references; a correlation may refer to correlations (chains),
+	// but not in a cycle. Applies: all the rules it rests on apply.
 	kept := s.rules[:0]
+	bad := map[*Rule]bool{}
 	for _, r := range s.rules {
 		c := r.Correlation
 		if c == nil {
@@ -76,38 +84,76 @@ func NewSet(rules []*Rule) (*Set, []error) {
 			continue
 		}
 		c.base = c.base[:0]
-		var bad string
-		applies := true
 		for _, ref := range c.Rules {
 			b := byID[ref]
 			if b == nil {
 				b = byName[ref]
 			}
-			switch {
-			case b == nil:
-				bad = fmt.Sprintf("correlation: rule %q not found (by id or name)", ref)
-			case b.Correlation != nil:
-				bad = fmt.Sprintf("correlation: rule %q is a correlation; correlations of correlations are not supported", ref)
-			case !b.Applies:
-				applies = false
+			if b == nil {
+				errs = append(errs, &Error{File: r.File, Line: r.Line, Msg: fmt.Sprintf("correlation: rule %q not found (by id or name)", ref)})
+				bad[r] = true
+				break
 			}
-			if bad != "" {
+			if b.Filter != nil {
+				errs = append(errs, &Error{File: r.File, Line: r.Line, Msg: fmt.Sprintf("correlation: rule %q is a filter", ref)})
+				bad[r] = true
 				break
 			}
 			c.base = append(c.base, b)
 		}
-		if bad != "" {
-			errs = append(errs, &Error{File: r.File, Line: r.Line, Msg: bad})
-			continue
-		}
-		r.Applies = applies
 		kept = append(kept, r)
 	}
-	s.rules = kept
+	const (
+		unvisited = iota
+		visiting
+		done
+	)
+	state := map[*Rule]int{}
+	var visit func(r *Rule) bool // reports whether r is good
+	visit = func(r *Rule) bool {
+		c := r.Correlation
+		if c == nil {
+			return true
+		}
+		switch state[r] {
+		case visiting:
+			return false
+		case done:
+			return !bad[r]
+		}
+		state[r] = visiting
+		applies := true
+		for _, b := range c.base {
+			if bad[r] {
+				break
+			}
+			if !visit(b) {
+				if state[b] == visiting || b == r {
+					errs = append(errs, &Error{File: r.File, Line: r.Line, Msg: fmt.Sprintf("correlation: rule %q is part of a cycle of correlations", b.Key())})
+				} else {
+					errs = append(errs, &Error{File: r.File, Line: r.Line, Msg: fmt.Sprintf("correlation: rule %q was left out", b.Key())})
+				}
+				bad[r] = true
+				break
+			}
+			applies = applies && b.Applies
+		}
+		if !bad[r] {
+			r.Applies = applies
+		}
+		state[r] = done
+		return !bad[r]
+	}
+	s.rules = kept[:0:0]
+	for _, r := range kept {
+		if visit(r) {
+			s.rules = append(s.rules, r)
+		}
+	}
 
 	detIndex := map[*Rule]int{}
 	for _, r := range s.rules {
-		if r.Correlation != nil || !r.Applies {
+		if r.Correlation != nil || r.Filter != nil || !r.Applies {
 			continue
 		}
 		i := len(s.det)
@@ -120,28 +166,79 @@ func NewSet(rules []*Rule) (*Set, []error) {
 			s.always = append(s.always, i)
 		}
 	}
+	// Filters: each suppresses the matches of the detection rules it names.
+	s.filters = make([][]*detection, len(s.det))
+	kept = s.rules[:0]
+	for _, r := range s.rules {
+		if r.Filter == nil {
+			kept = append(kept, r)
+			continue
+		}
+		var bad string
+		var targets []*Rule
+		for _, ref := range r.Filter.Rules {
+			b := byID[ref]
+			if b == nil {
+				b = byName[ref]
+			}
+			switch {
+			case b == nil:
+				bad = fmt.Sprintf("filter: rule %q not found (by id or name)", ref)
+			case b.Correlation != nil || b.Filter != nil:
+				bad = fmt.Sprintf("filter: rule %q is not a detection rule", ref)
+			}
+			if bad != "" {
+				break
+			}
+			targets = append(targets, b)
+		}
+		if bad != "" {
+			errs = append(errs, &Error{File: r.File, Line: r.Line, Msg: bad})
+			continue
+		}
+		kept = append(kept, r)
+		if !r.Applies {
+			continue
+		}
+		for _, b := range targets {
+			if i, ok := detIndex[b]; ok {
+				s.filters[i] = append(s.filters[i], r.det)
+			}
+		}
+	}
+	s.rules = kept
+
 	s.feeds = make([][]feed, len(s.det))
 	s.silent = make([]bool, len(s.det))
-	generates := make([]bool, len(s.det))
-	fed := make([]bool, len(s.det))
+	s.corrFeeds = map[*Rule][]feed{}
+	s.silentCorr = map[*Rule]bool{}
+	generates := map[*Rule]bool{}
+	fed := map[*Rule]bool{}
 	for _, r := range s.rules {
 		c := r.Correlation
 		if c == nil || !r.Applies {
 			continue
 		}
 		s.corrs = append(s.corrs, r)
-		if c.Op == "lt" || c.Op == "lte" {
+		if c.closesWindow() {
 			s.closing = append(s.closing, r)
 		}
 		for idx, b := range c.base {
-			i := detIndex[b]
-			s.feeds[i] = append(s.feeds[i], feed{corr: r, idx: idx})
-			fed[i] = true
-			generates[i] = generates[i] || c.Generate
+			if b.Correlation != nil {
+				s.corrFeeds[b] = append(s.corrFeeds[b], feed{corr: r, idx: idx})
+			} else {
+				i := detIndex[b]
+				s.feeds[i] = append(s.feeds[i], feed{corr: r, idx: idx})
+			}
+			fed[b] = true
+			generates[b] = generates[b] || c.Generate
 		}
 	}
-	for i := range s.det {
-		s.silent[i] = fed[i] && !generates[i]
+	for i, r := range s.det {
+		s.silent[i] = fed[r] && !generates[r]
+	}
+	for _, r := range s.corrs {
+		s.silentCorr[r] = fed[r] && !generates[r]
 	}
 	return s, errs
 }
@@ -224,7 +321,7 @@ func needSearch(s *search, field string) map[string]bool {
 	for _, conj := range s.alts {
 		found := false
 		for _, fc := range conj {
-			if fc.field != field || (fc.all && len(fc.matchers) > 1) {
+			if fc.field.path != field || fc.neq || (fc.all && len(fc.matchers) > 1) {
 				continue
 			}
 			vals := map[string]bool{}
@@ -258,18 +355,20 @@ func needSearch(s *search, field string) map[string]bool {
 	return out
 }
 
+var eventNameField, eventSourceField = fieldOf("eventName"), fieldOf("eventSource")
+
 // candidates returns the indexes of the detection rules that may match e, in
 // rule order.
 func (s *Set) candidates(e *Event) []int {
 	out := make([]int, 0, len(s.always)+4)
 	out = append(out, s.always...)
 	if len(s.byName) > 0 {
-		if vs := e.resolve("eventName"); len(vs) > 0 {
+		if vs := e.resolve(eventNameField); len(vs) > 0 {
 			out = append(out, s.byName[vs[0].lowered()]...)
 		}
 	}
 	if len(s.bySource) > 0 {
-		if vs := e.resolve("eventSource"); len(vs) > 0 {
+		if vs := e.resolve(eventSourceField); len(vs) > 0 {
 			out = append(out, s.bySource[vs[0].lowered()]...)
 		}
 	}
@@ -286,7 +385,7 @@ func (s *Set) Eval(e *Event, st *State) []Match {
 	var out []Match
 	for _, i := range s.candidates(e) {
 		r := s.det[i]
-		if !r.det.match(e) {
+		if !r.det.match(e) || filtered(s.filters[i], e) {
 			continue
 		}
 		if !s.silent[i] || st == nil {
@@ -294,12 +393,36 @@ func (s *Set) Eval(e *Event, st *State) []Match {
 		}
 		if st != nil {
 			for _, f := range s.feeds[i] {
-				out = append(out, st.add(f, e)...)
+				out = s.chain(st, st.add(f, e), out)
 			}
 		}
 	}
 	if st != nil && len(s.closing) > 0 {
-		out = append(out, st.close(s.closing, e.Time())...)
+		out = s.chain(st, st.close(s.closing, e.Time()), out)
+	}
+	return out
+}
+
+// filtered reports whether any of the filters suppresses e.
+func filtered(fs []*detection, e *Event) bool {
+	for _, f := range fs {
+		if f.match(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// chain appends correlation matches ms to out, feeding each to the
+// correlations that refer to it (and their firings to theirs).
+func (s *Set) chain(st *State, ms, out []Match) []Match {
+	for _, m := range ms {
+		if !s.silentCorr[m.Rule] {
+			out = append(out, m)
+		}
+		for _, f := range s.corrFeeds[m.Rule] {
+			out = s.chain(st, st.addMatch(f, m), out)
+		}
 	}
 	return out
 }
