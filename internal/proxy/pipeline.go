@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"github.com/opentrail/opentrail/internal/ingest"
 )
 
 // The commit pipeline: committers batch records and write them to the sink,
@@ -73,7 +75,7 @@ func (p *Proxy) commit(x *exchange, rec *record) error {
 // be the most expensive thing the proxy does. A lone call never waits.
 func (p *Proxy) committer() {
 	defer p.workers.Done()
-	batch := make([]*pending, 0, maxBatchRecords)
+	batch := make([]*pending, 0, ingest.MaxRecords)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for first := range p.queue {
@@ -81,7 +83,7 @@ func (p *Proxy) committer() {
 		size := len(first.raw)
 		waiting := false
 	fill:
-		for len(batch) < maxBatchRecords && size < maxBatchBytes/2 {
+		for len(batch) < ingest.MaxRecords && size < (ingest.MaxRequestBytes-1024)/2 {
 			var pd *pending
 			var ok bool
 			select {

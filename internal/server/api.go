@@ -13,8 +13,6 @@ import (
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/event"
-	"github.com/opentrail/opentrail/internal/journal"
-	"github.com/opentrail/opentrail/internal/kv"
 )
 
 // Self-audit records keep requestParameters and responseElements up to this
@@ -126,8 +124,8 @@ func (s *Server) record(rq *request, rec *auditRec) error {
 	return s.commitRecord(context.Background(), rq, rec, nil, false)
 }
 
-// auditEntry normalises a self-audit record into its journal entry.
-func (s *Server) auditEntry(rq *request, rec *auditRec) ([]journal.Entry, error) {
+// auditEntry normalises a self-audit record.
+func (s *Server) auditEntry(rq *request, rec *auditRec) ([]event.Record, error) {
 	raw, err := json.Marshal(rec)
 	if err != nil {
 		return nil, fmt.Errorf("encode self-audit record: %w", err)
@@ -136,7 +134,7 @@ func (s *Server) auditEntry(rq *request, rec *auditRec) ([]journal.Entry, error)
 	if err != nil {
 		return nil, fmt.Errorf("self-audit record: %w", err)
 	}
-	return []journal.Entry{{ID: kv.EventIDKey(ev.Meta.Account, ev.Meta.EventID), Value: event.Encode(nil, &ev)}}, nil
+	return []event.Record{ev}, nil
 }
 
 // lowerCamelJSON re-keys a JSON object the way CloudTrail writes requestParameters

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
@@ -153,23 +154,18 @@ func (s *Server) commitRecord(ctx context.Context, rq *request, rec *auditRec, t
 		s.log.Error("self-audit record not written; the call was refused", "operation", rq.op, "request_id", rq.id, "err", err)
 		return fmt.Errorf("record %s: %w", rq.op, err)
 	}
-	var with = (*kv.Txn)(nil)
+	var with *pebble.Batch
 	if changed {
-		with = txn
+		with = txn.Batch()
 	}
 	// Once the call has run, its record is written even if the client has gone.
-	ctx = context.WithoutCancel(ctx)
-	if with != nil {
-		_, err = s.j.AppendWith(ctx, entry, with.Batch())
-	} else {
-		_, err = s.j.Append(ctx, entry)
-	}
+	_, err = s.w.Append(context.WithoutCancel(ctx), entry, with)
 	if err != nil {
 		s.log.Error("self-audit record not written; the call was refused", "operation", rq.op, "request_id", rq.id, "err", err)
 		return fmt.Errorf("record %s: %w", rq.op, err)
 	}
-	if with != nil {
-		with.Committed()
+	if changed {
+		txn.Committed()
 	}
 	return nil
 }

@@ -29,15 +29,14 @@ import (
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/detect"
+	"github.com/opentrail/opentrail/internal/ingest"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/logs"
 )
 
 // Limits on requests.
 const (
-	MaxIngestBytes   = 1 << 20
-	MaxIngestRecords = 500
-	maxAPIBytes      = 1 << 20
+	maxAPIBytes = 1 << 20
 
 	// bodyReadTimeout bounds how long a client may take to send a request
 	// body once its headers are in (the listener's ReadHeaderTimeout bounds
@@ -59,6 +58,7 @@ const (
 // Server handles OpenTrail's HTTP API.
 type Server struct {
 	j       *journal.Journal
+	w       *ingest.Writer
 	ct      *cloudtrail.Service
 	keys    *auth.Keyring
 	verify  *awsapi.Verifier
@@ -113,6 +113,7 @@ func New(j *journal.Journal, ct *cloudtrail.Service, keys *auth.Keyring, log *sl
 			s.regions[r] = true
 		}
 	}
+	s.w = ingest.NewWriter(j, o.Now)
 	s.verify = &awsapi.Verifier{
 		Lookup: func(id string) (string, bool) {
 			_, secret, ok := keys.Lookup(id)
@@ -146,7 +147,7 @@ type route struct {
 }
 
 var natives = map[string]route{
-	"/v1/records":     {native: (*Server).ingest, signing: "cloudtrail", limit: MaxIngestBytes},
+	"/v1/records":     {native: (*Server).ingest, signing: "cloudtrail", limit: ingest.MaxRequestBytes},
 	"/v1/keys":        {native: (*Server).createKey, signing: "cloudtrail", limit: maxAPIBytes},
 	"/v1/tail":        {native: (*Server).tail, signing: "cloudtrail", limit: maxAPIBytes},
 	"/v1/deadletters": {native: (*Server).deadLetters, signing: "cloudtrail", limit: maxAPIBytes},

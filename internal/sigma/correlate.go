@@ -109,7 +109,8 @@ func (st *State) UnmarshalBinary(data []byte) error {
 // those more than the correlation's timespan older than before. Call it with
 // the event time the caller has reached (minus any lateness it allows). It
 // costs one comparison per correlation when there is nothing to drop, so it
-// may be called for every event.
+// may be called for every event. It fires nothing: an lt/lte window closes in
+// Eval, so give Expire no later time than the newest event Eval has seen.
 func (st *State) Expire(before time.Time) {
 	b := before.UnixNano()
 	st.mu.Lock()

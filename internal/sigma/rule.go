@@ -10,7 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Rule is one Sigma rule: a detection rule or a correlation rule.
+// Rule is one Sigma rule: a detection, correlation or filter rule.
 type Rule struct {
 	ID, Name, Title, Status, Description, Author, License, Level string
 	Date, Modified                                               string
