@@ -49,6 +49,7 @@ func runBench(args []string) error {
 type benchServer struct {
 	cmd      *exec.Cmd
 	endpoint string
+	metrics  string // URL of GET /metrics
 	dataDir  string
 	keyID    string
 	secret   string
@@ -70,10 +71,16 @@ func startBenchServerWith(bin, dataDir string, extra ...string) (*benchServer, e
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	s := &benchServer{endpoint: "http://" + addr, dataDir: dataDir, keyID: "AKIABENCHROOTKEY0001", secret: "bench-secret-bench-secret-bench-secret!!"}
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	maddr := mln.Addr().String()
+	mln.Close()
+	s := &benchServer{endpoint: "http://" + addr, metrics: "http://" + maddr + "/metrics", dataDir: dataDir, keyID: "AKIABENCHROOTKEY0001", secret: "bench-secret-bench-secret-bench-secret!!"}
 	// OPENTRAIL_BENCH_SERVER_FLAGS adds serve flags, e.g. "--pprof 127.0.0.1:6060" to profile the server.
 	extra = append(extra, strings.Fields(os.Getenv("OPENTRAIL_BENCH_SERVER_FLAGS"))...)
-	s.cmd = exec.Command(bin, append([]string{"serve", "--listen", addr, "--data-dir", dataDir, "--log-level", "warn"}, extra...)...)
+	s.cmd = exec.Command(bin, append([]string{"serve", "--listen", addr, "--metrics-listen", maddr, "--data-dir", dataDir, "--log-level", "warn"}, extra...)...)
 	s.cmd.Env = append(os.Environ(), "OPENTRAIL_ROOT_ACCESS_KEY_ID="+s.keyID, "OPENTRAIL_ROOT_SECRET_ACCESS_KEY="+s.secret)
 	s.cmd.Stderr = os.Stderr
 	if err := s.cmd.Start(); err != nil {

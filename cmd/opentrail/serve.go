@@ -72,6 +72,8 @@ func runServe(args []string) error {
 			return nil
 		})
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	metricsListen := fs.String("metrics-listen", env("127.0.0.1:9590", "OPENTRAIL_METRICS_LISTEN"), "serve Prometheus metrics (GET /metrics, every account's state: for the operator) on this address, apart from the API; \"\" turns them off")
+	metricsToken := fs.String("metrics-token", env("", "OPENTRAIL_METRICS_TOKEN"), "require \"Authorization: Bearer TOKEN\" on GET /metrics (prefer the environment variable: flags show in ps)")
 	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
 	fs.Parse(args)
 
@@ -97,14 +99,6 @@ func runServe(args []string) error {
 	if err := dests.Validate(); err != nil {
 		return err
 	}
-	topics := map[string]string{}
-	for name, eps := range dests.Topics {
-		for _, ep := range eps {
-			if _, ok := topics[name]; !ok && (strings.HasPrefix(ep, "http://") || strings.HasPrefix(ep, "https://")) {
-				topics[name] = ep // trail file notifications go to the topic's first SNS HTTP endpoint
-			}
-		}
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var buckets objstore.Store
@@ -129,7 +123,6 @@ func runServe(args []string) error {
 
 		DeliveryInterval: *deliveryInterval,
 		DigestInterval:   *digestInterval,
-		SNSTopics:        topics,
 
 		Destinations:         dests,
 		SubscriptionAttempts: *attempts,
@@ -154,6 +147,18 @@ func runServe(args []string) error {
 			return err
 		}
 		defer stop()
+	}
+	if *metricsListen != "" {
+		stop, err := serveMetrics(a, log, *metricsListen, *metricsToken)
+		switch {
+		case err == nil:
+			defer stop()
+		case flagSet(fs, "metrics-listen") || os.Getenv("OPENTRAIL_METRICS_LISTEN") != "":
+			return err
+		default:
+			// The default address may be taken (another server on this host): the API still runs.
+			log.Error("metrics are not served; choose a free address with --metrics-listen, or \"\" to turn them off", "err", err)
+		}
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -212,6 +217,30 @@ func mergeDestinations(file, flags dest.Config) dest.Config {
 	}
 	file.URLPrefixes = append(file.URLPrefixes, flags.URLPrefixes...)
 	return file
+}
+
+// flagSet reports whether name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// serveMetrics serves GET /metrics on its own listener.
+func serveMetrics(a *app.App, log *slog.Logger, addr, token string) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen: %w", err)
+	}
+	srv := &http.Server{Handler: a.MetricsHandler(token), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	go srv.Serve(ln)
+	log.Info("metrics are served", "addr", "http://"+ln.Addr().String()+"/metrics", "token", token != "")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
 }
 
 // serveProxy runs the audit proxy inside the server: its records are ingested

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -52,7 +53,7 @@ type Config struct {
 	Buckets          objstore.Store
 	DeliveryInterval time.Duration     // default 5m
 	DigestInterval   time.Duration     // default 1h
-	SNSTopics        map[string]string // SNS topic name → URL that receives its notifications
+	SNSTopics        map[string]string // SNS topic name → URL that receives its notifications; nil: Destinations.Topics, every endpoint
 
 	// Destinations are where subscription filters deliver (Lambda handlers, SNS topics, SMTP).
 	Destinations dest.Config
@@ -99,6 +100,8 @@ type App struct {
 	Logs    *logs.Service
 	// Registry is what GET /metrics serves; other parts (the in-process proxy) add to it.
 	Registry *prometheus.Registry
+	// Metrics serves Registry (Prometheus text), unauthenticated: see MetricsHandler.
+	Metrics http.Handler
 	// Account and Region are the node's defaults (the root key's account, the home Region).
 	Account, Region string
 	Lake            *lake.Engine
@@ -169,7 +172,12 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	if err := a.CT.StartLake(ctx, a.Lake); err != nil {
 		return fail(err)
 	}
-	a.Notify = delivery.NewNotifier(db, a.CT, c.SNSTopics, log)
+	if c.SNSTopics != nil {
+		a.Notify = delivery.NewNotifier(db, a.CT, c.SNSTopics, log)
+	} else {
+		// Trail file notifications go to every endpoint of the topic, like subscription filters.
+		a.Notify = delivery.NewTopicNotifier(db, a.CT, c.Destinations.ResolveTopic, delivery.NotifierOptions{MaxAttempts: c.SubscriptionAttempts}, log)
+	}
 	a.Notify.Start(ctx)
 	a.Deliver = delivery.New(db, a.Journal, a.CT, a.Buckets, log, delivery.Options{
 		Interval: c.DeliveryInterval, Notify: a.Notify, Digests: delivery.NewDigester(ring, c.DigestInterval)})
@@ -195,8 +203,9 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	if a.Detect != nil {
 		a.Registry.MustRegister(a.Detect)
 	}
-	metrics := promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
-	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs, Metrics: metrics,
+	// Metrics are served apart from the API (serve --metrics-listen): they show every account.
+	a.Metrics = promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
+	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs,
 		Regions: c.Regions, Registerer: a.Registry, Detect: a.Detect})
 	return a, nil
 }

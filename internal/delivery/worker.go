@@ -66,6 +66,7 @@ type Worker struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	kick   chan struct{}
+	stats  stats // for TrailStats and Lag
 }
 
 type stream struct {
@@ -171,6 +172,7 @@ func (w *Worker) step(ctx context.Context) error {
 	if w.o.Digests != nil {
 		w.o.Digests.due(ctx, w)
 	}
+	w.publishStats()
 	return w.saveCursor()
 }
 

@@ -6,47 +6,52 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
-
-	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/opentrail/opentrail/internal/event"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/logs/dest"
+	"github.com/opentrail/opentrail/internal/outbox"
 )
 
-// sender delivers one findings destination's outbox, one finding at a time,
-// in order, at least once: an alert leaves the outbox only after the
-// destination accepted it, or into the dead letters after MaxAttempts (or at
-// once when the destination rejected it).
+// sender is one findings destination: its stream of the generic outbox
+// (internal/outbox) delivers one finding at a time, in order, at least once,
+// dead-lettering a finding after MaxAttempts or at once when the destination
+// rejected it.
 type sender struct {
-	s            *Service
-	route        dest.FindingRoute
-	d            dest.Destination
-	minRank      int
-	outbox, dead []byte
-	after        []byte // the last alert removed: the next read starts past its tombstone
-	wakeCh       chan struct{}
-
-	pending, deadN atomic.Int64
+	s       *Service
+	route   dest.FindingRoute
+	d       dest.Destination
+	minRank int
+	stream  *outbox.Stream
 }
 
 func newSender(s *Service, r dest.FindingRoute, d dest.Destination) *sender {
-	return &sender{s: s, route: r, d: d, minRank: max(dest.LevelRank(r.MinLevel), 0),
-		outbox: kv.AlertPrefix(false, r.Destination), dead: kv.AlertPrefix(true, r.Destination),
-		wakeCh: make(chan struct{}, 1)}
+	sd := &sender{s: s, route: r, d: d, minRank: max(dest.LevelRank(r.MinLevel), 0)}
+	sd.stream = outbox.New(s.db, outbox.Options{
+		Name:    "findings " + d.String(), // String hides credentials
+		Pending: kv.OutboxPrefix(false, kv.OutboxFindings, r.Destination),
+		Dead:    kv.OutboxPrefix(true, kv.OutboxFindings, r.Destination),
+		Deliver: sd.deliverBatch,
+		Permanent: func(err error) bool {
+			return errors.Is(err, dest.ErrRejected)
+		},
+		Valid:       func(v []byte) bool { return json.Valid(v) },
+		MaxEntries:  1, // a finding is one delivery: a retry repeats nothing that was accepted
+		MaxAttempts: s.o.MaxAttempts,
+		Backoff:     s.o.Backoff,
+		MaxBackoff:  s.o.MaxBackoff,
+		Log:         s.log,
+	})
+	return sd
 }
 
-func (sd *sender) wake() {
-	select {
-	case sd.wakeCh <- struct{}{}:
-	default:
-	}
-}
+// alertSeq is a finding's place in a stream: the journal entry that produced
+// it, then its index among that entry's findings, so that a replay of the
+// entry queues it under the same key.
+func alertSeq(seq uint64, n uint32) uint64 { return seq<<16 | uint64(n&0xffff) }
 
 // alertPayload is the body webhooks and Lambda functions receive.
 type alertPayload struct {
@@ -54,122 +59,26 @@ type alertPayload struct {
 	Records []json.RawMessage `json:"records"`
 }
 
-func (sd *sender) run(ctx context.Context) {
-	s := sd.s
-	if n, err := countPrefix(s.db, sd.outbox); err == nil {
-		sd.pending.Store(n)
-	}
-	if n, err := countPrefix(s.db, sd.dead); err == nil {
-		sd.deadN.Store(n)
-	}
-	attempts, backoff := 0, s.o.Backoff
-	for ctx.Err() == nil {
-		key, f, err := sd.next()
-		if err != nil {
-			s.log.Error("read findings outbox", "destination", sd.d.String(), "err", err)
-			sleep(ctx, time.Second)
-			continue
-		}
-		if key == nil {
-			select {
-			case <-sd.wakeCh:
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		err = sd.deliver(ctx, f)
-		if ctx.Err() != nil {
-			return
-		}
-		if err == nil {
-			attempts, backoff = 0, s.o.Backoff
-			if err := sd.drop(key, nil); err != nil {
-				s.log.Error("remove a delivered finding from the outbox", "destination", sd.d.String(), "err", err)
-			}
-			s.stats.delivered(f.RuleID, sd.d.String())
-			continue
-		}
-		s.stats.failed(f.RuleID, sd.d.String())
-		attempts++
-		s.log.Warn("finding delivery failed", "rule", f.RuleID, "finding", f.FindingID, "destination", sd.d.String(),
-			"attempt", attempts, "err", err)
-		if attempts >= s.o.MaxAttempts || errors.Is(err, dest.ErrRejected) {
-			if err := sd.drop(key, sd.dead); err != nil {
-				s.log.Error("dead-letter a finding", "destination", sd.d.String(), "err", err)
-			} else {
-				sd.deadN.Add(1)
-			}
-			attempts, backoff = 0, s.o.Backoff
-			continue
-		}
-		sleep(ctx, backoff)
-		backoff = min(2*backoff, s.o.MaxBackoff)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-time.After(d):
-	case <-ctx.Done():
-	}
-}
-
-// next returns the oldest pending alert, or a nil key when there is none.
-func (sd *sender) next() ([]byte, *Finding, error) {
-	for {
-		lower := sd.outbox
-		if sd.after != nil {
-			lower = sd.after
-		}
-		it, err := sd.s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: kv.PrefixUpper(sd.outbox)})
-		if err != nil {
-			return nil, nil, err
-		}
-		if !it.First() {
-			return nil, nil, it.Close()
-		}
-		key := slices.Clone(it.Key())
+func (sd *sender) deliverBatch(ctx context.Context, batch []outbox.Entry) error {
+	for _, e := range batch {
 		var f Finding
-		err = json.Unmarshal(it.Value(), &f)
-		it.Close()
-		if err == nil {
-			return key, &f, nil
+		if err := json.Unmarshal(e.Value, &f); err != nil {
+			return &permanent{fmt.Errorf("undecodable finding: %w", err)}
 		}
-		sd.s.log.Error("drop undecodable outbox entry", "destination", sd.d.String(), "err", err)
-		if err := sd.drop(key, nil); err != nil {
-			return nil, nil, err
-		}
-	}
-}
-
-// drop removes an alert from the outbox, into the dead letters (prefix dead) if set.
-// No sync: if the removal is lost in a crash, the alert is sent again (at least once).
-func (sd *sender) drop(key, dead []byte) error {
-	b := sd.s.db.NewBatch()
-	defer b.Close()
-	if dead != nil {
-		v, closer, err := sd.s.db.Get(key)
-		if err != nil {
+		if err := sd.deliver(ctx, &f); err != nil {
+			sd.s.stats.failed(f.RuleID, sd.d.String())
 			return err
 		}
-		err = b.Set(append(slices.Clone(dead), key[len(sd.outbox):]...), v, nil)
-		closer.Close()
-		if err != nil {
-			return err
-		}
+		sd.s.stats.delivered(f.RuleID, sd.d.String())
 	}
-	if err := b.Delete(key, nil); err != nil {
-		return err
-	}
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return err
-	}
-	sd.pending.Add(-1)
-	// Alerts are queued in journal order, so every pending one sorts after this key.
-	sd.after = append(key, 0)
 	return nil
 }
+
+// permanent marks an error retrying cannot fix.
+type permanent struct{ err error }
+
+func (e *permanent) Error() string        { return e.err.Error() }
+func (e *permanent) Is(target error) bool { return target == dest.ErrRejected }
 
 // deliver sends f with the records it matched.
 func (sd *sender) deliver(ctx context.Context, f *Finding) error {
@@ -252,17 +161,4 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
-}
-
-func countPrefix(db *pebble.DB, p []byte) (int64, error) {
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: kv.PrefixUpper(p)})
-	if err != nil {
-		return 0, err
-	}
-	defer it.Close()
-	var n int64
-	for ok := it.First(); ok; ok = it.Next() {
-		n++
-	}
-	return n, it.Error()
 }

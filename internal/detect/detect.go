@@ -30,14 +30,11 @@ import (
 	"github.com/opentrail/opentrail/internal/sigma"
 )
 
-// ---- Storage format: names that appear in keys. Never change them. ----
-
+// Names in keys, declared in kv's format block.
 const (
-	cursorName = "detect"              // the projection's journal cursor
-	stateKind  = "detect-correlations" // per account (name ""): sigma.State.MarshalBinary
+	cursorName = kv.CursorDetect      // the projection's journal cursor
+	stateKind  = kv.StateCorrelations // per account (name ""): sigma.State.MarshalBinary
 )
-
-// ---- End of storage format. ----
 
 // Options configure a Service.
 type Options struct {
@@ -140,7 +137,7 @@ func (s *Service) Start(ctx context.Context) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			sd.run(ctx)
+			sd.stream.Run(ctx)
 		}()
 	}
 	return nil
@@ -240,7 +237,7 @@ func (s *Service) applyFrom(from uint64) (uint64, error) {
 	b := s.db.NewBatch()
 	defer b.Close()
 	var found []*Finding
-	queued := make([]int64, len(s.senders))
+	queued := make([]bool, len(s.senders))
 	latest := map[string]time.Time{} // per account: the newest event time of the batch
 	next, err := s.j.Scan(from, batchEntries, func(seq uint64, v []byte) error {
 		if rs == nil || rs.set == nil {
@@ -312,9 +309,8 @@ func (s *Service) applyFrom(from uint64) (uint64, error) {
 		s.stats.matched(f.AccountID, f.RuleID)
 	}
 	for i, sd := range s.senders {
-		if queued[i] > 0 {
-			sd.pending.Add(queued[i])
-			sd.wake()
+		if queued[i] {
+			sd.stream.Wake()
 		}
 	}
 	s.progress.Set(next - 1)
@@ -322,7 +318,7 @@ func (s *Service) applyFrom(from uint64) (uint64, error) {
 }
 
 // write adds finding f of journal entry seq (its n-th) and its alerts to b.
-func (s *Service) write(b *pebble.Batch, f *Finding, seq uint64, n uint32, queued []int64) error {
+func (s *Service) write(b *pebble.Batch, f *Finding, seq uint64, n uint32, queued []bool) error {
 	data, err := f.marshal()
 	if err != nil {
 		return err
@@ -335,10 +331,10 @@ func (s *Service) write(b *pebble.Batch, f *Finding, seq uint64, n uint32, queue
 		if rank < sd.minRank {
 			continue
 		}
-		if err := b.Set(kv.AlertKey(sd.outbox, seq, n), data, nil); err != nil {
+		if err := sd.stream.Put(b, alertSeq(seq, n), data); err != nil {
 			return err
 		}
-		queued[i]++
+		queued[i] = true
 	}
 	return nil
 }

@@ -271,7 +271,7 @@ func TestReplayIsIdempotent(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
 	n.ingest(t, acctA, stopLogging("s1", t0), stopLogging("s2", t0.Add(time.Minute)), other("o1", t0))
 	before := n.findings(t, Query{Account: acctA})
-	alerts := countKeys(t, n, kv.AlertPrefix(false, hook.URL+"/alerts"))
+	alerts := countKeys(t, n, kv.OutboxPrefix(false, kv.OutboxFindings, hook.URL+"/alerts"))
 	n.close()
 
 	// Rewind the cursor, as a crash before the batch's commit would have.
@@ -290,16 +290,21 @@ func TestReplayIsIdempotent(t *testing.T) {
 	if len(after) != 2 || len(before) != 2 || after[0].FindingID != before[0].FindingID || after[1].FindingID != before[1].FindingID {
 		t.Errorf("before %v, after replay %v", before, after)
 	}
-	if got := countKeys(t, n, kv.AlertPrefix(false, hook.URL+"/alerts")); got != alerts || alerts != 2 {
+	if got := countKeys(t, n, kv.OutboxPrefix(false, kv.OutboxFindings, hook.URL+"/alerts")); got != alerts || alerts != 2 {
 		t.Errorf("outbox holds %d alerts after replay, %d before; want 2", got, alerts)
 	}
 }
 
 func countKeys(t testing.TB, n *node, prefix []byte) int64 {
 	t.Helper()
-	c, err := countPrefix(n.db, prefix)
+	it, err := n.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: kv.PrefixUpper(prefix)})
 	if err != nil {
 		t.Fatal(err)
+	}
+	defer it.Close()
+	var c int64
+	for ok := it.First(); ok; ok = it.Next() {
+		c++
 	}
 	return c
 }
@@ -513,10 +518,10 @@ func TestAlertToWebhook(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for countKeys(t, n, kv.AlertPrefix(true, reject.URL+"/r")) != 2 && time.Now().Before(deadline) {
+	for countKeys(t, n, kv.OutboxPrefix(true, kv.OutboxFindings, reject.URL+"/r")) != 2 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if d := countKeys(t, n, kv.AlertPrefix(true, reject.URL+"/r")); d != 2 {
+	if d := countKeys(t, n, kv.OutboxPrefix(true, kv.OutboxFindings, reject.URL+"/r")); d != 2 {
 		t.Errorf("%d dead letters for the rejecting destination, want 2", d)
 	}
 }

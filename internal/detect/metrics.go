@@ -88,8 +88,9 @@ func (s *Service) Collect(ch chan<- prometheus.Metric) {
 	}
 	st.mu.Unlock()
 	for _, sd := range s.senders {
-		ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(max(sd.pending.Load(), 0)), sd.d.String())
-		ch <- prometheus.MustNewConstMetric(descDead, prometheus.GaugeValue, float64(sd.deadN.Load()), sd.d.String())
+		st := sd.stream.Stats()
+		ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(st.Pending), sd.d.String())
+		ch <- prometheus.MustNewConstMetric(descDead, prometheus.GaugeValue, float64(st.DeadLetters), sd.d.String())
 	}
 	ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(s.Lag()))
 }

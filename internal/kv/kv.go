@@ -27,11 +27,12 @@ const (
 	prefixLogs    = 'l' // l | str(account) | str(region) | str(group) | str(stream) | time(8) | seq(8) → log event
 	prefixOutbox  = 'o' // o | str(account) | str(region) | str(group) | str(filter) | seq(8) → pending subscription delivery
 	prefixDead    = 'q' // q | str(account) | str(region) | str(group) | str(filter) | seq(8) → dead-lettered delivery
-	// Detections (package detect). Cursor "detect"; state kind "detect-correlations" (one per
-	// account, name "") holds the account's serialized Sigma correlation state.
-	prefixFinding   = 'f' // f | str(account) | ^nanos(8) | findingID[:8] → finding JSON
-	prefixAlert     = 'g' // g | str(destination) | seq(8) | n(4) → pending finding alert (finding JSON)
-	prefixAlertDead = 'h' // h | str(destination) | seq(8) | n(4) → dead-lettered finding alert
+	// Generic outbox streams (internal/outbox) other than subscriptions, by
+	// kind (Outbox* below) and stream name; the value is the kind's payload.
+	prefixStreamPending = 'n' // n | str(kind) | str(name) | seq(8) → pending payload
+	prefixStreamDead    = 'm' // m | str(kind) | str(name) | seq(8) → dead-lettered payload
+	// Detections (package detect): findings of an account, newest first.
+	prefixFinding = 'f' // f | str(account) | ^nanos(8) | findingID[:8] → finding JSON
 )
 
 // State kinds: the kind of StateKey and StatePrefix, one per kind of
@@ -41,19 +42,28 @@ const (
 	StateRootKey        = "accesskey-root"  // auth: the root key's access key ID, name "root" (account "")
 	StateDigestKeys     = "digest-keys"     // delivery: the digest signing key ring, name "ring" (account "")
 	StateDeliveryStream = "delivery-stream" // delivery: one log-file stream's position
-	StateNotify         = "delivery-notify" // delivery: a pending SNS notification, by seq (account "")
-	StateTrail          = "trail"           // cloudtrail: a trail, by homeRegion+"/"+name
-	StateEDS            = "eds"             // cloudtrail: an event data store, by ID
-	StateChannel        = "channel"         // cloudtrail: a channel, by ID
-	StateIngestion      = "ingestion"       // cloudtrail: a channel's IngestionStatus, by channel ID
-	StateQuery          = "query"           // cloudtrail: a Lake query, by query ID
-	StateQueryRows      = "qrows"           // cloudtrail: a chunk of a query's result rows, by queryID+"/"+8-digit chunk
-	StateLogGroup       = "loggroup"        // logs: a log group
-	StateLogStream      = "logstream"       // logs: a log stream, by group+":"+stream
-	StateSubscription   = "subfilter"       // logs: a subscription filter, by group+":"+filter
-	StateMetricFilter   = "metricfilter"    // logs: a metric filter, by group+":"+filter
-	StateMetricValues   = "metricvalue"     // logs: a metric filter's values, by group+":"+filter
-	StateLogSeq         = "logseq"          // logs: the log sequence number
+	StateNotify         = "delivery-notify" // delivery: a pending SNS notification, by seq (account ""); read only to move it into its outbox
+
+	StateTrail        = "trail"        // cloudtrail: a trail, by homeRegion+"/"+name
+	StateEDS          = "eds"          // cloudtrail: an event data store, by ID
+	StateChannel      = "channel"      // cloudtrail: a channel, by ID
+	StateIngestion    = "ingestion"    // cloudtrail: a channel's IngestionStatus, by channel ID
+	StateQuery        = "query"        // cloudtrail: a Lake query, by query ID
+	StateQueryRows    = "qrows"        // cloudtrail: a chunk of a query's result rows, by queryID+"/"+8-digit chunk
+	StateLogGroup     = "loggroup"     // logs: a log group
+	StateLogStream    = "logstream"    // logs: a log stream, by group+":"+stream
+	StateSubscription = "subfilter"    // logs: a subscription filter, by group+":"+filter
+	StateMetricFilter = "metricfilter" // logs: a metric filter, by group+":"+filter
+	StateMetricValues = "metricvalue"  // logs: a metric filter's values, by group+":"+filter
+	StateLogSeq       = "logseq"       // logs: the log sequence number
+
+	StateCorrelations = "detect-correlations" // detect: an account's Sigma correlation windows, name "" (sigma.State's binary form)
+)
+
+// Outbox stream kinds: the kind of OutboxPrefix, one per producer of a generic outbox stream.
+const (
+	OutboxTrailNotify = "trail-notify" // delivery: a trail's log file notifications, by SNS topic ARN
+	OutboxFindings    = "findings"     // detect: findings alerts, by findings destination (ARN or URL); seq = journal seq<<16 | match index
 )
 
 // Cursor names: the name of CursorKey, one per projection that follows the journal.
@@ -62,6 +72,7 @@ const (
 	CursorDelivery = "delivery" // delivery: trail log files
 	CursorLake     = "lake"     // lake: event data stores
 	CursorLogs     = "logs"     // logs: trail events sent to CloudWatch Logs log groups
+	CursorDetect   = "detect"   // detect: Sigma rules evaluated, findings written
 )
 
 // Lookup categories and attributes as they appear in index keys.
@@ -196,6 +207,38 @@ func SubscriptionKey(prefix []byte, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(make([]byte, 0, len(prefix)+8), prefix...), seq)
 }
 
+// OutboxPrefix is the prefix of one generic outbox stream's pending payloads
+// (dead = false) or dead letters (dead = true).
+func OutboxPrefix(dead bool, kind, name string) []byte {
+	return appendStr(OutboxKindPrefix(dead, kind), name)
+}
+
+// OutboxKindPrefix is the prefix of every stream of one kind.
+func OutboxKindPrefix(dead bool, kind string) []byte {
+	p := byte(prefixStreamPending)
+	if dead {
+		p = prefixStreamDead
+	}
+	return appendStr([]byte{p}, kind)
+}
+
+// OutboxStreamName decodes the stream name of a key under OutboxKindPrefix(dead, kind).
+func OutboxStreamName(kindPrefix, key []byte) (string, bool) {
+	if len(key) < len(kindPrefix) || string(key[:len(kindPrefix)]) != string(kindPrefix) {
+		return "", false
+	}
+	n, w := binary.Uvarint(key[len(kindPrefix):])
+	rest := key[len(kindPrefix):]
+	if w <= 0 || uint64(len(rest)-w) < n {
+		return "", false
+	}
+	return string(rest[w : w+int(n)]), true
+}
+
+// OutboxKey addresses one entry of an outbox stream (a subscription's or a
+// generic one) by its sequence number: prefix | seq(8). Same encoding as SubscriptionKey.
+func OutboxKey(prefix []byte, seq uint64) []byte { return SubscriptionKey(prefix, seq) }
+
 // FindingPrefix is the prefix of every finding of one account.
 func FindingPrefix(account string) []byte { return appendStr([]byte{prefixFinding}, account) }
 
@@ -204,23 +247,6 @@ func FindingPrefix(account string) []byte { return appendStr([]byte{prefixFindin
 func FindingKey(account string, nanos int64, id [8]byte) []byte {
 	b := binary.BigEndian.AppendUint64(FindingPrefix(account), InvertTime(nanos))
 	return append(b, id[:]...)
-}
-
-// AlertPrefix is the prefix of one findings destination's pending alerts
-// (dead = false) or dead letters (dead = true).
-func AlertPrefix(dead bool, destination string) []byte {
-	p := byte(prefixAlert)
-	if dead {
-		p = prefixAlertDead
-	}
-	return appendStr([]byte{p}, destination)
-}
-
-// AlertKey addresses the alert of the n-th finding of journal entry seq, so
-// that replaying the entry writes the same key again.
-func AlertKey(prefix []byte, seq uint64, n uint32) []byte {
-	b := binary.BigEndian.AppendUint64(append(make([]byte, 0, len(prefix)+12), prefix...), seq)
-	return binary.BigEndian.AppendUint32(b, n)
 }
 
 // ---- End of storage format. ----

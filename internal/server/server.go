@@ -184,9 +184,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
 		return
-	case r.URL.Path == "/metrics" && r.Method == http.MethodGet && s.promH != nil:
-		s.promH.ServeHTTP(w, r)
-		return
 	case r.Method != http.MethodPost:
 		s.fail(w, rq, awsapi.Errorf("UnknownOperationException", "%s %s is not an OpenTrail operation", r.Method, r.URL.Path))
 		return

@@ -58,7 +58,7 @@ func (l *httpLambda) Send(ctx context.Context, b *Batch) error {
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Amz-Invocation-Type", "Event") // CloudWatch Logs invokes asynchronously
-	err = post(ctx, l.client, l.url, redactURL(l.url), body, h, func(r *http.Response) error {
+	err = post(ctx, l.client, l.url, safeURL(l.url), body, h, func(r *http.Response) error {
 		// The Invoke API and the emulator answer 200 even when the function
 		// failed, and say so in this header.
 		if fe := r.Header.Get("X-Amz-Function-Error"); fe != "" {

@@ -168,7 +168,13 @@ func buildMail(from *mail.Address, to []string, n *notification) []byte {
 	header("Auto-Submitted", "auto-generated") // RFC 3834: no vacation replies
 	buf.WriteString("\r\n")
 	qp := quotedprintable.NewWriter(&buf)
-	if n.batch.Alert != nil {
+	if n.msg != nil {
+		text := n.msg.Text
+		if text == "" {
+			text = n.msg.Body
+		}
+		qp.Write([]byte(strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", "\n"), "\n", "\r\n")))
+	} else if n.batch.Alert != nil {
 		qp.Write([]byte(alertText(n.batch.Alert, n.batch, n.sums)))
 	} else {
 		qp.Write([]byte(plainText(n.batch, n.sums)))

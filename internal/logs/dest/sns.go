@@ -20,10 +20,11 @@ type endpoint interface {
 	String() string
 }
 
-// notification is one batch as a topic publishes it.
+// notification is one batch, or one Message, as a topic publishes it.
 type notification struct {
 	topicARN string
-	batch    *Batch
+	batch    *Batch    // nil for a Message
+	msg      *Message  // nil for a batch
 	data     []byte    // the DATA_MESSAGE JSON
 	sums     []summary // per event, for people
 	subject  string
@@ -97,7 +98,45 @@ func (t *topic) Send(ctx context.Context, b *Batch) error {
 	if b.Alert != nil {
 		n.data, n.subject = b.Alert.Body, b.Alert.Subject
 	}
-	key := sha256.Sum256(data)
+	return t.fanOut(ctx, n)
+}
+
+// Message is a notification other than a batch of log events, published to an
+// SNS topic: a trail's log file notification, a detection's finding.
+type Message struct {
+	Subject string // the SNS Subject; "" = none (CloudTrail's file notifications have none)
+	Title   string // one line for people: the Slack header and the email Subject
+	Body    string // the SNS Message: what a program reads, usually JSON
+	Text    string // for people (Slack, email); "" shows Body
+}
+
+// Publisher publishes Messages to every endpoint of an SNS topic, as Send
+// does batches: nil once all accepted; a retry skips those that did.
+type Publisher interface {
+	Publish(ctx context.Context, m *Message) error
+	String() string
+}
+
+// ResolveTopic returns the topic an SNS topic ARN names, with the endpoints
+// c.Topics configures for its name. Errors wrap ErrInvalidDestination.
+func (c *Config) ResolveTopic(topicARN string) (Publisher, error) {
+	if p := strings.Split(topicARN, ":"); len(p) != 6 || p[0] != "arn" || p[2] != "sns" {
+		return nil, invalidf("Invalid SNS topic ARN %q: expected arn:aws:sns:<region>:<account>:<topic>", trimForError(topicARN))
+	}
+	d, err := c.resolveARN(topicARN)
+	if err != nil {
+		return nil, err
+	}
+	return d.(*topic), nil
+}
+
+func (t *topic) Publish(ctx context.Context, m *Message) error {
+	return t.fanOut(ctx, &notification{topicARN: t.arn, msg: m, data: []byte(m.Body), subject: m.Title, at: time.Now()})
+}
+
+// fanOut sends n to every endpoint that has not accepted it yet.
+func (t *topic) fanOut(ctx context.Context, n *notification) error {
+	key := sha256.Sum256(n.data)
 
 	t.mu.Lock()
 	done := make(map[int]bool)
@@ -211,7 +250,7 @@ func (e *snsHTTPEndpoint) send(ctx context.Context, n *notification) error {
 		Type:      "Notification",
 		MessageID: id,
 		TopicArn:  n.topicARN,
-		Subject:   snsSubject(n.subject),
+		Subject:   n.snsSubject(),
 		Message:   string(n.data),
 		Timestamp: n.at.UTC().Format("2006-01-02T15:04:05.000Z"),
 	})
@@ -225,7 +264,17 @@ func (e *snsHTTPEndpoint) send(ctx context.Context, n *notification) error {
 	h.Set("x-amz-sns-message-id", id)
 	h.Set("x-amz-sns-topic-arn", n.topicARN)
 	h.Set("x-amz-sns-subscription-arn", e.subscriptionARN)
-	return post(ctx, e.client, e.url, redactURL(e.url), body, h, nil)
+	return post(ctx, e.client, e.url, safeURL(e.url), body, h, nil)
+}
+
+func (n *notification) snsSubject() string {
+	if n.msg != nil {
+		if n.msg.Subject == "" {
+			return ""
+		}
+		return snsSubject(n.msg.Subject)
+	}
+	return snsSubject(n.subject)
 }
 
 // snsSubject fits s to what SNS allows in a Subject: one line of printable
