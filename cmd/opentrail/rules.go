@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -121,6 +122,11 @@ func rulesTest(args []string) error {
 		if st.Status != detect.StatusOK && st.Status != detect.StatusNotApplicable {
 			fmt.Fprintf(os.Stderr, "%s:%d: %s\n", st.File, st.Line, st.Status)
 		}
+	}
+	// A backtest's live heap is a few files' records: collecting less often
+	// costs little memory and saves about a sixth of the CPU (BenchmarkBacktestLogs).
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
 	}
 	if rs.Running() == 0 {
 		return errors.New("rules test: no rule to run")

@@ -525,3 +525,40 @@ func TestAlertToWebhook(t *testing.T) {
 		t.Errorf("%d dead letters for the rejecting destination, want 2", d)
 	}
 }
+
+// TestFindingsQueryScanLimit: a filter that skips more findings than one page
+// may read continues through NextTokens and finds every match.
+func TestFindingsQueryScanLimit(t *testing.T) {
+	defer func(m int) { maxScan = m }(maxScan)
+	maxScan = 4
+	n := open(t, nil, t.TempDir(), []string{rulesDir(t)}, Options{})
+	defer n.close()
+	t0 := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	var raws []string
+	for i := range 20 {
+		raws = append(raws, whoami(fmt.Sprintf("w%02d", i), t0.Add(time.Duration(i)*time.Second)))
+	}
+	raws = append(raws, stopLogging("s1", t0), stopLogging("s2", t0.Add(10*time.Second)))
+	n.ingest(t, acctA, raws...)
+	var got []string
+	q := Query{Account: acctA, MinLevel: "critical", Max: 10}
+	for pages := 0; ; pages++ {
+		p, err := n.s.Findings(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range p.Findings {
+			got = append(got, f.EventIDs[0])
+		}
+		if p.NextToken == "" {
+			break
+		}
+		if pages > 10 {
+			t.Fatal("no end")
+		}
+		q.NextToken = p.NextToken
+	}
+	if strings.Join(got, ",") != "s2,s1" {
+		t.Errorf("got %v", got)
+	}
+}

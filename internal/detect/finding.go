@@ -107,7 +107,7 @@ var ErrBadToken = errors.New("detect: invalid next token")
 
 // maxScan bounds how many findings one page reads past its filters, so that a
 // rare rule's page answers in bounded time (with a NextToken to continue).
-const maxScan = 20000
+var maxScan = 20000
 
 // Findings returns one page of q.
 func (s *Service) Findings(q Query) (Page, error) {
