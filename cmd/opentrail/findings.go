@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,29 +19,32 @@ import (
 // runFindings prints the detection findings of the caller's account, oldest
 // first: those since --since, then (with --follow) new ones until interrupted.
 func runFindings(args []string) error {
-	fs := flag.NewFlagSet("findings", flag.ExitOnError)
-	endpoint := fs.String("endpoint", env("http://127.0.0.1:4590", "OPENTRAIL_ENDPOINT"), "OpenTrail server URL")
-	region := fs.String("region", env("us-east-1", "OPENTRAIL_REGION"), "region to sign requests for")
-	since := fs.String("since", "1h", "start this long ago (e.g. 24h) or at this time (RFC 3339)")
+	fs := newFlags("opentrail findings", "[flags]", "Prints the detection findings of the caller's account (Sigma rules the server evaluates, "+
+		"serve --rules), oldest first: those since --since, then with --follow new ones until interrupted.",
+		"opentrail findings --since 24h --min-level high --follow")
+	cf := addClientFlags(fs, "region to sign requests for")
+	since := fs.String("since", "10m", "start this long ago (e.g. 24h) or at this time (RFC 3339)")
 	rule := fs.String("rule", "", "only findings of this rule ID")
 	minLevel := fs.String("min-level", "", "only findings of at least this level: informational, low, medium, high, critical")
 	follow := fs.Bool("follow", false, "keep printing new findings until interrupted")
-	output := fs.String("output", "table", "table or json (one finding per line)")
+	output := fs.enum("output", "table", []string{"table", "json"}, "output format; json prints one finding per line")
 	poll := fs.Duration("poll", 2*time.Second, "with --follow: how often to ask for new findings")
-	fs.Parse(args)
-	if *output != "table" && *output != "json" {
-		return fmt.Errorf("--output must be table or json")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if err := fs.wantArgs(0, "no arguments"); err != nil {
+		return err
 	}
 	start, err := parseWhen(*since)
 	if err != nil {
-		return fmt.Errorf("--since: %w", err)
-	}
-	c, err := newClient(*endpoint, *region, false)
-	if err != nil {
-		return err
+		return usagef("--since: %v", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	c, err := cf.connect(ctx, false)
+	if err != nil {
+		return err
+	}
 	p := &findingsPrinter{w: os.Stdout, json: *output == "json"}
 	seen := map[string]bool{} // findings printed at the newest time seen, which the next poll asks for again
 	for {

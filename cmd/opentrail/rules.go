@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"regexp"
-	"runtime"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -25,46 +23,26 @@ import (
 	"github.com/opentrail/opentrail/internal/objstore"
 )
 
-const rulesUsage = `usage:
-  opentrail rules check PATH...
-      parse Sigma rules (files, or folders read recursively for *.yml/*.yaml);
-      print file:line:col for every error and exit 1 if there is one
-  opentrail rules test [flags] PATH... (--logs DIR|s3://bucket/prefix | --eds ID)
-      backtest: evaluate the rules over CloudTrail log files or an event data
-      store and print the matches per rule
-  opentrail rules list [flags]
-      the rules a running server has loaded, their status and matches
-`
+// rulesCommands are opentrail rules' subcommands.
+var rulesCommands = []command{
+	{"check", "parse Sigma rules and print file:line:col for every error", func(a []string) error { return rulesCheck(a, os.Stdout) }},
+	{"test", "backtest Sigma rules over CloudTrail log files or an event data store", rulesTest},
+	{"list", "the rules a running server has loaded, their status and matches", rulesList},
+}
 
 // edsIDRE is an event data store ID, the last part of its ARN.
 var edsIDRE = regexp.MustCompile(`^[A-Za-z0-9-]{1,128}$`)
 
-// errRulesUsage is returned for a command line that names no subcommand.
-var errRulesUsage = errors.New("give a subcommand: check, test or list")
-
-func runRules(args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(os.Stderr, rulesUsage)
-		return errRulesUsage
-	}
-	switch args[0] {
-	case "check":
-		return rulesCheck(args[1:], os.Stdout)
-	case "test":
-		return rulesTest(args[1:])
-	case "list":
-		return rulesList(args[1:])
-	}
-	fmt.Fprint(os.Stderr, rulesUsage)
-	return fmt.Errorf("unknown subcommand %q", args[0])
-}
-
 // rulesCheck parses the rules under paths and reports every problem.
 func rulesCheck(args []string, w io.Writer) error {
-	fs := flag.NewFlagSet("rules check", flag.ExitOnError)
-	fs.Parse(args)
+	fs := newFlags("opentrail rules check", "PATH...", "Parses Sigma rules (files, or folders read recursively for *.yml and *.yaml) "+
+		"as serve --rules loads them, prints file:line:col for every error and a summary, and fails if there is an error.",
+		"opentrail rules check ./rules")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
 	if fs.NArg() == 0 {
-		return errors.New("rules check: give at least one rule file or folder")
+		return usagef("give at least one rule file or folder")
 	}
 	rs := detect.Load(fs.Args())
 	ok, na := 0, 0
@@ -92,28 +70,29 @@ func rulesCheck(args []string, w io.Writer) error {
 
 // rulesTest backtests rules over log files or an event data store.
 func rulesTest(args []string) error {
-	fs := flag.NewFlagSet("rules test", flag.ExitOnError)
+	fs := newFlags("opentrail rules test", "[flags] PATH... (--logs DIR|s3://bucket/prefix | --eds ID)",
+		"Backtests Sigma rules: evaluates them over CloudTrail log files (decoded and evaluated on every core) or over an "+
+			"event data store's records (a Lake query through the server), and prints the matches per rule.",
+		"opentrail rules test --logs ./AWSLogs ./rules")
+	cf := addClientFlags(fs, "with --eds: region of the event data store")
 	logs := fs.String("logs", "", "CloudTrail log files: a folder or s3://bucket/prefix")
 	eds := fs.String("eds", "", "event data store ID or ARN on a running server (needs a reader key)")
-	since := fs.String("since", "", "only events from this long ago (e.g. 720h) or this time (RFC 3339)")
-	endpoint := fs.String("endpoint", env("http://127.0.0.1:4590", "OPENTRAIL_ENDPOINT"), "with --eds: the OpenTrail server URL")
-	region := fs.String("region", env("us-east-1", "OPENTRAIL_REGION"), "with --eds: region of the event data store")
-	s3Endpoint := fs.String("s3-endpoint", env("", "OPENTRAIL_S3_ENDPOINT"), "with --logs s3://...: the S3-compatible service")
-	s3Region := fs.String("s3-region", env("us-east-1", "OPENTRAIL_S3_REGION"), "region of the S3 service")
-	s3PathStyle := fs.Bool("s3-path-style", true, "address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT")
+	since := fs.String("start-time", "", "only events at or after this time (RFC 3339, or a duration ago such as 720h)")
+	s3f := addS3Flags(fs, "with --logs s3://...: ")
 	show := fs.Bool("show", false, "also print every finding as a JSON line")
-	workers := fs.Int("workers", runtime.NumCPU(), "log files decoded and evaluated in parallel")
+	workers := fs.Int("workers", 0, "log files decoded and evaluated in parallel (default: number of CPUs)")
 	quiet := fs.Bool("quiet", false, "no statistics on stderr")
-	fs.Parse(args)
+	if err := fs.parse(args); err != nil {
+		return err
+	}
 	if fs.NArg() == 0 || (*logs == "") == (*eds == "") {
-		fmt.Fprint(os.Stderr, rulesUsage)
-		return errors.New("rules test: give rule paths and one of --logs or --eds")
+		return usagef("give rule paths and one of --logs or --eds")
 	}
 	var start time.Time
 	if *since != "" {
 		t, err := parseWhen(*since)
 		if err != nil {
-			return fmt.Errorf("--since: %w", err)
+			return usagef("--start-time: %v", err)
 		}
 		start = t
 	}
@@ -145,11 +124,11 @@ func rulesTest(args []string) error {
 	if *logs != "" {
 		var s3 objstore.Store
 		if strings.HasPrefix(*logs, "s3://") {
-			s3, err = objstore.NewS3(ctx, objstore.S3Config{Endpoint: *s3Endpoint, Region: *s3Region, PathStyle: *s3PathStyle,
-				AccessKeyID: os.Getenv("OPENTRAIL_S3_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("OPENTRAIL_S3_SECRET_ACCESS_KEY")})
+			st, err := s3f.open(ctx)
 			if err != nil {
-				return fmt.Errorf("--s3-endpoint: %w", err)
+				return err
 			}
+			s3 = st
 		}
 		a, aerr := archive.Open(ctx, *logs, s3)
 		if aerr != nil {
@@ -158,7 +137,7 @@ func rulesTest(args []string) error {
 		total, bytes, err = detect.BacktestLogs(ctx, rs, a, archive.Filter{Start: start}, *workers, onFinding,
 			func(err error) { fmt.Fprintf(os.Stderr, "rules test: skip %v\n", err) })
 	} else {
-		c, cerr := newClient(*endpoint, *region, false)
+		c, cerr := cf.connect(ctx, false)
 		if cerr != nil {
 			return cerr
 		}
@@ -264,16 +243,23 @@ func printBacktest(w io.Writer, rs *detect.RuleSet, bt *detect.Backtest) {
 
 // rulesList prints the rules a running server has loaded.
 func rulesList(args []string) error {
-	fs := flag.NewFlagSet("rules list", flag.ExitOnError)
-	endpoint := fs.String("endpoint", env("http://127.0.0.1:4590", "OPENTRAIL_ENDPOINT"), "OpenTrail server URL")
-	region := fs.String("region", env("us-east-1", "OPENTRAIL_REGION"), "region to sign requests for")
-	fs.Parse(args)
-	c, err := newClient(*endpoint, *region, false)
+	fs := newFlags("opentrail rules list", "[flags]", "Lists the detection rules a running server has loaded (serve --rules), "+
+		"with their status and how often each matched the caller's account since the server started.",
+		"opentrail rules list")
+	cf := addClientFlags(fs, "region to sign requests for")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if err := fs.wantArgs(0, "no arguments"); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	c, err := cf.connect(ctx, false)
 	if err != nil {
 		return err
 	}
 	var out struct{ Rules []detect.RuleStatus }
-	if err := c.post(context.Background(), "/v1/rules", []byte("{}"), &out); err != nil {
+	if err := c.post(ctx, "/v1/rules", []byte("{}"), &out); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)

@@ -139,7 +139,7 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	if a.Keys, err = auth.Open(db, filepath.Join(c.DataDir, "master.key")); err != nil {
 		return fail(err)
 	}
-	if err := a.bootstrapRoot(c); err != nil {
+	if err := a.bootstrapRoot(c, log); err != nil {
 		return fail(err)
 	}
 	if a.Journal, err = journal.Open(db, log); err != nil {
@@ -215,16 +215,22 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	return a, nil
 }
 
-func (a *App) bootstrapRoot(c Config) error {
+func (a *App) bootstrapRoot(c Config, log *slog.Logger) error {
 	if c.RootKeyID != "" {
-		return a.Keys.SetRoot(auth.Key{AccessKeyID: c.RootKeyID, Account: c.Account}, c.RootKey)
+		// A root key given by the operator replaces the one stored before, if it differs.
+		old, err := a.Keys.SetRoot(auth.Key{AccessKeyID: c.RootKeyID, Account: c.Account}, c.RootKey)
+		if old != nil {
+			log.Warn("the root key given by OPENTRAIL_ROOT_ACCESS_KEY_ID/OPENTRAIL_ROOT_SECRET_ACCESS_KEY replaced the stored one",
+				"old_access_key_id", old.AccessKeyID, "access_key_id", c.RootKeyID)
+		}
+		return err
 	}
 	if _, _, ok := a.Keys.Root(); ok {
 		return nil
 	}
 	key := auth.Key{AccessKeyID: auth.NewAccessKeyID(), Account: c.Account}
 	secret := auth.NewSecret()
-	if err := a.Keys.SetRoot(key, secret); err != nil {
+	if _, err := a.Keys.SetRoot(key, secret); err != nil {
 		return err
 	}
 	a.Generated, a.RootSecret = &key, secret
