@@ -62,7 +62,7 @@ func runServe(args []string) error {
 		func(v string) error { return parseBucketOwner(v, bucketOwners) })
 	var dests dest.Config
 	fs.Func("sns-topic", "NAME=ENDPOINT: deliver SNS topic NAME (trail file notifications and subscription filters) to ENDPOINT: "+
-		"http(s)://... (SNS HTTP messages), slack+https://... (Slack-compatible webhook) or mailto:a@example.com (SMTP); repeatable",
+		"http(s)://... (SNS HTTP messages), slack+https://... (Slack-compatible webhook), mailto:a@example.com (SMTP) or lambda:FUNCTION (a --lambda handler, SNS event); repeatable",
 		func(v string) error { return dest.ParseTopicFlag(v, &dests) })
 	fs.Func("lambda", "NAME=HANDLER: run Lambda function NAME (subscription destination arn:aws:lambda:...:function:NAME) as "+
 		"an http(s):// endpoint that receives the Lambda event, or exec:COMMAND that gets it on stdin; repeatable",
@@ -105,8 +105,10 @@ func runServe(args []string) error {
 			findingDests = append(findingDests, r)
 			return nil
 		})
-	metricsListen := fs.String("metrics-listen", env("127.0.0.1:9590", "OPENTRAIL_METRICS_LISTEN"), "serve Prometheus metrics (GET /metrics, every account's state: for the operator) on this address, apart from the API; \"\" turns them off")
-	metricsToken := fs.String("metrics-token", env("", "OPENTRAIL_METRICS_TOKEN"), "require \"Authorization: Bearer TOKEN\" on GET /metrics (prefer the environment variable: flags show in ps)")
+	metricsListen := fs.String("metrics-listen", "127.0.0.1:9590", "serve Prometheus metrics (GET /metrics, every account's state: for the operator) on this address, apart from the API; \"\" turns them off")
+	fs.envVar("metrics-listen", "OPENTRAIL_METRICS_LISTEN")
+	metricsToken := fs.String("metrics-token", "", "require \"Authorization: Bearer TOKEN\" on GET /metrics (prefer the environment variable: flags show in ps)")
+	fs.envVar("metrics-token", "OPENTRAIL_METRICS_TOKEN")
 	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -206,7 +208,7 @@ func runServe(args []string) error {
 			return err
 		default:
 			// The default address may be taken (another server on this host): the API still runs.
-			log.Error("metrics are not served; choose a free address with --metrics-listen, or \"\" to turn them off", "err", err)
+			log.Warn("metrics are not served; choose a free address with --metrics-listen, or \"\" to turn them off", "err", err)
 		}
 	}
 	ln, err := net.Listen("tcp", *listen)

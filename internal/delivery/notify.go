@@ -110,6 +110,7 @@ func (n *Notifier) streamLocked(topicARN string) *outbox.Stream {
 			once.Do(func() { pub, pubErr = n.resolve(topicARN) })
 			return n.deliver(ctx, pub, pubErr, batch[0])
 		},
+		Permanent:  func(err error) bool { return errors.Is(err, dest.ErrRejected) }, // as subscriptions: every endpoint refused it
 		MaxEntries: 1, MaxAttempts: n.o.MaxAttempts, Backoff: n.o.Backoff, MaxBackoff: n.o.MaxBackoff,
 		Valid: func(v []byte) bool { return json.Unmarshal(v, &pendingNotification{}) == nil },
 		Now:   n.o.Now, Log: n.log,
@@ -262,6 +263,47 @@ func fileMessage(p pendingNotification) *dest.Message {
 		Text: fmt.Sprintf("Trail %s of account %s delivered a log file to bucket %s:\n%s",
 			p.Trail, p.Account, p.Bucket, strings.Join(p.Keys, "\n")),
 	}
+}
+
+// DeadLetters returns up to limit (<= 0: all) notifications an SNS topic's
+// outbox gave up on, oldest first, as their file's bucket and keys.
+func (n *Notifier) DeadLetters(topicARN string, limit int) ([]DeadNotification, error) {
+	n.mu.Lock()
+	s, ok := n.streams[topicARN]
+	n.mu.Unlock()
+	if !ok {
+		return nil, nil
+	}
+	entries, err := s.DeadLetters(limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DeadNotification, 0, len(entries))
+	for _, e := range entries {
+		var p pendingNotification
+		if json.Unmarshal(e.Value, &p) == nil {
+			out = append(out, DeadNotification{Account: p.Account, Trail: p.Trail, Bucket: p.Bucket, Keys: p.Keys})
+		}
+	}
+	return out, nil
+}
+
+// DeadNotification is one trail file notification that was given up on.
+type DeadNotification struct {
+	Account, Trail, Bucket string
+	Keys                   []string
+}
+
+// Replay puts an SNS topic's dead-lettered notifications back in its outbox,
+// in their original order, and returns how many.
+func (n *Notifier) Replay(topicARN string) (int, error) {
+	n.mu.Lock()
+	s, ok := n.streams[topicARN]
+	n.mu.Unlock()
+	if !ok {
+		return 0, nil
+	}
+	return s.Replay()
 }
 
 // NotificationStat is one SNS topic's trail notification state, for metrics.

@@ -108,6 +108,14 @@ func TestNotificationEveryEndpoint(t *testing.T) {
 	if redirected.Load() != 0 {
 		t.Fatal("the notification followed a redirect")
 	}
+	movedARN := "arn:aws:sns:us-east-1:123456789012:moved"
+	dead, err := n.DeadLetters(movedARN, 0)
+	if err != nil || len(dead) != 1 || dead[0].Trail != "trail-2" || dead[0].Bucket != "bucket-2" || len(dead[0].Keys) != 1 {
+		t.Fatalf("DeadLetters = %+v, %v", dead, err)
+	}
+	if k, err := n.Replay(movedARN); err != nil || k != 1 {
+		t.Fatalf("Replay = %d, %v", k, err)
+	}
 	b, _ := json.Marshal(r.call("us-east-1", "GetTrailStatus", `{"Name":"trail-2"}`))
 	if !strings.Contains(string(b), "HTTP 307") {
 		t.Fatalf("status does not show the refused redirect: %s", b)

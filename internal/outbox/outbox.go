@@ -27,7 +27,16 @@
 //
 // Entries are keyed prefix | seq (8 bytes, big endian): Put takes the caller's
 // increasing sequence number (subscriptions use the log sequence number),
-// Append numbers them itself. Stats reports the stream's state for metrics.
+// Append numbers them itself. Stats reports the stream's state for metrics;
+// DeadLetters and Replay are what an operator command lists and replays.
+//
+// A new kind of stream declares its kind in kv (next to kv.OutboxTrailNotify)
+// and names each stream after its destination. To alert through the
+// destinations operators configure (SNS HTTP, Slack, email, Lambda), resolve
+// an SNS topic once with dest.Config.ResolveTopic and, in Deliver, publish a
+// dest.Message built from the payload; set Permanent to
+// errors.Is(err, dest.ErrRejected). internal/delivery/notify.go does exactly
+// this for trail file notifications.
 package outbox
 
 import (

@@ -71,7 +71,6 @@ type Server struct {
 	regions map[string]bool
 	budget  *semaphore.Weighted
 	metrics *httpMetrics
-	promH   http.Handler
 	detect  *detect.Service
 	// auditFault, in tests, makes writing a self-audit record fail.
 	auditFault func(op string) error
@@ -90,8 +89,6 @@ type Options struct {
 	BodyBudget int64
 	// Registerer receives the HTTP request metrics; nil = not collected.
 	Registerer prometheus.Registerer
-	// Metrics serves GET /metrics (Prometheus text format, unauthenticated); nil = not served.
-	Metrics http.Handler
 	// Detect serves POST /v1/findings and /v1/rules; nil = no detections (empty answers).
 	Detect *detect.Service
 }
@@ -105,7 +102,7 @@ func New(j *journal.Journal, ct *cloudtrail.Service, keys *auth.Keyring, log *sl
 		o.BodyBudget = DefaultBodyBudget
 	}
 	s := &Server{j: j, ct: ct, keys: keys, log: log.With("component", "server"), access: log.With("component", "access"),
-		now: o.Now, version: o.Version, logs: o.Logs, budget: semaphore.NewWeighted(o.BodyBudget), metrics: newHTTPMetrics(o.Registerer), promH: o.Metrics,
+		now: o.Now, version: o.Version, logs: o.Logs, budget: semaphore.NewWeighted(o.BodyBudget), metrics: newHTTPMetrics(o.Registerer),
 		detect: o.Detect}
 	if len(o.Regions) > 0 {
 		s.regions = map[string]bool{}

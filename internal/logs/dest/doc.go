@@ -80,6 +80,13 @@
 //	                       header, a context line (log group, stream, filter, account),
 //	                       one section per event, "…and N more" past 50 blocks; text
 //	                       under 40,000 characters, sections under 3,000.
+//	lambda:NAME            the Lambda handler Config.Lambdas["NAME"], invoked with the
+//	                       event SNS gives a subscribed function:
+//	                       {"Records":[{"EventSource":"aws:sns","EventVersion":"1.0",
+//	                        "EventSubscriptionArn":"<topic arn>:<uuid>","Sns":{"Type":"Notification",
+//	                        "MessageId","TopicArn","Subject" (null if none),"Message","Timestamp",
+//	                        "SignatureVersion":"1","Signature":"","SigningCertUrl":"",
+//	                        "UnsubscribeUrl":"","MessageAttributes":{}}}]}
 //	mailto:a@x[,b@y]       one email over SMTP (Config.SMTP): RFC 5322, text/plain
 //	                       UTF-8 in quoted-printable, Subject like
 //	                       "[OpenTrail] alice: DeleteBucket (s3.amazonaws.com)" or

@@ -74,6 +74,19 @@ func (c *Config) newEndpoint(topicARN, ep string) (endpoint, error) {
 		// A stable subscription id per endpoint, as SNS has one per subscription.
 		sub := topicARN + ":" + uuid.NewSHA1(uuid.NameSpaceURL, []byte(topicARN+" "+ep)).String()
 		return &snsHTTPEndpoint{url: u, client: c.httpClient(), subscriptionARN: sub}, nil
+	case "lambda":
+		fn := ep[len("lambda:"):]
+		target, ok := c.Lambdas[fn]
+		if !ok {
+			return nil, fmt.Errorf("no handler is configured for function %s (--lambda %s=URL|exec:COMMAND)", fn, fn)
+		}
+		region := strings.Split(topicARN, ":")[3]
+		d, err := c.newLambda(fn, region, target)
+		if err != nil {
+			return nil, err
+		}
+		sub := topicARN + ":" + uuid.NewSHA1(uuid.NameSpaceURL, []byte(topicARN+" "+ep)).String()
+		return &lambdaEndpoint{name: fn, region: region, fn: d.(invoker), subscriptionARN: sub}, nil
 	case "mailto":
 		to, _ := parseMailto(ep)
 		if err := c.SMTP.validate(); err != nil {
@@ -242,7 +255,7 @@ type snsHTTPEndpoint struct {
 	subscriptionARN string
 }
 
-func (e *snsHTTPEndpoint) String() string { return "sns-http " + redactURL(e.url) }
+func (e *snsHTTPEndpoint) String() string { return "sns-http " + safeURL(e.url) }
 
 func (e *snsHTTPEndpoint) send(ctx context.Context, n *notification) error {
 	id := uuid.NewString()
@@ -275,6 +288,62 @@ func (n *notification) snsSubject() string {
 		return snsSubject(n.msg.Subject)
 	}
 	return snsSubject(n.subject)
+}
+
+// ---- Wire format: the event SNS gives a subscribed Lambda function. ----
+
+type snsLambdaEvent struct {
+	Records []snsLambdaRecord `json:"Records"`
+}
+
+type snsLambdaRecord struct {
+	EventSource          string         `json:"EventSource"` // "aws:sns"
+	EventVersion         string         `json:"EventVersion"`
+	EventSubscriptionArn string         `json:"EventSubscriptionArn"`
+	Sns                  snsLambdaInner `json:"Sns"`
+}
+
+type snsLambdaInner struct {
+	Type              string         `json:"Type"`
+	MessageID         string         `json:"MessageId"`
+	TopicArn          string         `json:"TopicArn"`
+	Subject           *string        `json:"Subject"` // null without a subject
+	Message           string         `json:"Message"`
+	Timestamp         string         `json:"Timestamp"`
+	SignatureVersion  string         `json:"SignatureVersion"`
+	Signature         string         `json:"Signature"`      // empty: OpenTrail cannot sign as SNS
+	SigningCertURL    string         `json:"SigningCertUrl"` // empty
+	UnsubscribeURL    string         `json:"UnsubscribeUrl"` // empty
+	MessageAttributes map[string]any `json:"MessageAttributes"`
+}
+
+// ---- End of wire format. ----
+
+// lambdaEndpoint invokes a function subscribed to the topic with the event
+// SNS gives a Lambda: {"Records":[{"EventSource":"aws:sns",...,"Sns":{...}}]}.
+type lambdaEndpoint struct {
+	name, region    string
+	fn              invoker
+	subscriptionARN string
+}
+
+func (e *lambdaEndpoint) String() string { return "lambda " + e.name }
+
+func (e *lambdaEndpoint) send(ctx context.Context, n *notification) error {
+	var subject *string
+	if s := n.snsSubject(); s != "" {
+		subject = &s
+	}
+	body, err := marshalNoHTML(snsLambdaEvent{Records: []snsLambdaRecord{{
+		EventSource: "aws:sns", EventVersion: "1.0", EventSubscriptionArn: e.subscriptionARN,
+		Sns: snsLambdaInner{Type: "Notification", MessageID: uuid.NewString(), TopicArn: n.topicARN, Subject: subject,
+			Message: string(n.data), Timestamp: n.at.UTC().Format("2006-01-02T15:04:05.000Z"), SignatureVersion: "1",
+			MessageAttributes: map[string]any{}},
+	}}})
+	if err != nil {
+		return err
+	}
+	return e.fn.invoke(ctx, e.region, body)
 }
 
 // snsSubject fits s to what SNS allows in a Subject: one line of printable

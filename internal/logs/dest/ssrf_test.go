@@ -115,3 +115,35 @@ func TestRedact(t *testing.T) {
 		t.Error("two paths on one host look the same")
 	}
 }
+
+// TestErrorsHideURLSecrets: a failing endpoint's error (which reaches the
+// log, the trail status and the outbox stats) names it as scheme://host and a
+// hash, without user info, path or query (issue 11 §2).
+func TestErrorsHideURLSecrets(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	u := strings.Replace(srv.URL, "http://", "http://user:PASSWORD@", 1) + "/hook/PATHSECRET?k=QUERYSECRET"
+	c := Config{Topics: map[string][]string{"t": {u}}}
+	p, err := c.ResolveTopic("arn:aws:sns:us-east-1:123456789012:t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	perr := p.Publish(context.Background(), &Message{Body: "{}"})
+	d, err := c.Resolve(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serr := d.Send(context.Background(), seedBatch())
+	for _, err := range []error{perr, serr} {
+		if err == nil || !strings.Contains(err.Error(), "HTTP 503") {
+			t.Fatalf("error = %v, want HTTP 503", err)
+		}
+		for _, secret := range []string{"PASSWORD", "PATHSECRET", "QUERYSECRET"} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error shows %s: %v", secret, err)
+			}
+		}
+	}
+}
