@@ -27,6 +27,8 @@ var commands = []command{
 	{"import", "import CloudTrail archives (a folder or s3://bucket/prefix) into a running server", runImport},
 	{"query", "run Lake SQL on a running server, or over CloudTrail log files with --logs", runQuery},
 	{"tail", "print events as they happen: a log group's, or every record of your account", runTail},
+	{"findings", "print the detection findings of your account (--follow for new ones)", runFindings},
+	{"rules", "check Sigma detection rules, backtest them over logs or a store, or list a server's", nil},
 	{"deadletters", "list or replay the events a subscription filter could not deliver", nil},
 	{"validate-logs", "validate a trail's digest and log files, as aws cloudtrail validate-logs does", runValidateLogs},
 	{"bench", "measure ingest, lookup, delivery and import performance", nil},
@@ -37,6 +39,7 @@ var commands = []command{
 // subcommands are the commands under a command, by its path.
 var subcommands = map[string][]command{
 	"opentrail keys":        keysCommands,
+	"opentrail rules":       rulesCommands,
 	"opentrail deadletters": deadLetterCommands,
 	"opentrail bench":       benchCommands,
 	"opentrail completion":  completionCommands,

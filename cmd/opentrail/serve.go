@@ -88,6 +88,24 @@ func runServe(args []string) error {
 	fs.envVar("log-level", "OPENTRAIL_LOG_LEVEL")
 	logFormat := fs.enum("log-format", "text", []string{"text", "json"}, "log lines as logfmt text or one JSON object per line (for a log shipper)")
 	fs.envVar("log-format", "OPENTRAIL_LOG_FORMAT")
+	var rulePaths []string
+	if v := os.Getenv("OPENTRAIL_RULES"); v != "" {
+		rulePaths = filepath.SplitList(v)
+	}
+	fs.Func("rules", "PATH: Sigma detection rules, a file or a folder read recursively for *.yml/*.yaml; repeatable "+
+		"(default $OPENTRAIL_RULES, colon-separated); reloaded on SIGHUP and when the files change",
+		func(v string) error { rulePaths = append(rulePaths, v); return nil })
+	var findingDests []dest.FindingRoute
+	fs.Func("findings-destination", "ARN_OR_URL[,MIN_LEVEL]: send detection findings (of at least MIN_LEVEL: low, medium, high, critical) "+
+		"to a Lambda function ARN, an SNS topic ARN or a URL, as subscription filters do; repeatable",
+		func(v string) error {
+			r := dest.FindingRoute{Destination: v}
+			if i := strings.LastIndexByte(v, ','); i >= 0 && dest.LevelRank(v[i+1:]) >= 0 {
+				r = dest.FindingRoute{Destination: v[:i], MinLevel: v[i+1:]}
+			}
+			findingDests = append(findingDests, r)
+			return nil
+		})
 	metricsListen := fs.String("metrics-listen", "127.0.0.1:9590", "serve Prometheus metrics (GET /metrics, every account's state: for the operator) on this address, apart from the API; \"\" turns them off")
 	fs.envVar("metrics-listen", "OPENTRAIL_METRICS_LISTEN")
 	metricsToken := fs.String("metrics-token", "", "require \"Authorization: Bearer TOKEN\" on GET /metrics (prefer the environment variable: flags show in ps)")
@@ -124,6 +142,7 @@ func runServe(args []string) error {
 		}
 		dests = mergeDestinations(fromFile, dests)
 	}
+	dests.Findings = append(dests.Findings, findingDests...)
 	if *smtpAddr != "" {
 		dests.SMTP.Addr = *smtpAddr
 	}
@@ -171,11 +190,12 @@ func runServe(args []string) error {
 		SubscriptionAttempts: *attempts,
 		SubscriptionFilters:  *perGroup,
 
-		Insights:   rule,
-		NoInsights: *noInsights,
-		AcceptJournalLoss:    *acceptLoss,
-		DiskReserveMiB:       *diskReserve,
-		DiskBallastMiB:       *diskReserve / 2,
+		Insights:          rule,
+		NoInsights:        *noInsights,
+		AcceptJournalLoss: *acceptLoss,
+		DiskReserveMiB:    *diskReserve,
+		DiskBallastMiB:    *diskReserve / 2,
+		RulePaths:         rulePaths,
 	}, log)
 	if err != nil {
 		return err
@@ -226,6 +246,16 @@ func runServe(args []string) error {
 		BaseContext: func(net.Listener) context.Context { return reqCtx }}
 	log.Info("OpenTrail is listening", "addr", "http://"+ln.Addr().String(), "data_dir", *dataDir, "version", readBuildVersion().short())
 
+	if a.Detect != nil {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for range hup {
+				a.Detect.Reload()
+			}
+		}()
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {

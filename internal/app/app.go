@@ -25,6 +25,7 @@ import (
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/delivery"
+	"github.com/opentrail/opentrail/internal/detect"
 	"github.com/opentrail/opentrail/internal/digest"
 	"github.com/opentrail/opentrail/internal/history"
 	"github.com/opentrail/opentrail/internal/insights"
@@ -80,6 +81,9 @@ type Config struct {
 	// Insights is the rule of CloudTrail Insights (zero fields: defaults); NoInsights turns detection off.
 	Insights   insights.Rule
 	NoInsights bool
+	// RulePaths are Sigma rule files and folders; with them (or with findings
+	// destinations in Destinations.Findings) the detections projection runs.
+	RulePaths []string
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
@@ -121,6 +125,7 @@ type App struct {
 	// Account and Region are the node's defaults (the root key's account, the home Region).
 	Account, Region string
 	Lake            *lake.Engine
+	Detect          *detect.Service // nil without rules
 
 	db *pebble.DB
 	// Generated is set when this start created the root key: show it once.
@@ -225,13 +230,26 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 			return fail(err)
 		}
 	}
+	if len(c.RulePaths) > 0 || len(dests.Findings) > 0 {
+		a.Detect, err = detect.New(db, a.Journal, log, detect.Options{Paths: c.RulePaths, Routes: dests.Findings, Resolve: dests.Resolve,
+			MaxAttempts: c.SubscriptionAttempts, Tokens: history.NewTokens(a.Keys.DeriveKey("findings-next-token"))})
+		if err != nil {
+			return fail(err)
+		}
+		if err := a.Detect.Start(ctx); err != nil {
+			return fail(err)
+		}
+	}
 	a.Registry = a.newRegistry()
+	if a.Detect != nil {
+		a.Registry.MustRegister(a.Detect)
+	}
 	// Metrics are served apart from the API (serve --metrics-listen): they show every account.
 	a.Metrics = promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
 	admit, floor := diskGuards(c.DataDir, c.DiskReserveMiB, log)
 	a.Journal.SetGuard(floor)
 	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs,
-		Regions: c.Regions, Registerer: a.Registry, Admit: admit})
+		Regions: c.Regions, Registerer: a.Registry, Admit: admit, Detect: a.Detect})
 	if loss != nil {
 		if err := a.recordJournalLoss(ctx, loss); err != nil {
 			return fail(err)
@@ -286,6 +304,9 @@ func (a *App) Close() error {
 	}
 	if a.Insights != nil {
 		a.Insights.Close()
+	}
+	if a.Detect != nil {
+		a.Detect.Close()
 	}
 	if a.CT != nil {
 		a.CT.Close() // stops the queries before their engine

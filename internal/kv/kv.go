@@ -38,6 +38,8 @@ const (
 	// kind has its high bit set for backfill series (events recorded late); minute is unix
 	// minutes, sign bit flipped. Values are the insights package's.
 	prefixInsights = 'i'
+	// Detections (package detect): findings of an account, newest first.
+	prefixFinding = 'f' // f | str(account) | ^nanos(8) | findingID[:8] → finding JSON
 )
 
 // State kinds: the kind of StateKey and StatePrefix, one per kind of
@@ -65,11 +67,14 @@ const (
 	// HMAC-SHA256 of the master key and a fixed label (auth); a missing or replaced
 	// master.key is refused at start.
 	StateMasterKeyCheck = "masterkey-check"
+
+	StateCorrelations = "detect-correlations" // detect: an account's Sigma correlation windows, name "" (sigma.State's binary form)
 )
 
 // Outbox stream kinds: the kind of OutboxPrefix, one per producer of a generic outbox stream.
 const (
 	OutboxTrailNotify = "trail-notify" // delivery: a trail's log file notifications, by SNS topic ARN
+	OutboxFindings    = "findings"     // detect: findings alerts, by findings destination (ARN or URL); seq = journal seq<<16 | match index
 )
 
 // Cursor names: the name of CursorKey, one per projection that follows the journal.
@@ -78,6 +83,7 @@ const (
 	CursorDelivery = "delivery" // delivery: trail log files
 	CursorLake     = "lake"     // lake: event data stores
 	CursorLogs     = "logs"     // logs: trail events sent to CloudWatch Logs log groups
+	CursorDetect   = "detect"   // detect: Sigma rules evaluated, findings written
 )
 
 // Lookup categories and attributes as they appear in index keys.
@@ -292,6 +298,16 @@ func InsightScopeKey(account, region string) []byte {
 
 // InsightScopes is the prefix of every InsightScopeKey.
 func InsightScopes() []byte { return []byte{prefixInsights, 'a'} }
+
+// FindingPrefix is the prefix of every finding of one account.
+func FindingPrefix(account string) []byte { return appendStr([]byte{prefixFinding}, account) }
+
+// FindingKey addresses one finding; findings sort newest first (by event time,
+// then by the first 8 bytes of the finding's ID, which make the key unique).
+func FindingKey(account string, nanos int64, id [8]byte) []byte {
+	b := binary.BigEndian.AppendUint64(FindingPrefix(account), InvertTime(nanos))
+	return append(b, id[:]...)
+}
 
 // ---- End of storage format. ----
 

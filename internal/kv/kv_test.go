@@ -46,15 +46,18 @@ func goldenKeys() []struct {
 		{"EncodeSeq(258)", EncodeSeq(258)},
 		{"OutboxKey(trail-notify, 9)", OutboxKey(OutboxPrefix(false, OutboxTrailNotify, "arn:aws:sns:us-east-1:111122223333:t"), 9)},
 		{"OutboxKey(trail-notify dead, 9)", OutboxKey(OutboxPrefix(true, OutboxTrailNotify, "arn:aws:sns:us-east-1:111122223333:t"), 9)},
+		{"FindingKey(111122223333, 1700000000000000000, id)", FindingKey("111122223333", 1700000000000000000, [8]byte{1, 2, 3, 4, 5, 6, 7, 8})},
+		{"OutboxKey(findings, 42<<16|1)", OutboxKey(OutboxPrefix(false, OutboxFindings, "https://hooks.example.com/x"), 42<<16|1)},
 	}
 	for _, kind := range []string{
 		StateAccessKey, StateRootKey, StateDigestKeys, StateDeliveryStream, StateNotify,
 		StateTrail, StateEDS, StateChannel, StateIngestion, StateQuery, StateQueryRows,
 		StateLogGroup, StateLogStream, StateSubscription, StateMetricFilter, StateMetricValues, StateLogSeq,
+		StateCorrelations,
 	} {
 		out = append(out, entry{"StateKey(" + kind + ", 111122223333, name)", StateKey(kind, "111122223333", "name")})
 	}
-	for _, c := range []string{CursorHistory, CursorDelivery, CursorLake, CursorLogs} {
+	for _, c := range []string{CursorHistory, CursorDelivery, CursorLake, CursorLogs, CursorDetect} {
 		out = append(out, entry{"CursorKey(" + c + ")", CursorKey(c)})
 	}
 	return out

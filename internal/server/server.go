@@ -28,6 +28,7 @@ import (
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
+	"github.com/opentrail/opentrail/internal/detect"
 	"github.com/opentrail/opentrail/internal/ingest"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/logs"
@@ -70,6 +71,7 @@ type Server struct {
 	regions map[string]bool
 	budget  *semaphore.Weighted
 	metrics *httpMetrics
+	detect  *detect.Service
 	// auditFault, in tests, makes writing a self-audit record fail.
 	auditFault func(op string) error
 	admitFn    func() error
@@ -88,6 +90,8 @@ type Options struct {
 	BodyBudget int64
 	// Registerer receives the HTTP request metrics; nil = not collected.
 	Registerer prometheus.Registerer
+	// Detect serves POST /v1/findings and /v1/rules; nil = no detections (empty answers).
+	Detect *detect.Service
 	// Admit, when set, is asked before records from outside (ingest,
 	// PutAuditEvents, PutLogEvents) are written; its error is the answer
 	// (e.g. 503 when the disk is nearly full; reads go on).
@@ -111,7 +115,8 @@ func New(j *journal.Journal, ct *cloudtrail.Service, keys *auth.Keyring, log *sl
 		o.BodyBudget = DefaultBodyBudget
 	}
 	s := &Server{j: j, ct: ct, keys: keys, log: log.With("component", "server"), access: log.With("component", "access"),
-		now: o.Now, version: o.Version, logs: o.Logs, budget: semaphore.NewWeighted(o.BodyBudget), metrics: newHTTPMetrics(o.Registerer), admitFn: o.Admit}
+		now: o.Now, version: o.Version, logs: o.Logs, budget: semaphore.NewWeighted(o.BodyBudget), metrics: newHTTPMetrics(o.Registerer), admitFn: o.Admit,
+		detect: o.Detect}
 	if len(o.Regions) > 0 {
 		s.regions = map[string]bool{}
 		for _, r := range o.Regions {
@@ -156,6 +161,8 @@ var natives = map[string]route{
 	"/v1/keys":        {native: (*Server).createKey, signing: "cloudtrail", limit: maxAPIBytes},
 	"/v1/tail":        {native: (*Server).tail, signing: "cloudtrail", limit: maxAPIBytes},
 	"/v1/deadletters": {native: (*Server).deadLetters, signing: "cloudtrail", limit: maxAPIBytes},
+	"/v1/findings":    {native: (*Server).findingsAPI, signing: "cloudtrail", limit: maxAPIBytes},
+	"/v1/rules":       {native: (*Server).rulesAPI, signing: "cloudtrail", limit: maxAPIBytes},
 	"/PutAuditEvents": {native: (*Server).putAuditEvents, signing: "cloudtrail-data", limit: maxAPIBytes},
 }
 

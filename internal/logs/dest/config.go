@@ -34,6 +34,8 @@ type Config struct {
 	// PutSubscriptionFilter accepts: a destinationArn URL must start with one
 	// of them (e.g. "https://hooks.example.com/"). Empty accepts any http(s) URL.
 	URLPrefixes []string
+	// Findings are where detection findings go (serve --findings-destination).
+	Findings []FindingRoute
 
 	// LambdaStdout receives what an exec handler wrote to stdout (what a real
 	// function's print() puts in its own log group), in one Write per
@@ -62,7 +64,7 @@ const DefaultEventLink = "https://{region}.console.aws.amazon.com/cloudtrailv2/h
 // ---- Config file format (documented in doc.go). ----
 
 var (
-	configKeys = []string{"lambdas", "topics", "smtp", "eventLink", "urlPrefixes"}
+	configKeys = []string{"lambdas", "topics", "smtp", "eventLink", "urlPrefixes", "findings"}
 	smtpKeys   = []string{"addr", "from", "username", "password", "startTLS", "helloName", "caFile"}
 )
 
@@ -72,6 +74,7 @@ type configFile struct {
 	SMTP        smtpFile            `json:"smtp"`
 	EventLink   string              `json:"eventLink"`
 	URLPrefixes []string            `json:"urlPrefixes"`
+	Findings    []FindingRoute      `json:"findings"`
 }
 
 type smtpFile struct {
@@ -140,6 +143,7 @@ func parseConfig(data []byte) (Config, error) {
 		return c, jsonError(data, err)
 	}
 	c.Lambdas, c.Topics, c.EventLink, c.URLPrefixes = f.Lambdas, f.Topics, f.EventLink, f.URLPrefixes
+	c.Findings = f.Findings
 	sf := f.SMTP
 	// env: substitution, field by field so that errors can name the field.
 	var err error
@@ -402,6 +406,11 @@ func (c *Config) Validate() error {
 	if needSMTP || c.SMTP.Addr != "" {
 		if err := c.SMTP.validate(); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	for i, r := range c.Findings {
+		if err := validRoute(r); err != nil {
+			errs = append(errs, fmt.Errorf("findings[%d] (--findings-destination): %w", i, err))
 		}
 	}
 	if c.EventLink != "" {

@@ -43,6 +43,9 @@ type Batch struct {
 	// account-level subscription filter policy set it to "ACCOUNT_LEVEL_POLICY":
 	// the DATA_MESSAGE then ends with "policyLevel", as CloudWatch Logs does.
 	PolicyLevel string
+
+	// Alert, when set, makes the batch a detection finding (see Alert).
+	Alert *Alert
 }
 
 // Destination is where a subscription filter's batches go.

@@ -49,6 +49,9 @@ func (l *httpLambda) String() string { return "lambda " + l.name + " " + redactU
 
 func (l *httpLambda) Send(ctx context.Context, b *Batch) error {
 	body, err := Payload(b)
+	if b.Alert != nil {
+		body, err = b.Alert.Body, nil
+	}
 	if err != nil {
 		return fmt.Errorf("lambda %s: %w", l.name, err)
 	}
@@ -102,6 +105,9 @@ const (
 
 func (l *execLambda) Send(ctx context.Context, b *Batch) error {
 	body, err := Payload(b)
+	if b.Alert != nil {
+		body, err = b.Alert.Body, nil
+	}
 	if err != nil {
 		return fmt.Errorf("lambda %s: %w", l.name, err)
 	}

@@ -174,6 +174,8 @@ func buildMail(from *mail.Address, to []string, n *notification) []byte {
 			text = n.msg.Body
 		}
 		qp.Write([]byte(strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", "\n"), "\n", "\r\n")))
+	} else if n.batch.Alert != nil {
+		qp.Write([]byte(alertText(n.batch.Alert, n.batch, n.sums)))
 	} else {
 		qp.Write([]byte(plainText(n.batch, n.sums)))
 	}

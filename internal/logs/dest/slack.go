@@ -61,12 +61,15 @@ func slackPayload(n *notification) slackMessage {
 	}
 	b, sums := n.batch, n.sums
 	title := fmt.Sprintf("OpenTrail: %d CloudTrail %s", len(sums), plural(len(sums), "event", "events"))
+	context := fmt.Sprintf("Log group `%s` · stream `%s` · filter `%s` · account %s (%s)",
+		slackEscape(b.LogGroup), slackEscape(b.LogStream), slackEscape(strings.Join(b.SubscriptionFilters, ", ")),
+		slackEscape(b.Owner), slackEscape(b.Region))
+	if b.Alert != nil {
+		title, context = n.subject, slackEscape(strings.Join(b.Alert.Lines, " · "))
+	}
 	blocks := []slackBlock{
 		{Type: "header", Text: &slackText{Type: "plain_text", Text: truncateRunes(title, slackHeaderMax-1)}},
-		{Type: "context", Elements: []slackText{{Type: "mrkdwn", Text: truncateBytes(fmt.Sprintf(
-			"Log group `%s` · stream `%s` · filter `%s` · account %s (%s)",
-			slackEscape(b.LogGroup), slackEscape(b.LogStream), slackEscape(strings.Join(b.SubscriptionFilters, ", ")),
-			slackEscape(b.Owner), slackEscape(b.Region)), slackSectionMax)}}},
+		{Type: "context", Elements: []slackText{{Type: "mrkdwn", Text: truncateBytes(context, slackSectionMax)}}},
 	}
 	room := slackBlocksMax - len(blocks)
 	shown := len(sums)

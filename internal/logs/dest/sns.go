@@ -107,7 +107,11 @@ func (t *topic) Send(ctx context.Context, b *Batch) error {
 		return fmt.Errorf("sns %s: %w", t.name, err)
 	}
 	sums := t.cfg.summarize(b)
-	return t.fanOut(ctx, &notification{topicARN: t.arn, batch: b, data: data, sums: sums, subject: subject(sums), at: time.Now()})
+	n := &notification{topicARN: t.arn, batch: b, data: data, sums: sums, subject: subject(sums), at: time.Now()}
+	if b.Alert != nil {
+		n.data, n.subject = b.Alert.Body, b.Alert.Subject
+	}
+	return t.fanOut(ctx, n)
 }
 
 // Message is a notification other than a batch of log events, published to an

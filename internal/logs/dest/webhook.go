@@ -52,6 +52,9 @@ func Records(b *Batch) ([]byte, error) {
 
 func (w *webhook) Send(ctx context.Context, b *Batch) error {
 	body, err := Records(b)
+	if b.Alert != nil {
+		body, err = b.Alert.Body, nil
+	}
 	if err != nil {
 		return fmt.Errorf("url %s: %w", redactURL(w.url), err)
 	}
