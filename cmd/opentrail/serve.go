@@ -54,6 +54,7 @@ func runServe(args []string) error {
 	proxyFailOpen := fs.Bool("proxy-fail-open", false, "in-process audit proxy: forward calls even when their record cannot be guaranteed")
 	proxyRedact := fs.String("proxy-redact", proxy.RedactMask, "in-process audit proxy: mask (***) or hmac (hmac-sha256:<hex>) for non-key values")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	consoleOn := fs.Bool("console", true, "serve the web console at /console/ on the API listener")
 	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
 	fs.Parse(args)
 
@@ -107,6 +108,7 @@ func runServe(args []string) error {
 		Retention: *retention,
 		CacheMiB:  *cache,
 		Version:   version,
+		NoConsole: !*consoleOn,
 
 		DeliveryInterval: *deliveryInterval,
 		DigestInterval:   *digestInterval,

@@ -21,6 +21,7 @@ import (
 
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
+	"github.com/opentrail/opentrail/internal/console"
 	"github.com/opentrail/opentrail/internal/delivery"
 	"github.com/opentrail/opentrail/internal/digest"
 	"github.com/opentrail/opentrail/internal/journal"
@@ -57,6 +58,8 @@ type Config struct {
 	SubscriptionAttempts int
 	// SubscriptionFilters is how many subscription filters one log group may have; default 2, as AWS.
 	SubscriptionFilters int
+	// NoConsole turns off the web console at /console/ (on by default).
+	NoConsole bool
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
@@ -175,6 +178,9 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	a.Registry = a.newRegistry()
 	metrics := promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
 	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs, Metrics: metrics})
+	if !c.NoConsole {
+		a.Handler.SetConsole(console.New(a.Handler, log, console.Options{Region: c.Region}))
+	}
 	return a, nil
 }
 

@@ -44,6 +44,7 @@ type Server struct {
 	version string
 	logs    *logs.Service
 	metrics http.Handler
+	console http.Handler // the web console at /console/ (SetConsole); nil = not served
 }
 
 // Options configure a Server.
@@ -93,6 +94,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case r.URL.Path == "/metrics" && r.Method == http.MethodGet && s.metrics != nil:
 		s.metrics.ServeHTTP(w, r)
+		return
+	case s.serveConsole(w, r):
 		return
 	case r.Method != http.MethodPost:
 		s.fail(w, rq, awsapi.Errorf("UnknownOperationException", "%s %s is not an OpenTrail operation", r.Method, r.URL.Path))
