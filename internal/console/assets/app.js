@@ -15,7 +15,7 @@ function h(tag, attrs, ...kids) {
     else if (k === "text") el.textContent = v;
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const k of kids.flat()) {
+  for (const k of kids.flat(Infinity)) {
     if (k === null || k === undefined || k === false) continue;
     el.append(k instanceof Node ? k : document.createTextNode(String(k)));
   }
@@ -25,7 +25,7 @@ const SVGNS = "http://www.w3.org/2000/svg";
 function s(tag, attrs, ...kids) {
   const el = document.createElementNS(SVGNS, tag);
   for (const [k, v] of Object.entries(attrs || {})) if (v !== undefined && v !== null) el.setAttribute(k, v);
-  for (const k of kids.flat()) if (k !== null && k !== undefined) el.append(k instanceof Node ? k : document.createTextNode(String(k)));
+  for (const k of kids.flat(Infinity)) if (k !== null && k !== undefined) el.append(k instanceof Node ? k : document.createTextNode(String(k)));
   return el;
 }
 function announce(msg) { const a = document.getElementById("announce"); a.textContent = ""; setTimeout(() => { a.textContent = msg; }, 30); }
@@ -130,8 +130,11 @@ document.getElementById("detail-copy").addEventListener("click", async () => {
 // opts.window ([fromIndex, toIndex]) mark an insight's baseline and window.
 function chart(labels, values, opts) {
   opts = opts || {};
-  const W = 720, H = opts.height || 220, L = 46, R = 12, T = 12, B = 42;
-  const max = Math.max(1, ...values, opts.baseline || 0);
+  const W = 1000, H = opts.height || 230, L = 46, R = 12, T = 12, B = 42;
+  const raw = Math.max(1, ...values, opts.baseline || 0);
+  const mag = Math.pow(10, Math.floor(Math.log10(raw / 4)));
+  const stepV = [1, 2, 2.5, 5, 10].map(m => m * mag).find(v => v * 4 >= raw) || raw / 4;
+  const max = stepV * 4;
   const n = Math.max(values.length, 1);
   const x = i => L + (W - L - R) * (opts.kind === "line" ? (n === 1 ? 0.5 : i / (n - 1)) : i / n);
   const y = v => T + (H - T - B) * (1 - v / max);
@@ -144,14 +147,14 @@ function chart(labels, values, opts) {
   for (let k = 0; k <= 4; k++) {
     const v = max * k / 4, yy = y(v);
     svg.append(s("line", { class: "axis", x1: L, x2: W - R, y1: yy, y2: yy }));
-    svg.append(s("text", { x: L - 6, y: yy + 4, "text-anchor": "end" }, Number.isInteger(v) ? v : v.toFixed(1)));
+    svg.append(s("text", { x: L - 6, y: yy + 4, "text-anchor": "end" }, Number.isInteger(v) ? v : +v.toFixed(2)));
   }
   if (opts.kind === "line") {
     svg.append(s("polyline", { class: "line", points: values.map((v, i) => `${x(i)},${y(v)}`).join(" ") }));
   } else {
-    const bw = Math.max(1, (W - L - R) / n - 2);
+    const slot = (W - L - R) / n, bw = Math.max(1, Math.min(slot - 2, 90));
     values.forEach((v, i) => {
-      svg.append(s("rect", { class: "bar", x: x(i) + 1, y: y(v), width: bw, height: Math.max(0, H - B - y(v)) }, s("title", {}, `${labels[i]}: ${v}`)));
+      svg.append(s("rect", { class: "bar", x: x(i) + (slot - bw) / 2, y: y(v), width: bw, height: Math.max(0, H - B - y(v)) }, s("title", {}, `${labels[i]}: ${v}`)));
     });
   }
   if (opts.baseline !== undefined) svg.append(s("line", { class: "base", x1: L, x2: W - R, y1: y(opts.baseline), y2: y(opts.baseline) }));
@@ -318,7 +321,7 @@ function eventRow(e, onOpen) {
   try { rec = JSON.parse(e.CloudTrailEvent); } catch (x) { /* shown raw */ }
   const res = (e.Resources || []).map(r => r.ResourceName).filter(Boolean).join(", ");
   const tr = h("tr", { class: "clickable", tabindex: "0", "data-event-id": e.EventId, "aria-label": `${e.EventName} by ${e.Username || "unknown"} at ${fmtTime(e.EventTime)}; open details` },
-    h("td", { class: "nowrap" }, fmtTime(e.EventTime)), h("td", {}, e.Username || ""), h("td", {}, e.EventName || ""), h("td", {}, e.EventSource || ""),
+    h("td", { class: "nowrap" }, fmtTime(e.EventTime)), h("td", {}, e.Username || ""), h("td", {}, e.EventName || ""), h("td", { class: "opt2" }, e.EventSource || ""),
     h("td", { class: "opt" }, res), h("td", { class: "opt mono" }, rec.sourceIPAddress || ""), h("td", { class: rec.errorCode ? "bad" : "" }, rec.errorCode || ""));
   const open = () => onOpen(e, rec);
   tr.addEventListener("click", open);
@@ -329,7 +332,7 @@ function eventsTable(id) {
   const tbody = h("tbody");
   const cols = ["Event time", "User name", "Event name", "Event source", "Resources", "Source IP", "Error code"];
   const table = h("table", { id }, h("caption", { class: "sr-only" }, "Events; press Enter on a row to open it"),
-    h("thead", {}, h("tr", {}, cols.map((c, i) => h("th", { scope: "col", class: i === 4 || i === 5 ? "opt" : null }, c)))), tbody);
+    h("thead", {}, h("tr", {}, cols.map((c, i) => h("th", { scope: "col", class: i === 4 || i === 5 ? "opt" : i === 3 ? "opt2" : null }, c)))), tbody);
   return { wrap: h("div", { class: "table-wrap" }, table), tbody };
 }
 async function eventsPage() {
@@ -476,7 +479,7 @@ async function lakePage() {
       tokens[idx + 1] = out.NextToken;
       const cols = rows.length ? rows[0].map(c => c[0]) : [];
       all = rows;
-      const stats = out.QueryStatistics || desc.QueryStatistics || {};
+      const stats = { ...(desc.QueryStatistics || {}), ...(out.QueryStatistics || {}) };
       status.replaceChildren(h("span", { class: "good" }, "FINISHED"), ` · ${stats.TotalResultsCount ?? rows.length} rows · ${stats.ExecutionTimeInMillis ?? "?"} ms · ${stats.BytesScanned ?? 0} bytes scanned`);
       const prev = h("button", { type: "button", disabled: idx === 0 }, "← Previous"), next = h("button", { type: "button", id: "lake-next", disabled: !out.NextToken }, "Next →");
       prev.addEventListener("click", () => { idx--; page(); }); next.addEventListener("click", () => { idx++; page(); });
@@ -675,7 +678,7 @@ async function logsPage() {
           lines: lines => {
             for (const l of lines) {
               if (l.dropped) { tbody.prepend(h("tr", {}, h("td", { colspan: 3, class: "warn" }, `${l.dropped} events dropped: the tail fell behind.`))); continue; }
-              tbody.prepend(h("tr", { class: "new" }, h("td", { class: "nowrap" }, fmtTime(l.timestamp / 1000)), h("td", { class: "mono" }, l.logStreamName), h("td", { class: "mono" }, l.message)));
+              tbody.prepend(h("tr", { class: "new" }, h("td", { class: "nowrap" }, fmtTime(l.timestamp / 1000)), h("td", { class: "mono" }, l.logStreamName), h("td", { class: "mono msg" }, l.message)));
               if (++rows > 500) tbody.lastChild.remove();
             }
           },
