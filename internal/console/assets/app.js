@@ -74,7 +74,8 @@ async function api(path, body) {
 const ct = (op, body) => api("call/cloudtrail/" + op, body || {});
 const logsAPI = (op, body) => api("call/logs/" + op, body || {});
 function errorBox(e) { return h("p", { class: "error", role: "alert" }, `${e.code || "Error"}: ${e.message}`); }
-function unavailable(e) { return e && (e.code === "UnknownOperationException" || e.status === 404 && e.code === "UnknownOperationException"); }
+// unavailable tells an operation this server does not serve (yet) from a failure of one it does.
+function unavailable(e) { return !!e && /^(UnknownOperation|UnknownService|InvalidAction|NotImplemented|UnsupportedOperation)/.test(e.code || ""); }
 
 // ---- JSON rendering --------------------------------------------------------------------------
 function jsonNodes(v, indent) {
