@@ -60,6 +60,8 @@ type Config struct {
 	SubscriptionFilters int
 	// NoConsole turns off the web console at /console/ (on by default).
 	NoConsole bool
+	// Regions, when set, are the only regions requests may be signed for.
+	Regions []string
 }
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
@@ -177,7 +179,8 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	}
 	a.Registry = a.newRegistry()
 	metrics := promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
-	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs, Metrics: metrics})
+	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs, Metrics: metrics,
+		Regions: c.Regions, Registerer: a.Registry})
 	if !c.NoConsole {
 		a.Handler.SetConsole(console.New(a.Handler, log, console.Options{Region: c.Region}))
 	}

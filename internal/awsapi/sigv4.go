@@ -93,6 +93,37 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (Scope, error) {
 	return auth.scope, nil
 }
 
+// Precheck checks what can be checked before the request body is read: that
+// the Authorization header is well formed, signed at an acceptable time, by a
+// known key. A request that fails it is answered without reading its body, so
+// an unauthenticated client cannot make the server buffer anything. Verify
+// must still be called with the body.
+func (v *Verifier) Precheck(r *http.Request) (Scope, error) {
+	header := r.Header.Get("Authorization")
+	if header == "" {
+		if r.URL.Query().Has("X-Amz-Algorithm") {
+			return Scope{}, Errorf(codeIncompleteSignature,
+				"Query-string (presigned) authentication is not supported; sign the Authorization header instead.")
+		}
+		return Scope{}, Errorf(codeMissingAuthentication, "Request is missing Authentication Token")
+	}
+	auth, err := parseAuthorization(header)
+	if err != nil {
+		return Scope{}, err
+	}
+	signedAt, err := signingTime(r, auth)
+	if err != nil {
+		return Scope{}, err
+	}
+	if err := v.checkSkew(signedAt); err != nil {
+		return Scope{}, err
+	}
+	if _, ok := v.Lookup(auth.scope.AccessKeyID); !ok {
+		return Scope{}, Errorf(codeUnrecognizedClient, "The security token included in the request is invalid.")
+	}
+	return auth.scope, nil
+}
+
 // authorization is a parsed "AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=..." header.
 type authorization struct {
 	scope         Scope

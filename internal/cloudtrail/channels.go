@@ -55,9 +55,9 @@ func (ch *storedChannel) hasDestination(storeARN string) bool {
 	return slices.ContainsFunc(ch.Destinations, func(d destination) bool { return d.Location == storeARN })
 }
 
-func (s *Service) putChannel(ch *storedChannel) error {
-	defer s.lake.defs.invalidate()
-	return s.putState(stateChannel, ch.Account, ch.ID, ch)
+func (s *Service) putChannel(ctx context.Context, ch *storedChannel) error {
+	defer kv.AfterCommit(ctx, s.lake.defs.invalidate)
+	return s.putState(ctx, stateChannel, ch.Account, ch.ID, ch)
 }
 
 func (s *Service) listChannelsOf(account string) ([]*storedChannel, error) {
@@ -161,7 +161,7 @@ func (s *Service) channelOut(ch *storedChannel) channelOut {
 	return channelOut{ChannelArn: s.channelARN(ch), Name: ch.Name, Source: ch.Source, Destinations: ch.Destinations}
 }
 
-func (s *Service) createChannel(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) createChannel(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in createChannelInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -176,8 +176,7 @@ func (s *Service) createChannel(_ context.Context, c Caller, body []byte) (any, 
 		return nil, err
 	}
 	ch.Tags = tags
-	s.lakeMu.Lock()
-	defer s.lakeMu.Unlock()
+	defer kv.Hold(ctx, &s.lakeMu)()
 	if ch.Destinations, err = s.checkDestinations(c, in.Destinations); err != nil {
 		return nil, err
 	}
@@ -192,7 +191,7 @@ func (s *Service) createChannel(_ context.Context, c Caller, body []byte) (any, 
 		return nil, awsapi.Errorf("ChannelMaxLimitExceededException",
 			"Your account has %d channels in %s, the maximum; delete one first.", len(channels), c.Region)
 	}
-	if err := s.putChannel(ch); err != nil {
+	if err := s.putChannel(ctx, ch); err != nil {
 		return nil, err
 	}
 	out := s.channelOut(ch)
@@ -215,7 +214,7 @@ type ingestionStatus struct {
 	LatestIngestionAttemptEventID string        `json:"LatestIngestionAttemptEventID,omitempty"`
 }
 
-func (s *Service) getChannel(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) getChannel(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in channelRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -245,7 +244,7 @@ type channelInfo struct {
 	Name       string `json:"Name"`
 }
 
-func (s *Service) listChannels(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) listChannels(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in pageInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -280,13 +279,12 @@ type updateChannelInput struct {
 	Name         *string
 }
 
-func (s *Service) updateChannel(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) updateChannel(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in updateChannelInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	s.lakeMu.Lock()
-	defer s.lakeMu.Unlock()
+	defer kv.Hold(ctx, &s.lakeMu)()
 	ch, err := s.resolveChannel(c, in.Channel)
 	if err != nil {
 		return nil, err
@@ -306,31 +304,30 @@ func (s *Service) updateChannel(_ context.Context, c Caller, body []byte) (any, 
 			return nil, err
 		}
 	}
-	if err := s.putChannel(ch); err != nil {
+	if err := s.putChannel(ctx, ch); err != nil {
 		return nil, err
 	}
 	return s.channelOut(ch), nil
 }
 
-func (s *Service) deleteChannel(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) deleteChannel(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in channelRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	s.lakeMu.Lock()
-	defer s.lakeMu.Unlock()
+	defer kv.Hold(ctx, &s.lakeMu)()
 	ch, err := s.resolveChannel(c, in.Channel)
 	if err != nil {
 		return nil, err
 	}
-	defer s.lake.defs.invalidate()
-	if err := s.deleteState(stateChannel, ch.Account, ch.ID); err != nil {
+	defer kv.AfterCommit(ctx, s.lake.defs.invalidate)
+	if err := s.deleteState(ctx, stateChannel, ch.Account, ch.ID); err != nil {
 		return nil, err
 	}
-	if err := s.deleteState(stateIngestion, ch.Account, ch.ID); err != nil {
+	if err := s.deleteState(ctx, stateIngestion, ch.Account, ch.ID); err != nil {
 		return nil, err
 	}
-	s.lake.ingestion.Delete(ch.Account + "/" + ch.ID)
+	kv.AfterCommit(ctx, func() { s.lake.ingestion.Delete(ch.Account + "/" + ch.ID) })
 	return emptyOutput{}, nil
 }
 

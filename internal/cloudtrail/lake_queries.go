@@ -154,7 +154,7 @@ func (r *queryRunner) recover() error {
 	}
 	for _, q := range stale {
 		q.Status, q.Error, q.Ended = queryFailed, "OpenTrail restarted before the query finished; run it again.", r.s.now().UTC()
-		if err := r.s.putState(stateQuery, q.Account, q.ID, q); err != nil {
+		if err := r.s.putState(context.Background(), stateQuery, q.Account, q.ID, q); err != nil {
 			return err
 		}
 	}
@@ -206,7 +206,7 @@ func (r *queryRunner) sweep() {
 			continue
 		}
 		s.lakeMu.Lock()
-		err := s.deleteState(stateEDS, d.Account, d.ID)
+		err := s.deleteState(context.Background(), stateEDS, d.Account, d.ID)
 		s.lake.defs.invalidate()
 		s.lakeMu.Unlock()
 		if err != nil {
@@ -327,7 +327,7 @@ func (s *Service) startQuery(ctx context.Context, c Caller, body []byte) (any, e
 		}
 		q.DeliveryS3Uri, q.DeliveryStatus = *in.DeliveryS3Uri, "PENDING"
 	}
-	if err := r.submit(q); err != nil {
+	if err := r.submit(ctx, q); err != nil {
 		return nil, err
 	}
 	out := struct {
@@ -348,33 +348,44 @@ func splitS3URI(uri string) (bucket, prefix string) {
 
 // submit records q as QUEUED and starts it, unless its account already has
 // the maximum of queries in progress.
-func (r *queryRunner) submit(q *storedQuery) error {
+func (r *queryRunner) submit(txn context.Context, q *storedQuery) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.ctx.Err(); err != nil {
-		return fmt.Errorf("start query: %w", err)
-	}
+	err := r.ctx.Err()
 	n := 0
 	for _, a := range r.active {
 		if a.account == q.Account {
 			n++
 		}
 	}
+	r.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("start query: %w", err)
+	}
 	if n >= r.opts.MaxConcurrentQueries {
 		return awsapi.Errorf("MaxConcurrentQueriesException",
 			"You are already running the maximum number of concurrent queries (%d). Wait for some queries to finish, and then run the query again.", r.opts.MaxConcurrentQueries)
 	}
-	if err := r.s.putState(stateQuery, q.Account, q.ID, q); err != nil {
+	if err := r.s.putState(txn, stateQuery, q.Account, q.ID, q); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(r.ctx)
-	r.active[q.ID] = &activeQuery{account: q.Account, cancel: cancel}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		defer cancel()
-		r.run(ctx, q)
-	}()
+	// The query runs once its QUEUED state is durable with StartQuery's record
+	// (the worker's own writes must not race the call's commit). The server
+	// serialises an account's mutating calls until then, so the count above holds.
+	kv.AfterCommit(txn, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.ctx.Err() != nil {
+			return
+		}
+		ctx, cancel := context.WithCancel(r.ctx)
+		r.active[q.ID] = &activeQuery{account: q.Account, cancel: cancel}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			defer cancel()
+			r.run(ctx, q)
+		}()
+	})
 	return nil
 }
 
@@ -394,7 +405,7 @@ func (r *queryRunner) run(ctx context.Context, q *storedQuery) {
 		return
 	}
 	q.Status, q.Started = queryRunning, r.s.now().UTC()
-	err := r.s.putState(stateQuery, q.Account, q.ID, q)
+	err := r.s.putState(context.Background(), stateQuery, q.Account, q.ID, q)
 	r.mu.Unlock()
 	if err != nil {
 		r.finish(q, nil, err, nil)
@@ -441,7 +452,7 @@ func (r *queryRunner) finish(q *storedQuery, res *lake.Result, err, ctxErr error
 		if q.DeliveryS3Uri != "" {
 			q.DeliveryStatus = "CANCELLED"
 		}
-		if err := s.putState(stateQuery, q.Account, q.ID, q); err != nil {
+		if err := s.putState(context.Background(), stateQuery, q.Account, q.ID, q); err != nil {
 			s.log.Error("record query", "query", q.ID, "err", err)
 		}
 		return
@@ -573,7 +584,7 @@ func (q *storedQuery) execMillis(now time.Time) int64 {
 	return q.Ended.Sub(q.Started).Milliseconds()
 }
 
-func (s *Service) describeQuery(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) describeQuery(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in queryRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -619,7 +630,7 @@ type queryResultsToken struct {
 // defaultQueryPage is GetQueryResults' page size without MaxQueryResults (the model's maximum).
 const defaultQueryPage = 1000
 
-func (s *Service) getQueryResults(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) getQueryResults(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in queryRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -720,7 +731,7 @@ func epochTime(f float64) time.Time {
 
 // listQueries lists the queries of the last ResultTTL that name a store,
 // newest first.
-func (s *Service) listQueries(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) listQueries(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in listQueriesInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -784,7 +795,7 @@ func (s *Service) listQueries(_ context.Context, c Caller, body []byte) (any, er
 	}{got, next}, nil
 }
 
-func (s *Service) cancelQuery(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) cancelQuery(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in queryRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -799,8 +810,8 @@ func (s *Service) cancelQuery(_ context.Context, c Caller, body []byte) (any, er
 		return nil, inactive
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	a, ok := r.active[q.ID]
+	r.mu.Unlock()
 	if !ok {
 		// Re-read: the query may have ended since resolveQuery.
 		if found, err := s.getState(stateQuery, c.Account, q.ID, q); err != nil || !found {
@@ -808,8 +819,6 @@ func (s *Service) cancelQuery(_ context.Context, c Caller, body []byte) (any, er
 		}
 		return nil, awsapi.Errorf("InactiveQueryException", "Query %s is %s and cannot be cancelled; only QUEUED and RUNNING queries can.", q.ID, q.Status)
 	}
-	delete(r.active, q.ID)
-	a.cancel()
 	if _, err := s.getState(stateQuery, c.Account, q.ID, q); err != nil {
 		return nil, err
 	}
@@ -817,9 +826,18 @@ func (s *Service) cancelQuery(_ context.Context, c Caller, body []byte) (any, er
 	if q.DeliveryS3Uri != "" {
 		q.DeliveryStatus = "CANCELLED"
 	}
-	if err := s.putState(stateQuery, q.Account, q.ID, q); err != nil {
+	if err := s.putState(ctx, stateQuery, q.Account, q.ID, q); err != nil {
 		return nil, err
 	}
+	// The worker stops once CANCELLED is durable with CancelQuery's record.
+	kv.AfterCommit(ctx, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.active[q.ID] == a {
+			delete(r.active, q.ID)
+			a.cancel()
+		}
+	})
 	out := struct {
 		QueryId                      string `json:"QueryId"`
 		QueryStatus                  string `json:"QueryStatus"`

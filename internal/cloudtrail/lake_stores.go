@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/opentrail/opentrail/internal/awsapi"
+	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/lake"
 	"github.com/opentrail/opentrail/internal/selector"
 )
@@ -149,9 +150,9 @@ func (s *Service) edsARN(d *storedEDS) string {
 	return fmt.Sprintf("arn:%s:cloudtrail:%s:%s:eventdatastore/%s", s.part, d.HomeRegion, d.Account, d.ID)
 }
 
-func (s *Service) putEDS(d *storedEDS) error {
-	defer s.lake.defs.invalidate()
-	return s.putState(stateEDS, d.Account, d.ID, d)
+func (s *Service) putEDS(ctx context.Context, d *storedEDS) error {
+	defer kv.AfterCommit(ctx, s.lake.defs.invalidate)
+	return s.putState(ctx, stateEDS, d.Account, d.ID, d)
 }
 
 // accountStores returns the event data stores of account ("" = every account), by ID.
@@ -392,7 +393,7 @@ func (s *Service) applyEDSSettings(d *storedEDS, in *edsSettings, create bool) e
 // maxStoreSelectors: "You can configure up to five advanced event selectors for each event data store."
 const maxStoreSelectors = 5
 
-func (s *Service) createEventDataStore(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) createEventDataStore(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in createEDSInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -415,8 +416,7 @@ func (s *Service) createEventDataStore(_ context.Context, c Caller, body []byte)
 	}
 	d.Tags = tags
 
-	s.lakeMu.Lock()
-	defer s.lakeMu.Unlock()
+	defer kv.Hold(ctx, &s.lakeMu)()
 	stores, err := s.regionStores(c)
 	if err != nil {
 		return nil, err
@@ -427,7 +427,7 @@ func (s *Service) createEventDataStore(_ context.Context, c Caller, body []byte)
 	if err := s.checkStoreQuota(stores, c.Region); err != nil {
 		return nil, err
 	}
-	if err := s.putEDS(d); err != nil {
+	if err := s.putEDS(ctx, d); err != nil {
 		return nil, err
 	}
 	out := s.edsOut(d)
@@ -449,7 +449,7 @@ func checkStoreName(stores []*storedEDS, d *storedEDS) error {
 
 type edsRefInput struct{ EventDataStore string }
 
-func (s *Service) getEventDataStore(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) getEventDataStore(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in edsRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -504,7 +504,7 @@ type edsInfo struct {
 
 // listEventDataStores lists the stores of the Region, by ARN. It gives only
 // the members AWS still returns: the others are deprecated in the model.
-func (s *Service) listEventDataStores(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) listEventDataStores(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in pageInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -538,13 +538,12 @@ type updateEDSInput struct {
 	edsSettings
 }
 
-func (s *Service) updateEventDataStore(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) updateEventDataStore(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in updateEDSInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	s.lakeMu.Lock()
-	defer s.lakeMu.Unlock()
+	defer kv.Hold(ctx, &s.lakeMu)()
 	d, err := s.resolveActiveStore(c, in.EventDataStore)
 	if err != nil {
 		return nil, err
@@ -567,7 +566,7 @@ func (s *Service) updateEventDataStore(_ context.Context, c Caller, body []byte)
 		}
 	}
 	d.Updated = s.now().UTC()
-	if err := s.putEDS(d); err != nil {
+	if err := s.putEDS(ctx, d); err != nil {
 		return nil, err
 	}
 	out := s.edsOut(d)
@@ -577,13 +576,12 @@ func (s *Service) updateEventDataStore(_ context.Context, c Caller, body []byte)
 
 // ---- Delete, Restore, Start/Stop ingestion ----
 
-func (s *Service) deleteEventDataStore(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) deleteEventDataStore(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in edsRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	s.lakeMu.Lock()
-	defer s.lakeMu.Unlock()
+	defer kv.Hold(ctx, &s.lakeMu)()
 	d, err := s.resolveActiveStore(c, in.EventDataStore)
 	if err != nil {
 		return nil, err
@@ -605,19 +603,18 @@ func (s *Service) deleteEventDataStore(_ context.Context, c Caller, body []byte)
 	}
 	now := s.now().UTC()
 	d.StatusBeforeDeletion, d.Status, d.Deleted, d.Updated = d.Status, edsPendingDeletion, now, now
-	if err := s.putEDS(d); err != nil {
+	if err := s.putEDS(ctx, d); err != nil {
 		return nil, err
 	}
 	return emptyOutput{}, nil
 }
 
-func (s *Service) restoreEventDataStore(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) restoreEventDataStore(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in edsRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	s.lakeMu.Lock()
-	defer s.lakeMu.Unlock()
+	defer kv.Hold(ctx, &s.lakeMu)()
 	d, err := s.resolveStore(c, in.EventDataStore)
 	if err != nil {
 		return nil, err
@@ -635,28 +632,27 @@ func (s *Service) restoreEventDataStore(_ context.Context, c Caller, body []byte
 	}
 	d.Status = cmp.Or(d.StatusBeforeDeletion, edsEnabled)
 	d.StatusBeforeDeletion, d.Deleted, d.Updated = "", time.Time{}, s.now().UTC()
-	if err := s.putEDS(d); err != nil {
+	if err := s.putEDS(ctx, d); err != nil {
 		return nil, err
 	}
 	return s.edsOut(d), nil
 }
 
-func (s *Service) startEventDataStoreIngestion(_ context.Context, c Caller, body []byte) (any, error) {
-	return s.setIngestion(c, body, edsStopped, edsEnabled)
+func (s *Service) startEventDataStoreIngestion(ctx context.Context, c Caller, body []byte) (any, error) {
+	return s.setIngestion(ctx, c, body, edsStopped, edsEnabled)
 }
 
-func (s *Service) stopEventDataStoreIngestion(_ context.Context, c Caller, body []byte) (any, error) {
-	return s.setIngestion(c, body, edsEnabled, edsStopped)
+func (s *Service) stopEventDataStoreIngestion(ctx context.Context, c Caller, body []byte) (any, error) {
+	return s.setIngestion(ctx, c, body, edsEnabled, edsStopped)
 }
 
 // setIngestion moves a store from status from to status to.
-func (s *Service) setIngestion(c Caller, body []byte, from, to string) (any, error) {
+func (s *Service) setIngestion(ctx context.Context, c Caller, body []byte, from, to string) (any, error) {
 	var in edsRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	s.lakeMu.Lock()
-	defer s.lakeMu.Unlock()
+	defer kv.Hold(ctx, &s.lakeMu)()
 	d, err := s.resolveStore(c, in.EventDataStore)
 	if err != nil {
 		return nil, err
@@ -670,7 +666,7 @@ func (s *Service) setIngestion(c Caller, body []byte, from, to string) (any, err
 			"Event data store %s is %s; it must be %s for this operation.", s.edsARN(d), d.Status, from)
 	}
 	d.Status, d.Updated = to, s.now().UTC()
-	if err := s.putEDS(d); err != nil {
+	if err := s.putEDS(ctx, d); err != nil {
 		return nil, err
 	}
 	return emptyOutput{}, nil

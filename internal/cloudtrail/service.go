@@ -147,21 +147,33 @@ func (s *Service) getState(kind, account, name string, v any) (found bool, err e
 	return true, nil
 }
 
-// putState durably writes one control-plane object.
-func (s *Service) putState(kind, account, name string, v any) error {
-	b, err := json.Marshal(v)
+// putState durably writes one control-plane object: with the call's audit
+// record when ctx carries the call's transaction (kv.Txn), else on its own.
+func (s *Service) putState(ctx context.Context, kind, account, name string, v any) error {
+	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	if err := s.db.Set(kv.StateKey(kind, account, name), b, pebble.Sync); err != nil {
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(kv.StateKey(kind, account, name), raw, nil); err == nil {
+		err = kv.Commit(ctx, b, true)
+	}
+	if err != nil {
 		return fmt.Errorf("cloudtrail: write %s %s: %w", kind, name, err)
 	}
 	return nil
 }
 
-// deleteState durably removes one control-plane object.
-func (s *Service) deleteState(kind, account, name string) error {
-	if err := s.db.Delete(kv.StateKey(kind, account, name), pebble.Sync); err != nil {
+// deleteState durably removes one control-plane object, as putState writes one.
+func (s *Service) deleteState(ctx context.Context, kind, account, name string) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	err := b.Delete(kv.StateKey(kind, account, name), nil)
+	if err == nil {
+		err = kv.Commit(ctx, b, true)
+	}
+	if err != nil {
 		return fmt.Errorf("cloudtrail: delete %s %s: %w", kind, name, err)
 	}
 	return nil

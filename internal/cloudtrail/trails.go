@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/opentrail/opentrail/internal/awsapi"
+	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/selector"
 )
 
@@ -110,9 +111,9 @@ func (s *Service) trailARN(t *storedTrail) string {
 	return fmt.Sprintf("arn:%s:cloudtrail:%s:%s:trail/%s", s.part, t.HomeRegion, t.Account, t.Name)
 }
 
-func (s *Service) putTrail(t *storedTrail) error {
-	err := s.putState(stateTrail, t.Account, trailStateName(t.HomeRegion, t.Name), t)
-	s.trailsVersion.Add(1)
+func (s *Service) putTrail(ctx context.Context, t *storedTrail) error {
+	err := s.putState(ctx, stateTrail, t.Account, trailStateName(t.HomeRegion, t.Name), t)
+	kv.AfterCommit(ctx, func() { s.trailsVersion.Add(1) })
 	return err
 }
 
@@ -439,8 +440,7 @@ func (s *Service) createTrail(ctx context.Context, c Caller, body []byte) (any, 
 	}
 	t.Tags = tags
 
-	s.trailMu.Lock()
-	defer s.trailMu.Unlock()
+	defer kv.Hold(ctx, &s.trailMu)()
 	trails, err := s.accountTrails(c.Account)
 	if err != nil {
 		return nil, err
@@ -448,7 +448,7 @@ func (s *Service) createTrail(ctx context.Context, c Caller, body []byte) (any, 
 	if err := checkPlacement(trails, t, false); err != nil {
 		return nil, err
 	}
-	if err := s.putTrail(t); err != nil {
+	if err := s.putTrail(ctx, t); err != nil {
 		return nil, err
 	}
 	return s.settingsOut(t), nil
@@ -464,8 +464,7 @@ func (s *Service) updateTrail(ctx context.Context, c Caller, body []byte) (any, 
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	s.trailMu.Lock()
-	defer s.trailMu.Unlock()
+	defer kv.Hold(ctx, &s.trailMu)()
 	t, err := s.resolveTrail(c, "UpdateTrail", in.Name, homeOnly)
 	if err != nil {
 		return nil, err
@@ -483,7 +482,7 @@ func (s *Service) updateTrail(ctx context.Context, c Caller, body []byte) (any, 
 			return nil, err
 		}
 	}
-	if err := s.putTrail(t); err != nil {
+	if err := s.putTrail(ctx, t); err != nil {
 		return nil, err
 	}
 	return s.settingsOut(t), nil
@@ -493,7 +492,7 @@ func (s *Service) updateTrail(ctx context.Context, c Caller, body []byte) (any, 
 
 type nameInput struct{ Name string }
 
-func (s *Service) getTrail(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) getTrail(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in nameInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -521,7 +520,7 @@ type describeTrailsOutput struct {
 // trails homed elsewhere. A name matches only a trail homed in c.Region; an ARN
 // matches the trail it names in any Region. Unknown names and ARNs are left
 // out, not errors.
-func (s *Service) describeTrails(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) describeTrails(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in describeTrailsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -580,7 +579,7 @@ const defaultTrailPage = 50
 
 // listTrails lists every trail of the account, in every Region, ordered by
 // TrailARN. The NextToken is the last ARN returned, encoded.
-func (s *Service) listTrails(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) listTrails(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in listTrailsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -620,41 +619,39 @@ func (s *Service) listTrails(_ context.Context, c Caller, body []byte) (any, err
 
 type emptyOutput struct{}
 
-func (s *Service) deleteTrail(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) deleteTrail(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in nameInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	s.trailMu.Lock()
-	defer s.trailMu.Unlock()
+	defer kv.Hold(ctx, &s.trailMu)()
 	t, err := s.resolveTrail(c, "DeleteTrail", in.Name, homeOnly)
 	if err != nil {
 		return nil, err
 	}
-	s.trailsVersion.Add(1)
-	if err := s.deleteState(stateTrail, t.Account, trailStateName(t.HomeRegion, t.Name)); err != nil {
+	kv.AfterCommit(ctx, func() { s.trailsVersion.Add(1) })
+	if err := s.deleteState(ctx, stateTrail, t.Account, trailStateName(t.HomeRegion, t.Name)); err != nil {
 		return nil, err
 	}
 	return emptyOutput{}, nil
 }
 
-func (s *Service) startLogging(_ context.Context, c Caller, body []byte) (any, error) {
-	return s.setLogging(c, "StartLogging", body, true)
+func (s *Service) startLogging(ctx context.Context, c Caller, body []byte) (any, error) {
+	return s.setLogging(ctx, c, "StartLogging", body, true)
 }
 
-func (s *Service) stopLogging(_ context.Context, c Caller, body []byte) (any, error) {
-	return s.setLogging(c, "StopLogging", body, false)
+func (s *Service) stopLogging(ctx context.Context, c Caller, body []byte) (any, error) {
+	return s.setLogging(ctx, c, "StopLogging", body, false)
 }
 
 // setLogging starts or stops logging. Starting a trail that logs, or stopping
 // one that does not, changes nothing: the times stay those of the last change.
-func (s *Service) setLogging(c Caller, op string, body []byte, on bool) (any, error) {
+func (s *Service) setLogging(ctx context.Context, c Caller, op string, body []byte, on bool) (any, error) {
 	var in nameInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	s.trailMu.Lock()
-	defer s.trailMu.Unlock()
+	defer kv.Hold(ctx, &s.trailMu)()
 	t, err := s.resolveTrail(c, op, in.Name, homeOnly)
 	if err != nil {
 		return nil, err
@@ -668,7 +665,7 @@ func (s *Service) setLogging(c Caller, op string, body []byte, on bool) (any, er
 	} else {
 		t.Status.StopLoggingTime = s.now().UTC()
 	}
-	if err := s.putTrail(t); err != nil {
+	if err := s.putTrail(ctx, t); err != nil {
 		return nil, err
 	}
 	return emptyOutput{}, nil
@@ -732,7 +729,7 @@ type trailStatusOut struct {
 	TimeLoggingStopped                 string        `json:"TimeLoggingStopped"`
 }
 
-func (s *Service) getTrailStatus(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) getTrailStatus(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in nameInput
 	if err := decode(body, &in); err != nil {
 		return nil, err

@@ -136,7 +136,7 @@ func (s *Service) RecordDelivery(account, homeRegion, name string, u DeliveryUpd
 	if u.Err == "" {
 		*last = at
 	}
-	return s.putState(stateTrail, t.Account, trailStateName(t.HomeRegion, t.Name), t)
+	return s.putState(context.Background(), stateTrail, t.Account, trailStateName(t.HomeRegion, t.Name), t)
 }
 
 // Takes applies a trail's scope: its account, logging window, regions and insight settings.

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/opentrail/opentrail/internal/awsapi"
+	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/selector"
 )
 
@@ -24,7 +25,7 @@ type eventSelectorsOutput struct {
 
 // putEventSelectors replaces the trail's selectors with exactly one kind:
 // basic or advanced selectors replace whatever the trail had before.
-func (s *Service) putEventSelectors(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) putEventSelectors(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in putEventSelectorsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -47,14 +48,13 @@ func (s *Service) putEventSelectors(_ context.Context, c Caller, body []byte) (a
 		return nil, awsapi.Errorf("InvalidEventSelectorsException", "%s", err.Error())
 	}
 
-	s.trailMu.Lock()
-	defer s.trailMu.Unlock()
+	defer kv.Hold(ctx, &s.trailMu)()
 	t, err := s.resolveTrail(c, "PutEventSelectors", in.TrailName, homeOnly)
 	if err != nil {
 		return nil, err
 	}
 	t.EventSelectors, t.AdvancedEventSelectors = basic, advanced
-	if err := s.putTrail(t); err != nil {
+	if err := s.putTrail(ctx, t); err != nil {
 		return nil, err
 	}
 	return eventSelectorsOutput{TrailARN: s.trailARN(t), EventSelectors: basic, AdvancedEventSelectors: advanced}, nil
@@ -62,7 +62,7 @@ func (s *Service) putEventSelectors(_ context.Context, c Caller, body []byte) (a
 
 type trailNameInput struct{ TrailName string }
 
-func (s *Service) getEventSelectors(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) getEventSelectors(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in trailNameInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -114,7 +114,7 @@ func insightTarget(trailName, eventDataStore, insightsDestination *string) (stri
 	return *trailName, nil
 }
 
-func (s *Service) putInsightSelectors(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) putInsightSelectors(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in putInsightSelectorsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -128,8 +128,7 @@ func (s *Service) putInsightSelectors(_ context.Context, c Caller, body []byte) 
 		return nil, err
 	}
 
-	s.trailMu.Lock()
-	defer s.trailMu.Unlock()
+	defer kv.Hold(ctx, &s.trailMu)()
 	t, err := s.resolveTrail(c, "PutInsightSelectors", name, homeOnly)
 	if err != nil {
 		return nil, err
@@ -138,7 +137,7 @@ func (s *Service) putInsightSelectors(_ context.Context, c Caller, body []byte) 
 		return nil, err
 	}
 	t.InsightSelectors = sel
-	if err := s.putTrail(t); err != nil {
+	if err := s.putTrail(ctx, t); err != nil {
 		return nil, err
 	}
 	if sel == nil {
@@ -258,7 +257,7 @@ type getInsightSelectorsInput struct {
 	EventDataStore *string
 }
 
-func (s *Service) getInsightSelectors(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) getInsightSelectors(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in getInsightSelectorsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err

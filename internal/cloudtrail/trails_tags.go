@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/opentrail/opentrail/internal/awsapi"
+	"github.com/opentrail/opentrail/internal/kv"
 )
 
 // Tag limits: "up to a limit of 50" tags per resource (AddTags), keys of 1 to
@@ -138,11 +139,11 @@ type tagged struct {
 }
 
 // tagResource finds the trail, event data store or channel a ResourceId (an ARN) names.
-func (s *Service) tagResource(c Caller, id string) (tagged, error) {
+func (s *Service) tagResource(ctx context.Context, c Caller, id string) (tagged, error) {
 	t, err := s.tagTrail(c, id)
 	switch {
 	case err == nil:
-		return tagged{name: t.Name, tags: &t.Tags, save: func() error { return s.putTrail(t) }}, nil
+		return tagged{name: t.Name, tags: &t.Tags, save: func() error { return s.putTrail(ctx, t) }}, nil
 	case !errors.Is(err, errLakeResource):
 		return tagged{}, err
 	case strings.Contains(id, ":eventdatastore/"):
@@ -150,13 +151,13 @@ func (s *Service) tagResource(c Caller, id string) (tagged, error) {
 		if err != nil {
 			return tagged{}, err
 		}
-		return tagged{name: d.Name, tags: &d.Tags, save: func() error { return s.putEDS(d) }}, nil
+		return tagged{name: d.Name, tags: &d.Tags, save: func() error { return s.putEDS(ctx, d) }}, nil
 	default:
 		ch, err := s.resolveChannel(c, id)
 		if err != nil {
 			return tagged{}, err
 		}
-		return tagged{name: ch.Name, tags: &ch.Tags, save: func() error { return s.putChannel(ch) }}, nil
+		return tagged{name: ch.Name, tags: &ch.Tags, save: func() error { return s.putChannel(ctx, ch) }}, nil
 	}
 }
 
@@ -165,7 +166,7 @@ type tagsInput struct {
 	TagsList   []tag
 }
 
-func (s *Service) addTags(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) addTags(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in tagsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -173,11 +174,9 @@ func (s *Service) addTags(_ context.Context, c Caller, body []byte) (any, error)
 	if err := checkTagList(in.TagsList, true); err != nil {
 		return nil, err
 	}
-	s.trailMu.Lock()
-	defer s.trailMu.Unlock()
-	s.lakeMu.Lock()
-	defer s.lakeMu.Unlock()
-	t, err := s.tagResource(c, in.ResourceID)
+	defer kv.Hold(ctx, &s.trailMu)()
+	defer kv.Hold(ctx, &s.lakeMu)()
+	t, err := s.tagResource(ctx, c, in.ResourceID)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +191,7 @@ func (s *Service) addTags(_ context.Context, c Caller, body []byte) (any, error)
 
 // removeTags removes the tags with the given keys; values, if given, are not
 // compared, and keys the trail does not have are ignored.
-func (s *Service) removeTags(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) removeTags(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in tagsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -200,11 +199,9 @@ func (s *Service) removeTags(_ context.Context, c Caller, body []byte) (any, err
 	if err := checkTagList(in.TagsList, false); err != nil {
 		return nil, err
 	}
-	s.trailMu.Lock()
-	defer s.trailMu.Unlock()
-	s.lakeMu.Lock()
-	defer s.lakeMu.Unlock()
-	t, err := s.tagResource(c, in.ResourceID)
+	defer kv.Hold(ctx, &s.trailMu)()
+	defer kv.Hold(ctx, &s.lakeMu)()
+	t, err := s.tagResource(ctx, c, in.ResourceID)
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +242,7 @@ type listTagsToken struct {
 
 // listTags returns the tags of each resource, in request order. Every
 // ResourceId must name a trail of the caller in this Region.
-func (s *Service) listTags(_ context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) listTags(ctx context.Context, c Caller, body []byte) (any, error) {
 	var in listTagsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -266,7 +263,7 @@ func (s *Service) listTags(_ context.Context, c Caller, body []byte) (any, error
 	}
 	trails := make([]tagged, len(in.ResourceIDList))
 	for i, id := range in.ResourceIDList {
-		t, err := s.tagResource(c, id)
+		t, err := s.tagResource(ctx, c, id)
 		if err != nil {
 			return nil, err
 		}

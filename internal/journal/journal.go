@@ -56,6 +56,7 @@ type Journal struct {
 
 type request struct {
 	entries []Entry
+	with    *pebble.Batch // other writes that commit with the entries (AppendWith)
 	results []Result
 	err     error
 	done    chan struct{}
@@ -100,7 +101,15 @@ func (j *Journal) Append(ctx context.Context, entries []Entry) ([]Result, error)
 	if len(entries) == 0 {
 		return nil, nil
 	}
-	r := &request{entries: entries, done: make(chan struct{})}
+	return j.AppendWith(ctx, entries, nil)
+}
+
+// AppendWith appends entries as Append does, and commits the writes of with
+// (a batch the caller filled, e.g. an API call's control-plane changes) in the
+// same atomic, synced batch: both are durable, or neither is. with is only
+// read; it stays the caller's to close.
+func (j *Journal) AppendWith(ctx context.Context, entries []Entry, with *pebble.Batch) ([]Result, error) {
+	r := &request{entries: entries, with: with, done: make(chan struct{})}
 	j.closeMu.RLock()
 	if j.closed {
 		j.closeMu.RUnlock()
@@ -164,6 +173,9 @@ func groupSize(r *request) int {
 	for _, e := range r.entries {
 		n += len(e.Value) + len(e.ID)
 	}
+	if r.with != nil {
+		n += len(r.with.Repr())
+	}
 	return n
 }
 
@@ -173,7 +185,14 @@ func (j *Journal) commit(group []*request) {
 	next := j.last.Load()
 	seen := make(map[string]uint64)
 	var err error
+	// An error anywhere fails the whole group: break out of both loops.
+group:
 	for _, r := range group {
+		if r.with != nil && !r.with.Empty() {
+			if err = b.Apply(r.with, nil); err != nil {
+				break group
+			}
+		}
 		r.results = make([]Result, len(r.entries))
 		for i, e := range r.entries {
 			if e.ID != nil {
@@ -184,7 +203,7 @@ func (j *Journal) commit(group []*request) {
 				seq, found, gerr := j.Lookup(e.ID)
 				if gerr != nil {
 					err = gerr
-					break
+					break group
 				}
 				if found {
 					r.results[i] = Result{Seq: seq, Duplicate: true}
@@ -193,12 +212,12 @@ func (j *Journal) commit(group []*request) {
 			}
 			next++
 			if err = b.Set(kv.JournalKey(next), e.Value, nil); err != nil {
-				break
+				break group
 			}
 			if e.ID != nil {
 				seen[string(e.ID)] = next
 				if err = b.Set(e.ID, kv.EncodeSeq(next), nil); err != nil {
-					break
+					break group
 				}
 			}
 			r.results[i] = Result{Seq: next}
@@ -238,6 +257,10 @@ func (j *Journal) Lookup(id []byte) (uint64, bool, error) {
 	seq, err := kv.DecodeSeq(v)
 	return seq, err == nil, err
 }
+
+// DB is the database the journal lives in, which the control plane and the
+// projections share, so that their writes can commit with journal entries.
+func (j *Journal) DB() *pebble.DB { return j.db }
 
 // Last is the highest durable sequence number (0 when empty).
 func (j *Journal) Last() uint64 { return j.last.Load() }

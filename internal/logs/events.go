@@ -283,7 +283,7 @@ func (s *Service) putLogEvents(ctx context.Context, c cloudtrail.Caller, body []
 	defer b.Close()
 	woke, err := s.appendLocked(b, g, evs, millis(now))
 	if err == nil {
-		err = s.commitLocked(b, true)
+		err = s.commitLocked(ctx, b, true)
 	}
 	if err != nil {
 		s.reloadLocked()

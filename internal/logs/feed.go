@@ -175,7 +175,7 @@ func (s *Service) feedFrom(ctx context.Context, from uint64) (uint64, error) {
 	}
 	// No sync: if this batch is lost in a crash, so is the cursor, and the
 	// events are sent again from the journal.
-	if err := s.commitLocked(b, false); err != nil {
+	if err := s.commitLocked(context.Background(), b, false); err != nil {
 		s.reloadLocked()
 		s.mu.Unlock()
 		return from, fmt.Errorf("logs: commit: %w", err)

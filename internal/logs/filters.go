@@ -96,8 +96,7 @@ func (s *Service) putSubscriptionFilter(ctx context.Context, c cloudtrail.Caller
 	if in.Distribution == "" {
 		in.Distribution = "ByLogStream"
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer kv.Hold(ctx, &s.mu)()
 	g, err := s.lookupGroupLocked(c, in.LogGroupName, "")
 	if err != nil {
 		return nil, err
@@ -118,7 +117,7 @@ func (s *Service) putSubscriptionFilter(ctx context.Context, c cloudtrail.Caller
 	if err != nil {
 		return nil, apiErr("InvalidParameterException", "Invalid filter pattern: %v", err)
 	}
-	if err := s.writeLocked(func(b *pebble.Batch) error {
+	if err := s.writeLocked(ctx, func(b *pebble.Batch) error {
 		return setState(b, stateSubscription, g.id.Account, g.id.stateName()+":"+d.FilterName, &d)
 	}); err != nil {
 		return nil, err
@@ -192,14 +191,14 @@ type filterNameInput struct {
 
 func (s *Service) deleteSubscriptionFilter(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
 	var in filterNameInput
-	return s.withGroup(c, body, &in, &in.LogGroupName, func(g *group) (any, error) {
+	return s.withGroup(ctx, c, body, &in, &in.LogGroupName, func(g *group) (any, error) {
 		i := slices.IndexFunc(g.subs, func(sub *subscription) bool { return sub.def.FilterName == in.FilterName })
 		if i < 0 {
 			return nil, apiErr("ResourceNotFoundException", "The specified subscription filter does not exist.")
 		}
 		sub := g.subs[i]
 		s.stopSenderLocked(sub)
-		if err := s.deleteLocked([][]byte{kv.StateKey(stateSubscription, g.id.Account, g.id.stateName()+":"+in.FilterName)},
+		if err := s.deleteLocked(ctx, [][]byte{kv.StateKey(stateSubscription, g.id.Account, g.id.stateName()+":"+in.FilterName)},
 			[][]byte{sub.outbox, sub.dead}); err != nil {
 			return nil, err
 		}
@@ -326,8 +325,7 @@ func (s *Service) putMetricFilter(ctx context.Context, c cloudtrail.Caller, body
 	if err := checkTransformation(p, &t); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer kv.Hold(ctx, &s.mu)()
 	g, err := s.lookupGroupLocked(c, in.LogGroupName, "")
 	if err != nil {
 		return nil, err
@@ -354,7 +352,7 @@ func (s *Service) putMetricFilter(ctx context.Context, c cloudtrail.Caller, body
 		}
 	}
 	name := g.id.stateName() + ":" + d.FilterName
-	if err := s.writeLocked(func(b *pebble.Batch) error {
+	if err := s.writeLocked(ctx, func(b *pebble.Batch) error {
 		if err := setState(b, stateMetricFilter, g.id.Account, name, &d); err != nil {
 			return err
 		}
@@ -478,13 +476,13 @@ func (s *Service) describeMetricFilters(ctx context.Context, c cloudtrail.Caller
 
 func (s *Service) deleteMetricFilter(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
 	var in filterNameInput
-	return s.withGroup(c, body, &in, &in.LogGroupName, func(g *group) (any, error) {
+	return s.withGroup(ctx, c, body, &in, &in.LogGroupName, func(g *group) (any, error) {
 		i := slices.IndexFunc(g.metrics, func(mf *metricFilter) bool { return mf.def.FilterName == in.FilterName })
 		if i < 0 {
 			return nil, apiErr("ResourceNotFoundException", "The specified metric filter does not exist.")
 		}
 		name := g.id.stateName() + ":" + in.FilterName
-		if err := s.deleteLocked([][]byte{kv.StateKey(stateMetricFilter, g.id.Account, name), kv.StateKey(stateMetricValues, g.id.Account, name)}, nil); err != nil {
+		if err := s.deleteLocked(ctx, [][]byte{kv.StateKey(stateMetricFilter, g.id.Account, name), kv.StateKey(stateMetricValues, g.id.Account, name)}, nil); err != nil {
 			return nil, err
 		}
 		g.metrics = slices.Delete(g.metrics, i, i+1)

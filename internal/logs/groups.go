@@ -63,16 +63,15 @@ func (s *Service) createLogGroup(ctx context.Context, c cloudtrail.Caller, body 
 			return nil, apiErr("InvalidParameterException", "Tag keys may not start with aws:")
 		}
 	}
-	_, err := s.CreateLogGroup(c.Account, c.Region, in.LogGroupName, groupMeta{
+	_, err := s.CreateLogGroup(ctx, c.Account, c.Region, in.LogGroupName, groupMeta{
 		Class: in.LogGroupClass, DeletionProtection: in.DeletionProtectionEnabled, Tags: in.Tags,
 	})
 	return struct{}{}, err
 }
 
 // CreateLogGroup creates a log group (also used by tests and tooling).
-func (s *Service) CreateLogGroup(account, region, name string, meta groupMeta) (*group, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Service) CreateLogGroup(ctx context.Context, account, region, name string, meta groupMeta) (*group, error) {
+	defer kv.Hold(ctx, &s.mu)()
 	id := groupID{account, region, name}
 	if s.groups[id] != nil {
 		return nil, apiErr("ResourceAlreadyExistsException", "The specified log group already exists")
@@ -91,7 +90,7 @@ func (s *Service) CreateLogGroup(account, region, name string, meta groupMeta) (
 	}
 	meta.Name, meta.CreationTime = name, millis(s.o.Now())
 	g := &group{id: id, meta: meta, streams: map[string]*streamMeta{}}
-	if err := s.writeLocked(func(b *pebble.Batch) error {
+	if err := s.writeLocked(ctx, func(b *pebble.Batch) error {
 		return setState(b, stateGroup, account, id.stateName(), &g.meta)
 	}); err != nil {
 		return nil, err
@@ -106,10 +105,10 @@ type groupNameInput struct {
 
 func (s *Service) deleteLogGroup(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
 	var in groupNameInput
-	return s.withGroup(c, body, &in, &in.LogGroupName, func(g *group) (any, error) { return s.deleteGroupLocked(g) })
+	return s.withGroup(ctx, c, body, &in, &in.LogGroupName, func(g *group) (any, error) { return s.deleteGroupLocked(ctx, g) })
 }
 
-func (s *Service) deleteGroupLocked(g *group) (any, error) {
+func (s *Service) deleteGroupLocked(ctx context.Context, g *group) (any, error) {
 	if g.meta.DeletionProtection {
 		return nil, apiErr("OperationAbortedException", "Log group %s has deletion protection enabled; disable it before deleting the log group.", g.id.Name)
 	}
@@ -130,7 +129,7 @@ func (s *Service) deleteGroupLocked(g *group) (any, error) {
 	for st := range g.streams {
 		keys = append(keys, kv.StateKey(stateStream, g.id.Account, name+":"+st))
 	}
-	if err := s.deleteLocked(keys, prefixes); err != nil {
+	if err := s.deleteLocked(ctx, keys, prefixes); err != nil {
 		return nil, err
 	}
 	delete(s.groups, g.id)
@@ -261,7 +260,7 @@ func (s *Service) putRetentionPolicy(ctx context.Context, c cloudtrail.Caller, b
 			"1 validation error detected: Value '%d' at 'retentionInDays' failed to satisfy constraint: Member must satisfy enum value set: %v",
 			in.RetentionInDays, validRetention)
 	}
-	return struct{}{}, s.updateGroup(c, in.LogGroupName, func(m *groupMeta) { m.RetentionInDays = in.RetentionInDays })
+	return struct{}{}, s.updateGroup(ctx, c, in.LogGroupName, func(m *groupMeta) { m.RetentionInDays = in.RetentionInDays })
 }
 
 func (s *Service) deleteRetentionPolicy(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
@@ -269,19 +268,18 @@ func (s *Service) deleteRetentionPolicy(ctx context.Context, c cloudtrail.Caller
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	return struct{}{}, s.updateGroup(c, in.LogGroupName, func(m *groupMeta) { m.RetentionInDays = 0 })
+	return struct{}{}, s.updateGroup(ctx, c, in.LogGroupName, func(m *groupMeta) { m.RetentionInDays = 0 })
 }
 
-func (s *Service) updateGroup(c cloudtrail.Caller, name string, change func(*groupMeta)) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Service) updateGroup(ctx context.Context, c cloudtrail.Caller, name string, change func(*groupMeta)) error {
+	defer kv.Hold(ctx, &s.mu)()
 	g, err := s.lookupGroupLocked(c, name, "")
 	if err != nil {
 		return err
 	}
 	meta := g.meta
 	change(&meta)
-	if err := s.writeLocked(func(b *pebble.Batch) error {
+	if err := s.writeLocked(ctx, func(b *pebble.Batch) error {
 		return setState(b, stateGroup, g.id.Account, g.id.stateName(), &meta)
 	}); err != nil {
 		return err
@@ -297,12 +295,12 @@ type streamInput struct {
 
 func (s *Service) createLogStream(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
 	var in streamInput
-	return s.withGroup(c, body, &in, &in.LogGroupName, func(g *group) (any, error) {
+	return s.withGroup(ctx, c, body, &in, &in.LogGroupName, func(g *group) (any, error) {
 		if g.streams[in.LogStreamName] != nil {
 			return nil, apiErr("ResourceAlreadyExistsException", "The specified log stream already exists")
 		}
 		st := &streamMeta{Name: in.LogStreamName, CreationTime: millis(s.o.Now())}
-		if err := s.writeLocked(func(b *pebble.Batch) error {
+		if err := s.writeLocked(ctx, func(b *pebble.Batch) error {
 			return setState(b, stateStream, g.id.Account, g.id.stateName()+":"+st.Name, st)
 		}); err != nil {
 			return nil, err
@@ -314,11 +312,11 @@ func (s *Service) createLogStream(ctx context.Context, c cloudtrail.Caller, body
 
 func (s *Service) deleteLogStream(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
 	var in streamInput
-	return s.withGroup(c, body, &in, &in.LogGroupName, func(g *group) (any, error) {
+	return s.withGroup(ctx, c, body, &in, &in.LogGroupName, func(g *group) (any, error) {
 		if g.streams[in.LogStreamName] == nil {
 			return nil, errNoStream()
 		}
-		if err := s.deleteLocked([][]byte{kv.StateKey(stateStream, g.id.Account, g.id.stateName()+":"+in.LogStreamName)},
+		if err := s.deleteLocked(ctx, [][]byte{kv.StateKey(stateStream, g.id.Account, g.id.stateName()+":"+in.LogStreamName)},
 			[][]byte{kv.LogStreamPrefix(g.id.Account, g.id.Region, g.id.Name, in.LogStreamName)}); err != nil {
 			return nil, err
 		}

@@ -236,13 +236,7 @@ func (s *Service) Start(ctx context.Context) error {
 			return fmt.Errorf("logs: save cursor: %w", err)
 		}
 	}
-	s.mu.Lock()
-	for _, g := range s.groups {
-		for _, sub := range g.subs {
-			s.startSender(sub)
-		}
-	}
-	s.mu.Unlock()
+	s.startSenders()
 	s.wg.Add(2)
 	go s.follow(ctx, next)
 	go s.janitor(ctx)
@@ -402,33 +396,34 @@ func readStr(b []byte) (string, []byte, bool) {
 	return string(b[w : w+int(n)]), b[w+int(n):], true
 }
 
-// commit commits b durably (sync) or not, and tells waiters about the change.
-func (s *Service) commitLocked(b *pebble.Batch, sync bool) error {
-	opt := pebble.NoSync
-	if sync {
-		opt = pebble.Sync
-	}
-	if err := b.Commit(opt); err != nil {
+// commitLocked commits b durably (sync) or not, and tells waiters about the
+// change; an API call's writes go into its transaction (kv.Txn), and waiters
+// hear of them once they are durable. The caller holds s.mu (for a call, with
+// kv.Hold, so s.mu is still held when the waiters are told).
+func (s *Service) commitLocked(ctx context.Context, b *pebble.Batch, sync bool) error {
+	if err := kv.Commit(ctx, b, sync); err != nil {
 		return err
 	}
-	close(s.changed)
-	s.changed = make(chan struct{})
+	kv.AfterCommit(ctx, func() {
+		close(s.changed)
+		s.changed = make(chan struct{})
+	})
 	return nil
 }
 
 // writeLocked fills a new batch and commits it durably. The caller holds s.mu.
-func (s *Service) writeLocked(fill func(b *pebble.Batch) error) error {
+func (s *Service) writeLocked(ctx context.Context, fill func(b *pebble.Batch) error) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	if err := fill(b); err != nil {
 		return err
 	}
-	return s.commitLocked(b, true)
+	return s.commitLocked(ctx, b, true)
 }
 
 // deleteLocked durably deletes keys and every key under prefixes. The caller holds s.mu.
-func (s *Service) deleteLocked(keys, prefixes [][]byte) error {
-	return s.writeLocked(func(b *pebble.Batch) error {
+func (s *Service) deleteLocked(ctx context.Context, keys, prefixes [][]byte) error {
+	return s.writeLocked(ctx, func(b *pebble.Batch) error {
 		for _, p := range prefixes {
 			if err := b.DeleteRange(p, kv.PrefixUpper(p), nil); err != nil {
 				return err
@@ -445,17 +440,46 @@ func (s *Service) deleteLocked(keys, prefixes [][]byte) error {
 
 // withGroup decodes body into in, then runs fn with the caller's log group
 // named *name (a field of in) while holding s.mu.
-func (s *Service) withGroup(c cloudtrail.Caller, body []byte, in any, name *string, fn func(g *group) (any, error)) (any, error) {
+func (s *Service) withGroup(ctx context.Context, c cloudtrail.Caller, body []byte, in any, name *string, fn func(g *group) (any, error)) (any, error) {
 	if err := decode(body, in); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer kv.Hold(ctx, &s.mu)()
 	g, err := s.lookupGroupLocked(c, *name, "")
 	if err != nil {
 		return nil, err
 	}
 	return fn(g)
+}
+
+// startSenders starts every subscription filter's sender.
+func (s *Service) startSenders() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range s.groups {
+		for _, sub := range g.subs {
+			s.startSender(sub)
+		}
+	}
+}
+
+// Reload re-reads the log groups from the database. The server calls it when
+// an API call's changes could not be committed with its audit record: the
+// call may have changed the groups in memory, and the database is the truth.
+func (s *Service) Reload() error {
+	s.mu.Lock()
+	for _, g := range s.groups {
+		for _, sub := range g.subs {
+			s.stopSenderLocked(sub)
+		}
+	}
+	clear(s.groups)
+	s.mu.Unlock()
+	if err := s.load(); err != nil {
+		return fmt.Errorf("logs: reload: %w", err)
+	}
+	s.startSenders()
+	return nil
 }
 
 // Changed returns a channel that is closed at the next write to any log group.

@@ -1,35 +1,14 @@
 package proxy
 
 import (
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/base32"
 	"encoding/json"
-	"strings"
 
 	"github.com/opentrail/opentrail/internal/auth"
 )
 
 // Identity is a record's userIdentity.
-type Identity struct {
-	Type        string `json:"type"`
-	PrincipalID string `json:"principalId,omitempty"`
-	ARN         string `json:"arn,omitempty"`
-	AccountID   string `json:"accountId,omitempty"`
-	AccessKeyID string `json:"accessKeyId,omitempty"`
-	UserName    string `json:"userName,omitempty"`
-}
-
-// KeyIdentity is the userIdentity of an OpenTrail key's owner, as the server
-// writes it for its own API calls (an IAMUser, or Root).
-func KeyIdentity(k auth.Key) Identity {
-	if k.Role == auth.RoleRoot {
-		return Identity{Type: "Root", PrincipalID: k.Account, ARN: k.ARN(), AccountID: k.Account, AccessKeyID: k.AccessKeyID}
-	}
-	sum := sha256.Sum256([]byte(k.Account + "/" + k.User))
-	return Identity{Type: "IAMUser", PrincipalID: "AIDA" + strings.ToUpper(base32.StdEncoding.EncodeToString(sum[:])[:17]),
-		ARN: k.ARN(), AccountID: k.Account, AccessKeyID: k.AccessKeyID, UserName: k.User}
-}
+type Identity = auth.Identity
 
 // KeyringResolver maps access key IDs to identities through an OpenTrail keyring's Lookup.
 func KeyringResolver(lookup func(accessKeyID string) (auth.Key, string, bool)) func(string) (Identity, bool) {
@@ -38,7 +17,7 @@ func KeyringResolver(lookup func(accessKeyID string) (auth.Key, string, bool)) f
 		if !ok {
 			return Identity{}, false
 		}
-		return KeyIdentity(k), true
+		return k.Identity(), true
 	}
 }
 

@@ -5,124 +5,110 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
+	"fmt"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
-	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/event"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
 )
 
-const targetPrefix = "CloudTrail_20131101"
+// Self-audit records keep requestParameters and responseElements up to this
+// size; a larger member is replaced by {"omitted":true}, as CloudTrail marks
+// what it truncates, so that no call is ever lost for the size of its record.
+const maxAuditMemberBytes = 100 << 10
 
-// cloudTrail serves one CloudTrail JSON 1.1 API call and records it.
-func (s *Server) cloudTrail(w http.ResponseWriter, r *http.Request, rq *request, body []byte) {
-	op, ok := awsapi.Operation(r.Header.Get("X-Amz-Target"), targetPrefix)
-	if !ok || !awsapi.CloudTrailModel().HasOperation(op) {
-		s.fail(w, rq, awsapi.Errorf("UnknownOperationException", "unknown operation %q", r.Header.Get("X-Amz-Target")))
-		return
-	}
-	out, err := s.call(r, rq, op, body)
-	if aerr := s.audit(rq, op, body, out, err); aerr != nil {
-		// No record, no answer: a call that could not be recorded is reported as failed.
-		s.fail(w, rq, aerr)
-		return
-	}
-	if err != nil {
-		s.fail(w, rq, err)
-		return
-	}
-	awsapi.WriteJSON(w, rq.id, http.StatusOK, out)
-}
-
-func (s *Server) call(r *http.Request, rq *request, op string, body []byte) (any, error) {
-	readOnly := cloudtrail.ReadOnly(op)
-	switch rq.key.Role {
-	case auth.RoleWriter:
-		return nil, denied(rq.key, "cloudtrail:"+op)
-	case auth.RoleReader:
-		if !readOnly && !readerQueries[op] {
-			return nil, denied(rq.key, "cloudtrail:"+op)
-		}
-	}
-	if err := awsapi.CloudTrailModel().Validate(op, body); err != nil {
-		var ae *awsapi.Error
-		if errors.As(err, &ae) && ae.Code == "InvalidParameterException" {
-			if code := cloudtrail.ValidationCode(op, ae.Field); code != "" {
-				ae = &awsapi.Error{Code: code, Message: ae.Message, Status: awsapi.StatusFor(code), Field: ae.Field}
-				return nil, ae
-			}
-		}
-		return nil, err
-	}
-	return s.ct.Handle(r.Context(), rq.caller(), op, body)
-}
-
-// readerQueries are the calls that change nothing but are not named like reads:
-// a reader (an auditor) may run and cancel Lake queries.
-var readerQueries = map[string]bool{"StartQuery": true, "CancelQuery": true}
-
-// audit appends the management event that records one API call, and waits until it is durable.
-func (s *Server) audit(rq *request, op string, reqBody []byte, out any, callErr error) error {
-	return s.auditAs(rq, "cloudtrail.amazonaws.com", op, cloudtrail.ReadOnly(op), reqBody, out, callErr)
-}
-
-// auditAs appends the management event that records one call of op to source.
+// auditAs appends the management event that records one call of op to source
+// (for OpenTrail's own endpoints; AWS-protocol calls are recorded by dispatch).
 func (s *Server) auditAs(rq *request, source, op string, readOnly bool, reqBody []byte, out any, callErr error) error {
-	rec := auditRecord(rq, source, op, readOnly, lowerCamelJSON(reqBody))
+	return s.record(rq, s.callRecord(rq, source, op, readOnly, reqBody, out, callErr))
+}
+
+// callRecord is the management event for one call, with its outcome.
+func (s *Server) callRecord(rq *request, source, op string, readOnly bool, reqBody []byte, out any, callErr error) *auditRec {
+	rec := auditRecord(rq, source, op, readOnly, capMember(lowerCamelJSON(reqBody)))
 	var ae *awsapi.Error
 	switch {
 	case callErr == nil && !readOnly:
 		if b, err := json.Marshal(out); err == nil {
-			rec.ResponseElements = lowerCamelJSON(b)
+			rec.ResponseElements = capMember(lowerCamelJSON(b))
 		}
 	case errors.As(callErr, &ae):
-		rec.ErrorCode, rec.ErrorMessage = ae.Code, ae.Message
+		rec.ErrorCode, rec.ErrorMessage = ae.Code, capString(ae.Message, maxErrorMessage)
 	case callErr != nil:
 		rec.ErrorCode, rec.ErrorMessage = "InternalFailure", "An internal error occurred."
 	}
-	return s.record(rq, rec)
+	return rec
+}
+
+// capMember replaces a requestParameters or responseElements value larger than
+// maxAuditMemberBytes by {"omitted":true}.
+func capMember(v any) any {
+	if v == nil {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil || len(b) > maxAuditMemberBytes {
+		return map[string]any{"omitted": true}
+	}
+	return json.RawMessage(b)
+}
+
+// Caps on what a self-audit record carries from the client.
+const (
+	maxUserAgent    = 1024
+	maxErrorMessage = 2048
+)
+
+// capString cuts s to at most n bytes, on a rune boundary.
+func capString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // auditRec is one self-audit record, with its members in the order CloudTrail writes them.
 type auditRec struct {
-	EventVersion       string       `json:"eventVersion"`
-	UserIdentity       userIdentity `json:"userIdentity"`
-	EventTime          string       `json:"eventTime"`
-	EventSource        string       `json:"eventSource"`
-	EventName          string       `json:"eventName"`
-	AWSRegion          string       `json:"awsRegion"`
-	SourceIPAddress    string       `json:"sourceIPAddress"`
-	UserAgent          string       `json:"userAgent"`
-	ErrorCode          string       `json:"errorCode,omitempty"`
-	ErrorMessage       string       `json:"errorMessage,omitempty"`
-	RequestParameters  any          `json:"requestParameters"`
-	ResponseElements   any          `json:"responseElements"`
-	RequestID          string       `json:"requestID"`
-	EventID            string       `json:"eventID"`
-	ReadOnly           bool         `json:"readOnly"`
-	EventType          string       `json:"eventType"`
-	ManagementEvent    bool         `json:"managementEvent"`
-	RecipientAccountID string       `json:"recipientAccountId"`
-	EventCategory      string       `json:"eventCategory"`
+	EventVersion       string        `json:"eventVersion"`
+	UserIdentity       auth.Identity `json:"userIdentity"`
+	EventTime          string        `json:"eventTime"`
+	EventSource        string        `json:"eventSource"`
+	EventName          string        `json:"eventName"`
+	AWSRegion          string        `json:"awsRegion"`
+	SourceIPAddress    string        `json:"sourceIPAddress"`
+	UserAgent          string        `json:"userAgent"`
+	ErrorCode          string        `json:"errorCode,omitempty"`
+	ErrorMessage       string        `json:"errorMessage,omitempty"`
+	RequestParameters  any           `json:"requestParameters"`
+	ResponseElements   any           `json:"responseElements"`
+	RequestID          string        `json:"requestID"`
+	EventID            string        `json:"eventID"`
+	ReadOnly           bool          `json:"readOnly"`
+	EventType          string        `json:"eventType"`
+	ManagementEvent    bool          `json:"managementEvent"`
+	RecipientAccountID string        `json:"recipientAccountId"`
+	EventCategory      string        `json:"eventCategory"`
 }
 
 // auditRecord is the management event for one call rq served.
 func auditRecord(rq *request, source, name string, readOnly bool, params any) *auditRec {
 	return &auditRec{
 		EventVersion:       event.DefaultEventVersion,
-		UserIdentity:       identity(rq.key),
+		UserIdentity:       rq.key.Identity(),
 		EventTime:          rq.start.Format(time.RFC3339),
 		EventSource:        source,
 		EventName:          name,
 		AWSRegion:          rq.region,
 		SourceIPAddress:    rq.ip,
-		UserAgent:          rq.agent,
+		UserAgent:          capString(rq.agent, maxUserAgent),
 		RequestParameters:  params,
 		RequestID:          rq.id,
 		EventID:            newRequestID(),
@@ -134,38 +120,22 @@ func auditRecord(rq *request, source, name string, readOnly bool, params any) *a
 	}
 }
 
-// record normalises and durably appends one self-audit record.
+// record durably appends one self-audit record.
 func (s *Server) record(rq *request, rec *auditRec) error {
+	return s.commitRecord(context.Background(), rq, rec, nil, false)
+}
+
+// auditEntry normalises a self-audit record into its journal entry.
+func (s *Server) auditEntry(rq *request, rec *auditRec) ([]journal.Entry, error) {
 	raw, err := json.Marshal(rec)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("encode self-audit record: %w", err)
 	}
 	ev, err := event.Normalize(raw, event.Defaults{Account: rq.key.Account, Region: rq.region, Now: s.now()})
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("self-audit record: %w", err)
 	}
-	_, err = s.j.Append(context.Background(), []journal.Entry{{
-		ID: kv.EventIDKey(ev.Meta.Account, ev.Meta.EventID), Value: event.Encode(nil, &ev)}})
-	return err
-}
-
-// userIdentity is the identity block of a self-audit record, in CloudTrail's member order.
-type userIdentity struct {
-	Type        string `json:"type"`
-	PrincipalID string `json:"principalId"`
-	ARN         string `json:"arn"`
-	AccountID   string `json:"accountId"`
-	AccessKeyID string `json:"accessKeyId"`
-	UserName    string `json:"userName,omitempty"`
-}
-
-// identity is the userIdentity of a key's owner, as AWS writes it.
-func identity(k auth.Key) userIdentity {
-	id := userIdentity{Type: "IAMUser", PrincipalID: principalID(k), ARN: k.ARN(), AccountID: k.Account, AccessKeyID: k.AccessKeyID, UserName: k.User}
-	if k.Role == auth.RoleRoot {
-		id.Type, id.UserName = "Root", ""
-	}
-	return id
+	return []journal.Entry{{ID: kv.EventIDKey(ev.Meta.Account, ev.Meta.EventID), Value: event.Encode(nil, &ev)}}, nil
 }
 
 // lowerCamelJSON re-keys a JSON object the way CloudTrail writes requestParameters

@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/event"
@@ -67,8 +66,8 @@ type PutAuditEventsResponse struct {
 // The call itself is not recorded as a management event: on AWS it is a data
 // event of cloudtrail-data.amazonaws.com, which OpenTrail does not log.
 func (s *Server) putAuditEvents(w http.ResponseWriter, r *http.Request, rq *request, body []byte) {
-	if rq.key.Role == auth.RoleReader {
-		s.fail(w, rq, denied(rq.key, "cloudtrail-data:PutAuditEvents"))
+	if !s.allowed(rq, "cloudtrail-data:PutAuditEvents", false) {
+		s.fail(w, rq, denied(rq.key, rq.op))
 		return
 	}
 	if err := awsapi.CloudTrailDataModel().Validate("PutAuditEvents", body); err != nil {

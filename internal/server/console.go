@@ -38,7 +38,7 @@ func (s *Server) serveConsole(w http.ResponseWriter, r *http.Request) bool {
 // from now on, until ctx ends. emit(nil) is called at the start and about every
 // 15 s while idle, so that a caller can keep its connection alive.
 func (s *Server) LiveEvents(ctx context.Context, p Principal, emit func([]event.Record) error) error {
-	if p.Key.Role == auth.RoleWriter {
+	if !auth.Allowed(p.Key.Role, "cloudtrail:LookupEvents", true) {
 		return denied(p.Key, "cloudtrail:LookupEvents")
 	}
 	next := s.j.Last() + 1
@@ -82,7 +82,7 @@ func (s *Server) LiveEvents(ctx context.Context, p Principal, emit func([]event.
 
 // TailLogGroup streams the events of p's log group that match pattern from now on, until ctx ends.
 func (s *Server) TailLogGroup(ctx context.Context, p Principal, group, pattern string, emit func([]TailLine) error) error {
-	if p.Key.Role == auth.RoleWriter {
+	if !auth.Allowed(p.Key.Role, "logs:StartLiveTail", true) {
 		return denied(p.Key, "logs:StartLiveTail")
 	}
 	if s.logs == nil {
@@ -100,4 +100,9 @@ func (s *Server) TailLogGroup(ctx context.Context, p Principal, group, pattern s
 		emit([]TailLine{{Dropped: dropped, Timestamp: s.now().UnixMilli()}})
 	}
 	return err
+}
+
+// principalRequest is the request a console stream or sign-in acts as.
+func (s *Server) principalRequest(p Principal) *request {
+	return &request{id: newRequestID(), start: s.now().UTC(), key: p.Key, region: p.Region, ip: p.SourceIP, agent: p.UserAgent}
 }

@@ -24,8 +24,8 @@ type IngestResponse struct {
 
 // ingest serves POST /v1/records: {"Records":[...]}, all or nothing.
 func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rq *request, body []byte) {
-	if rq.key.Role == auth.RoleReader {
-		s.fail(w, rq, denied(rq.key, "cloudtrail:PutRecords"))
+	if !s.allowed(rq, "cloudtrail:PutRecords", false) {
+		s.fail(w, rq, denied(rq.key, rq.op))
 		return
 	}
 	raws, err := splitRecords(body)
@@ -46,7 +46,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request, rq *request, bod
 // durable. Errors are *awsapi.Error for a record's fault. The in-process audit
 // proxy calls it directly.
 func (s *Server) IngestRecords(ctx context.Context, key auth.Key, region string, raws [][]byte) (IngestResponse, error) {
-	if key.Role == auth.RoleReader {
+	if !auth.Allowed(key.Role, "cloudtrail:PutRecords", false) {
 		return IngestResponse{}, denied(key, "cloudtrail:PutRecords")
 	}
 	now := s.now()

@@ -1,73 +1,15 @@
 package server
 
-// TEMPORARY: a stand-in for the lead's Invoke/Authenticate/RecordSignIn so the console can be
-// built and tested before they land on main. Deleted at the merge that brings them.
+// TEMPORARY: stand-ins for the lead's Authenticate and RecordSignIn (announced for the console,
+// not yet on main when this was merged); delete this file when they land.
 
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
-	"net/http"
 
 	"github.com/opentrail/opentrail/internal/auth"
-	"github.com/opentrail/opentrail/internal/awsapi"
-	"github.com/opentrail/opentrail/internal/logs"
 )
-
-// Principal is an authenticated caller: an access key plus where the call came from.
-type Principal struct {
-	Key                         auth.Key
-	Region, SourceIP, UserAgent string
-}
-
-func (s *Server) principalRequest(p Principal) *request {
-	return &request{id: newRequestID(), start: s.now().UTC(), key: p.Key, region: p.Region, ip: p.SourceIP, agent: p.UserAgent}
-}
-
-// Invoke runs one operation for p through the role table, validation, dispatch and self-audit.
-func (s *Server) Invoke(ctx context.Context, p Principal, service, op string, body []byte) ([]byte, error) {
-	rq := s.principalRequest(p)
-	r := (&http.Request{}).WithContext(ctx)
-	var out any
-	var err error
-	switch service {
-	case "cloudtrail":
-		if !awsapi.CloudTrailModel().HasOperation(op) {
-			return nil, awsapi.Errorf("UnknownOperationException", "unknown operation %q", op)
-		}
-		out, err = s.call(r, rq, op, body)
-		if aerr := s.audit(rq, op, body, out, err); aerr != nil {
-			return nil, aerr
-		}
-	case "logs":
-		if s.logs == nil || !awsapi.LogsModel().HasOperation(op) {
-			return nil, awsapi.Errorf("UnknownOperationException", "unknown operation %q", op)
-		}
-		readOnly := logs.ReadOnly(op)
-		switch {
-		case rq.key.Role == auth.RoleWriter && !writerLogsOps[op]:
-			err = denied(rq.key, "logs:"+op)
-		case rq.key.Role == auth.RoleReader && !readOnly:
-			err = denied(rq.key, "logs:"+op)
-		default:
-			if err = awsapi.LogsModel().Validate(op, body); err == nil {
-				out, err = s.logs.Handle(ctx, rq.caller(), op, body)
-			}
-		}
-		if logs.Audited(op) {
-			if aerr := s.auditAs(rq, "logs.amazonaws.com", op, readOnly, body, out, err); aerr != nil {
-				return nil, aerr
-			}
-		}
-	default:
-		return nil, awsapi.Errorf("UnknownOperationException", "unknown service %q", service)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(out)
-}
 
 // Authenticate checks an access key ID and secret.
 func (s *Server) Authenticate(accessKeyID, secret string) (auth.Key, error) {

@@ -41,7 +41,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, rq *request, 
 	var key auth.Key
 	var secret string
 	switch {
-	case rq.key.Role == auth.RoleRoot, rq.key.Role == auth.RoleAdmin && in.Account == rq.key.Account:
+	case s.allowed(rq, "iam:CreateAccessKey", false) && (rq.key.Role == auth.RoleRoot || in.Account == rq.key.Account):
 		if in.Role == auth.RoleRoot {
 			err = awsapi.Errorf("ValidationException", "Role must be admin, reader or writer")
 			break

@@ -6,58 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
-	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/event"
 	"github.com/opentrail/opentrail/internal/filterpattern"
 	"github.com/opentrail/opentrail/internal/logs"
 )
-
-const logsTargetPrefix = "Logs_20140328"
-
-func isLogsTarget(r *http.Request) bool {
-	return strings.HasPrefix(r.Header.Get("X-Amz-Target"), logsTargetPrefix+".")
-}
-
-// writerLogsOps are the CloudWatch Logs calls a writer key may make: sending events.
-var writerLogsOps = map[string]bool{"PutLogEvents": true, "CreateLogStream": true}
-
-// logsAPI serves one CloudWatch Logs JSON 1.1 call; control-plane calls are
-// recorded as management events of logs.amazonaws.com, as AWS does.
-func (s *Server) logsAPI(w http.ResponseWriter, r *http.Request, rq *request, body []byte) {
-	op, ok := awsapi.Operation(r.Header.Get("X-Amz-Target"), logsTargetPrefix)
-	if !ok || !awsapi.LogsModel().HasOperation(op) || s.logs == nil {
-		s.fail(w, rq, awsapi.Errorf("UnknownOperationException", "unknown operation %q", r.Header.Get("X-Amz-Target")))
-		return
-	}
-	readOnly := logs.ReadOnly(op)
-	out, err := func() (any, error) {
-		switch {
-		case rq.key.Role == auth.RoleWriter && !writerLogsOps[op]:
-			return nil, denied(rq.key, "logs:"+op)
-		case rq.key.Role == auth.RoleReader && !readOnly:
-			return nil, denied(rq.key, "logs:"+op)
-		}
-		if err := awsapi.LogsModel().Validate(op, body); err != nil {
-			return nil, err
-		}
-		return s.logs.Handle(r.Context(), rq.caller(), op, body)
-	}()
-	if logs.Audited(op) {
-		if aerr := s.auditAs(rq, "logs.amazonaws.com", op, readOnly, body, out, err); aerr != nil {
-			s.fail(w, rq, aerr)
-			return
-		}
-	}
-	if err != nil {
-		s.fail(w, rq, err)
-		return
-	}
-	awsapi.WriteJSON(w, rq.id, http.StatusOK, out)
-}
 
 // TailRequest is the body of POST /v1/tail.
 type TailRequest struct {
@@ -82,8 +37,8 @@ type TailLine struct {
 // tail serves POST /v1/tail: history, then (Follow) live events, as
 // newline-delimited JSON flushed batch by batch.
 func (s *Server) tail(w http.ResponseWriter, r *http.Request, rq *request, body []byte) {
-	if rq.key.Role == auth.RoleWriter {
-		s.fail(w, rq, denied(rq.key, "logs:StartLiveTail")) // writer keys only send events
+	if !s.allowed(rq, "logs:StartLiveTail", true) {
+		s.fail(w, rq, denied(rq.key, rq.op))
 		return
 	}
 	var in TailRequest
@@ -241,8 +196,8 @@ type DeadLettersRequest struct {
 
 // deadLetters lists or replays a subscription filter's dead letters.
 func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request, rq *request, body []byte) {
-	if rq.key.Role == auth.RoleWriter {
-		s.fail(w, rq, denied(rq.key, "logs:DescribeSubscriptionFilters"))
+	if !s.allowed(rq, "logs:DescribeSubscriptionFilters", true) {
+		s.fail(w, rq, denied(rq.key, rq.op))
 		return
 	}
 	var in DeadLettersRequest
@@ -263,8 +218,8 @@ func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request, rq *request
 		}
 		awsapi.WriteJSON(w, rq.id, http.StatusOK, map[string]any{"DeadLetters": list})
 	case "replay":
-		if rq.key.Role == auth.RoleReader {
-			s.fail(w, rq, denied(rq.key, "logs:ReplayDeadLetters"))
+		if !s.allowed(rq, "logs:ReplayDeadLetters", false) {
+			s.fail(w, rq, denied(rq.key, rq.op))
 			return
 		}
 		n, err := s.logs.Replay(rq.caller(), in.LogGroupName, in.FilterName)

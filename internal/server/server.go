@@ -6,18 +6,19 @@
 package server
 
 import (
-	"crypto/sha256"
-	"encoding/base32"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
+	"regexp"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
@@ -31,6 +32,22 @@ const (
 	MaxIngestBytes   = 1 << 20
 	MaxIngestRecords = 500
 	maxAPIBytes      = 1 << 20
+
+	// bodyReadTimeout bounds how long a client may take to send a request
+	// body once its headers are in (the listener's ReadHeaderTimeout bounds
+	// the headers).
+	bodyReadTimeout = 30 * time.Second
+	// DefaultBodyBudget bounds the request bodies buffered at once, all
+	// clients together; a request that finds no room waits briefly, then is
+	// answered 429 ThrottlingException, which the SDKs retry.
+	DefaultBodyBudget = 256 << 20
+	bodyBudgetWait    = 5 * time.Second
+)
+
+// Timeouts a listener serving Server should use (serve, tests, benchmarks).
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	IdleTimeout       = 120 * time.Second
 )
 
 // Server handles OpenTrail's HTTP API.
@@ -40,10 +57,17 @@ type Server struct {
 	keys    *auth.Keyring
 	verify  *awsapi.Verifier
 	log     *slog.Logger
+	access  *slog.Logger
 	now     func() time.Time
 	version string
 	logs    *logs.Service
-	metrics http.Handler
+	apis    map[string]*api
+	regions map[string]bool
+	budget  *semaphore.Weighted
+	metrics *httpMetrics
+	promH   http.Handler
+	// auditFault, in tests, makes writing a self-audit record fail.
+	auditFault func(op string) error
 	console http.Handler // the web console at /console/ (SetConsole); nil = not served
 }
 
@@ -53,6 +77,13 @@ type Options struct {
 	Version string
 	// Logs serves the CloudWatch Logs API (X-Amz-Target Logs_20140328.*); nil = not served.
 	Logs *logs.Service
+	// Regions, when set, are the only regions requests may be signed for;
+	// otherwise any name of AWS's region syntax is accepted.
+	Regions []string
+	// BodyBudget bounds the request bytes buffered at once; 0 = DefaultBodyBudget.
+	BodyBudget int64
+	// Registerer receives the HTTP request metrics; nil = not collected.
+	Registerer prometheus.Registerer
 	// Metrics serves GET /metrics (Prometheus text format, unauthenticated); nil = not served.
 	Metrics http.Handler
 }
@@ -62,8 +93,17 @@ func New(j *journal.Journal, ct *cloudtrail.Service, keys *auth.Keyring, log *sl
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Server{j: j, ct: ct, keys: keys, log: log.With("component", "server"), now: o.Now, version: o.Version,
-		logs: o.Logs, metrics: o.Metrics}
+	if o.BodyBudget <= 0 {
+		o.BodyBudget = DefaultBodyBudget
+	}
+	s := &Server{j: j, ct: ct, keys: keys, log: log.With("component", "server"), access: log.With("component", "access"),
+		now: o.Now, version: o.Version, logs: o.Logs, budget: semaphore.NewWeighted(o.BodyBudget), metrics: newHTTPMetrics(o.Registerer), promH: o.Metrics}
+	if len(o.Regions) > 0 {
+		s.regions = map[string]bool{}
+		for _, r := range o.Regions {
+			s.regions[r] = true
+		}
+	}
 	s.verify = &awsapi.Verifier{
 		Lookup: func(id string) (string, bool) {
 			_, secret, ok := keys.Lookup(id)
@@ -71,6 +111,7 @@ func New(j *journal.Journal, ct *cloudtrail.Service, keys *auth.Keyring, log *sl
 		},
 		Now: o.Now,
 	}
+	s.apis = s.newAPIs()
 	return s
 }
 
@@ -82,18 +123,57 @@ type request struct {
 	region string
 	ip     string
 	agent  string
+	op     string // the IAM action, "service:Operation", once known
+}
+
+// route is where a request goes: an AWS-protocol service, or one of
+// OpenTrail's own endpoints (api nil), and the SigV4 service it is signed for.
+type route struct {
+	api     *api
+	op      string
+	native  func(s *Server, w http.ResponseWriter, r *http.Request, rq *request, body []byte)
+	signing string
+	limit   int64
+}
+
+var natives = map[string]route{
+	"/v1/records":     {native: (*Server).ingest, signing: "cloudtrail", limit: MaxIngestBytes},
+	"/v1/keys":        {native: (*Server).createKey, signing: "cloudtrail", limit: maxAPIBytes},
+	"/v1/tail":        {native: (*Server).tail, signing: "cloudtrail", limit: maxAPIBytes},
+	"/v1/deadletters": {native: (*Server).deadLetters, signing: "cloudtrail", limit: maxAPIBytes},
+	"/PutAuditEvents": {native: (*Server).putAuditEvents, signing: "cloudtrail-data", limit: maxAPIBytes},
+}
+
+// routeOf finds where a POST goes, before its body is read.
+func (s *Server) routeOf(r *http.Request) (route, error) {
+	if r.URL.Path != "/" {
+		if rt, ok := natives[r.URL.Path]; ok {
+			return rt, nil
+		}
+		return route{}, awsapi.Errorf("UnknownOperationException", "POST %s is not an OpenTrail operation", r.URL.Path)
+	}
+	target := r.Header.Get("X-Amz-Target")
+	for _, a := range s.apis {
+		if op, ok := awsapi.Operation(target, a.target); ok {
+			return route{api: a, op: op, signing: a.name, limit: maxAPIBytes}, nil
+		}
+	}
+	return route{}, awsapi.Errorf("UnknownOperationException", "unknown operation %q", target)
 }
 
 // ServeHTTP routes one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rq := &request{id: newRequestID(), start: s.now().UTC(), ip: clientIP(r), agent: r.UserAgent()}
+	sw := &statusWriter{ResponseWriter: w}
+	defer s.logAccess(sw, r, rq)
+	w = sw
 	switch {
 	case r.URL.Path == "/healthz" && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
 		return
-	case r.URL.Path == "/metrics" && r.Method == http.MethodGet && s.metrics != nil:
-		s.metrics.ServeHTTP(w, r)
+	case r.URL.Path == "/metrics" && r.Method == http.MethodGet && s.promH != nil:
+		s.promH.ServeHTTP(w, r)
 		return
 	case s.serveConsole(w, r):
 		return
@@ -101,56 +181,66 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, rq, awsapi.Errorf("UnknownOperationException", "%s %s is not an OpenTrail operation", r.Method, r.URL.Path))
 		return
 	}
-	limit := int64(maxAPIBytes)
-	if r.URL.Path == "/v1/records" {
-		limit = MaxIngestBytes
-	}
-	body, err := readBody(w, r, limit)
+	rt, err := s.routeOf(r)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			s.fail(w, rq, &awsapi.Error{Code: "RequestEntityTooLarge", Status: http.StatusRequestEntityTooLarge,
-				Message: fmt.Sprintf("request body exceeds %d bytes", limit)})
-			return
-		}
-		s.fail(w, rq, awsapi.Errorf("SerializationException", "could not read the request body: %v", err))
-		return
-	}
-	if err := s.authenticate(r, body, rq, signingService(r)); err != nil {
 		s.fail(w, rq, err)
 		return
 	}
-	switch r.URL.Path {
-	case "/v1/records":
-		s.ingest(w, r, rq, body)
-	case "/v1/keys":
-		s.createKey(w, r, rq, body)
-	case "/v1/tail":
-		s.tail(w, r, rq, body)
-	case "/v1/deadletters":
-		s.deadLetters(w, r, rq, body)
-	case "/PutAuditEvents":
-		s.putAuditEvents(w, r, rq, body)
-	case "/":
-		if isLogsTarget(r) {
-			s.logsAPI(w, r, rq, body)
-			return
-		}
-		s.cloudTrail(w, r, rq, body)
-	default:
-		s.fail(w, rq, awsapi.Errorf("UnknownOperationException", "POST %s is not an OpenTrail operation", r.URL.Path))
+	// Who is calling is settled from the headers alone, before a byte of the
+	// body is read: an unauthenticated client can make the server buffer nothing.
+	if err := s.precheck(r, rq, rt.signing); err != nil {
+		s.authFailed(r, rq, err)
+		s.fail(w, rq, err)
+		return
 	}
+	body, err := s.readBody(w, r, rt.limit)
+	if err != nil {
+		s.fail(w, rq, err)
+		return
+	}
+	if err := s.authenticate(r, body, rq, rt.signing); err != nil {
+		s.authFailed(r, rq, err)
+		s.fail(w, rq, err)
+		return
+	}
+	if rt.native != nil {
+		rt.native(s, w, r, rq, body)
+		return
+	}
+	out, err := s.dispatch(r.Context(), rq, rt.api, rt.op, body)
+	if err != nil {
+		s.fail(w, rq, err)
+		return
+	}
+	awsapi.WriteJSON(w, rq.id, http.StatusOK, out)
 }
 
-// signingService is the SigV4 service a request must be signed for.
-func signingService(r *http.Request) string {
-	if r.URL.Path == "/" && isLogsTarget(r) {
-		return "logs"
+// regionRE is AWS's region syntax: us-east-1, eu-central-2, us-gov-west-1,
+// cn-north-1, eusc-de-east-1; the isolated partitions' names (us-isob-east-1)
+// and the anonymised ones of published records (euiso-westwest-1r) fit too.
+var regionRE = regexp.MustCompile(`^[a-z]{2,8}(-[a-z]+){1,3}-[0-9]{1,2}[a-z]?$`)
+
+// checkRegion refuses a signing region that is not a region: every record of
+// the call would carry it, and trails would deliver to its folders.
+func (s *Server) checkRegion(region string) error {
+	if !regionRE.MatchString(region) || (s.regions != nil && !s.regions[region]) {
+		return awsapi.Errorf("InvalidSignatureException", "Credential should be scoped to a valid region. ")
 	}
-	if r.URL.Path == "/PutAuditEvents" {
-		return "cloudtrail-data"
+	return nil
+}
+
+// precheck checks the Authorization header (form, time, known key) and its
+// scope (service and region) without reading the body.
+func (s *Server) precheck(r *http.Request, rq *request, service string) error {
+	scope, err := s.verify.Precheck(r)
+	if err != nil {
+		return err
 	}
-	return "cloudtrail"
+	rq.key.AccessKeyID = scope.AccessKeyID
+	if scope.Service != service {
+		return awsapi.Errorf("InvalidSignatureException", "Credential should be scoped to correct service: '%s'. ", service)
+	}
+	return s.checkRegion(scope.Region)
 }
 
 func (s *Server) authenticate(r *http.Request, body []byte, rq *request, service string) error {
@@ -161,12 +251,33 @@ func (s *Server) authenticate(r *http.Request, body []byte, rq *request, service
 	if scope.Service != service {
 		return awsapi.Errorf("InvalidSignatureException", "Credential should be scoped to correct service: '%s'. ", service)
 	}
+	if err := s.checkRegion(scope.Region); err != nil {
+		return err
+	}
 	key, _, ok := s.keys.Lookup(scope.AccessKeyID)
 	if !ok {
 		return awsapi.Errorf("UnrecognizedClientException", "The security token included in the request is invalid.")
 	}
 	rq.key, rq.region = key, scope.Region
 	return nil
+}
+
+// authFailed logs a refused sign-in: who claimed to call (the key ID, never a
+// secret or signature), from where, and why.
+func (s *Server) authFailed(r *http.Request, rq *request, err error) {
+	code := "InternalFailure"
+	var ae *awsapi.Error
+	if errors.As(err, &ae) {
+		code = ae.Code
+	}
+	s.log.Warn("authentication failed", "request_id", rq.id, "access_key_id", rq.key.AccessKeyID, "source_ip", rq.ip,
+		"path", r.URL.Path, "code", code)
+}
+
+// allowed reports whether rq's key may call action, and names it in rq.
+func (s *Server) allowed(rq *request, action string, readOnly bool) bool {
+	rq.op = action
+	return auth.Allowed(rq.key.Role, action, readOnly)
 }
 
 func (s *Server) fail(w http.ResponseWriter, rq *request, err error) {
@@ -197,17 +308,37 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// principalID is a stable unique ID for a key's user, shaped like AWS's (AIDA…).
-func principalID(k auth.Key) string {
-	if k.Role == auth.RoleRoot {
-		return k.Account
+// readBody reads the whole body, at most limit bytes, within bodyReadTimeout,
+// out of the server-wide budget of buffered bodies.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	want := limit
+	if r.ContentLength >= 0 && r.ContentLength < limit {
+		want = r.ContentLength
 	}
-	sum := sha256.Sum256([]byte(k.Account + "/" + k.User))
-	return "AIDA" + strings.ToUpper(base32.StdEncoding.EncodeToString(sum[:])[:17])
+	ctx, cancel := context.WithTimeout(r.Context(), bodyBudgetWait)
+	err := s.budget.Acquire(ctx, want)
+	cancel()
+	if err != nil {
+		return nil, &awsapi.Error{Code: "ThrottlingException", Status: http.StatusTooManyRequests, Message: "Rate exceeded: too many request bodies in flight; retry."}
+	}
+	defer s.budget.Release(want)
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(bodyReadTimeout))
+	defer rc.SetReadDeadline(time.Time{})
+	body, err := readLimited(w, r, limit)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &awsapi.Error{Code: "RequestEntityTooLarge", Status: http.StatusRequestEntityTooLarge,
+				Message: fmt.Sprintf("request body exceeds %d bytes", limit)}
+		}
+		return nil, awsapi.Errorf("SerializationException", "could not read the request body: %v", err)
+	}
+	return body, nil
 }
 
-// readBody reads the whole body, at most limit bytes, in one allocation when the length is known.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+// readLimited reads the whole body, at most limit bytes, in one allocation when the length is known.
+func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	body := http.MaxBytesReader(w, r.Body, limit)
 	if r.ContentLength < 0 || r.ContentLength > limit {
 		return io.ReadAll(body)

@@ -305,7 +305,7 @@ async function dashboardPage() {
     const evs = (out.Events || []).filter(e => JSON.parse(e.CloudTrailEvent).insightDetails?.state === "Start");
     insightBox.replaceChildren(h("div", { class: "stat" }, String(evs.length)), h("p", { class: "muted" }, evs.length ? h("a", { href: "#/insights" }, "See insights") : "No insights opened."));
   }).catch(e => insightBox.replaceChildren(h("p", { class: "muted" }, e.message)));
-  api("call/findings/ListFindings", { MaxResults: 5 }).then(out => {
+  api("call/opentrail/ListFindings", { MaxResults: 5 }).then(out => {
     const fs = out.Findings || [];
     if (!fs.length) return;
     findingsPanel.hidden = false;
@@ -740,7 +740,7 @@ async function findingsPage() {
   const box = h("section", { class: "panel", id: "findings" });
   main.append(box);
   let out;
-  try { out = await api("call/findings/ListFindings", { MaxResults: 50 }); }
+  try { out = await api("call/opentrail/ListFindings", { MaxResults: 50 }); }
   catch (e) {
     box.append(unavailable(e) ? h("p", { class: "empty", id: "no-findings" }, "Findings are not available on this server: no detections are configured.") : errorBox(e));
     return;
