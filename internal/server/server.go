@@ -68,7 +68,7 @@ type Server struct {
 	promH   http.Handler
 	// auditFault, in tests, makes writing a self-audit record fail.
 	auditFault func(op string) error
-	console http.Handler // the web console at /console/ (SetConsole); nil = not served
+	console    http.Handler // the web console at /console/ (SetConsole); nil = not served
 }
 
 // Options configure a Server.
