@@ -352,6 +352,14 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("event history shows another account's event")
 		}
 		e.shot("events")
+		var hidden []bool
+		e.run("hide the Source IP column",
+			chromedp.Click("#ev-columns summary", chromedp.ByQuery), chromedp.Click("#col-5", chromedp.ByQuery),
+			chromedp.Evaluate(`[document.querySelector("#ev-table thead th:nth-child(6)").hidden, document.querySelector("#ev-table tbody tr td:nth-child(6)").hidden]`, &hidden),
+			chromedp.Click("#col-5", chromedp.ByQuery), chromedp.Click("#ev-columns summary", chromedp.ByQuery))
+		if len(hidden) != 2 || !hidden[0] || !hidden[1] {
+			t.Errorf("after unticking Source IP, its header and cells hidden = %v", hidden)
+		}
 	})
 
 	e.sub("FilterAndOpen", func(t *testing.T) {

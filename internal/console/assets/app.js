@@ -317,6 +317,24 @@ async function dashboardPage() {
 const lookupAttrs = ["EventName", "EventSource", "Username", "ResourceName", "ResourceType", "EventId", "AccessKeyId", "ReadOnly"];
 const ranges = [["15m", "Last 15 minutes", 900], ["1h", "Last hour", 3600], ["12h", "Last 12 hours", 43200], ["1d", "Last day", 86400],
   ["7d", "Last 7 days", 604800], ["30d", "Last 30 days", 2592000], ["90d", "Last 90 days", 7776000], ["custom", "Custom range", 0]];
+const eventCols = ["Event time", "User name", "Event name", "Event source", "Resources", "Source IP", "Error code"];
+const hiddenCols = new Set(JSON.parse(localStorage.getItem("opentrail.hiddenColumns") || "[]"));
+function applyColumns(table) {
+  for (const row of table.rows) [...row.cells].forEach((c, i) => { if (row.cells.length === eventCols.length) c.hidden = hiddenCols.has(i); });
+}
+function columnsMenu(table) {
+  const box = h("details", { class: "columns", id: "ev-columns" }, h("summary", {}, "Columns"),
+    h("fieldset", {}, h("legend", { class: "sr-only" }, "Columns shown"), eventCols.map((c, i) => {
+      const cb = h("input", { type: "checkbox", id: "col-" + i, checked: !hiddenCols.has(i) });
+      cb.addEventListener("change", () => {
+        if (cb.checked) hiddenCols.delete(i); else hiddenCols.add(i);
+        localStorage.setItem("opentrail.hiddenColumns", JSON.stringify([...hiddenCols]));
+        applyColumns(table);
+      });
+      return h("label", { class: "check", for: "col-" + i }, cb, c);
+    })));
+  return box;
+}
 function eventRow(e, onOpen) {
   let rec = {};
   try { rec = JSON.parse(e.CloudTrailEvent); } catch (x) { /* shown raw */ }
@@ -324,6 +342,7 @@ function eventRow(e, onOpen) {
   const tr = h("tr", { class: "clickable", tabindex: "0", "data-event-id": e.EventId, "aria-label": `${e.EventName} by ${e.Username || "unknown"} at ${fmtTime(e.EventTime)}; open details` },
     h("td", { class: "nowrap" }, fmtTime(e.EventTime)), h("td", {}, e.Username || ""), h("td", {}, e.EventName || ""), h("td", { class: "opt2" }, e.EventSource || ""),
     h("td", { class: "opt" }, res), h("td", { class: "opt mono" }, rec.sourceIPAddress || ""), h("td", { class: rec.errorCode ? "bad" : "" }, rec.errorCode || ""));
+  [...tr.cells].forEach((c, i) => { c.hidden = hiddenCols.has(i); });
   const open = () => onOpen(e, rec);
   tr.addEventListener("click", open);
   tr.addEventListener("keydown", ev => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); open(); } });
@@ -331,10 +350,11 @@ function eventRow(e, onOpen) {
 }
 function eventsTable(id) {
   const tbody = h("tbody");
-  const cols = ["Event time", "User name", "Event name", "Event source", "Resources", "Source IP", "Error code"];
+  const cols = eventCols;
   const table = h("table", { id }, h("caption", { class: "sr-only" }, "Events; press Enter on a row to open it"),
     h("thead", {}, h("tr", {}, cols.map((c, i) => h("th", { scope: "col", class: i === 4 || i === 5 ? "opt" : i === 3 ? "opt2" : null }, c)))), tbody);
-  return { wrap: h("div", { class: "table-wrap" }, table), tbody };
+  applyColumns(table);
+  return { wrap: h("div", { class: "table-wrap" }, table), tbody, table };
 }
 async function eventsPage() {
   const q = new URLSearchParams(location.hash.split("?")[1] || "");
@@ -348,12 +368,12 @@ async function eventsPage() {
   const apply = h("button", { class: "primary", type: "submit", id: "ev-apply" }, "Search");
   const dlJSON = h("button", { type: "button", id: "ev-dl-json" }, "Download JSON"), dlCSV = h("button", { type: "button", id: "ev-dl-csv" }, "Download CSV");
   const status = h("p", { class: "status muted", id: "ev-status", role: "status" });
-  const { wrap, tbody } = eventsTable("ev-table");
+  const { wrap, tbody, table } = eventsTable("ev-table");
   const prev = h("button", { type: "button", id: "ev-prev", disabled: true }, "← Newer"), next = h("button", { type: "button", id: "ev-next", disabled: true }, "Older →");
   const pageNo = h("span", { class: "muted" });
   const form = h("form", { class: "toolbar", role: "search", "aria-label": "Filter events" },
     field("Lookup attribute", attr), field("Value", value), field("Time range", range), apply,
-    h("label", { class: "check", for: "ev-live" }, live, "Live"), h("span", { class: "spacer" }), dlJSON, dlCSV);
+    h("label", { class: "check", for: "ev-live" }, live, "Live"), h("span", { class: "spacer" }), columnsMenu(table), dlJSON, dlCSV);
   main.append(h("section", { class: "panel" }, form, customBox, status, wrap, h("div", { class: "pager" }, pageNo, prev, next)));
   let tokens = [undefined], pageIdx = 0, current = [];
   const open = (e, rec) => showJSON(`${e.EventName} · ${e.EventId}`, rec);
