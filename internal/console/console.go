@@ -201,10 +201,19 @@ func (c *Console) api(w http.ResponseWriter, r *http.Request, name string) {
 		writeJSON(w, http.StatusOK, map[string]any{})
 	case strings.HasPrefix(name, "call/") && r.Method == http.MethodPost:
 		c.call(w, r, p, strings.TrimPrefix(name, "call/"))
-	case name == "live" && r.Method == http.MethodGet:
-		c.live(w, r, p)
-	case name == "tail" && r.Method == http.MethodGet:
-		c.tail(w, r, p)
+	case (name == "live" || name == "tail") && r.Method == http.MethodGet:
+		// Each stream holds a goroutine reading the journal: a session gets a few, not unbounded.
+		if s.streams.Add(1) > maxStreams {
+			s.streams.Add(-1)
+			writeError(w, http.StatusTooManyRequests, "LimitExceededException", "Too many live streams are open in this session; close a tab.")
+			return
+		}
+		defer s.streams.Add(-1)
+		if name == "live" {
+			c.live(w, r, p)
+		} else {
+			c.tail(w, r, p)
+		}
 	default:
 		writeError(w, http.StatusNotFound, "UnknownOperationException", "No such console operation.")
 	}
@@ -282,6 +291,9 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 }
 
 const cookieName = "opentrail_console"
+
+// maxStreams is how many live streams (event history, dashboard, log tails) one session may hold open.
+const maxStreams = 8
 
 func (c *Console) cookie(r *http.Request, value string, maxAge int) *http.Cookie {
 	return &http.Cookie{Name: cookieName, Value: value, Path: "/console/", MaxAge: maxAge,

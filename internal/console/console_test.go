@@ -62,7 +62,11 @@ func (f *fakeBackend) RecordSignIn(ctx context.Context, p server.Principal, keyI
 }
 
 func (f *fakeBackend) LiveEvents(ctx context.Context, p server.Principal, emit func([]event.Record) error) error {
-	return emit(nil)
+	if err := emit(nil); err != nil {
+		return err
+	}
+	<-ctx.Done() // a live stream lasts until the browser goes away
+	return nil
 }
 
 func (f *fakeBackend) TailLogGroup(ctx context.Context, p server.Principal, group, pattern string, emit func([]server.TailLine) error) error {
@@ -254,5 +258,36 @@ func TestAssets(t *testing.T) {
 	}
 	if w := do(c, "GET", "/console/nothing.js", "", nil, nil); w.Code != 404 {
 		t.Errorf("unknown asset: %d", w.Code)
+	}
+}
+
+func TestStreamsPerSession(t *testing.T) {
+	c, _, _ := newTest()
+	ck, _ := signIn(t, c, "AKIAADMIN", "right")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range maxStreams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := httptest.NewRequest("GET", "http://console.test/console/api/live", nil).WithContext(ctx)
+			r.AddCookie(ck)
+			c.ServeHTTP(httptest.NewRecorder(), r)
+		}()
+	}
+	var s *session
+	for s == nil || s.streams.Load() < maxStreams {
+		time.Sleep(time.Millisecond)
+		r := httptest.NewRequest("GET", "http://console.test/", nil)
+		r.AddCookie(ck)
+		s = c.sessions.get(r)
+	}
+	if w := do(c, "GET", "/console/api/live", "", nil, ck); w.Code != http.StatusTooManyRequests {
+		t.Errorf("stream %d: %d, want 429", maxStreams+1, w.Code)
+	}
+	cancel()
+	wg.Wait()
+	if n := s.streams.Load(); n != 0 {
+		t.Errorf("%d streams still counted after they closed", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opentrail/opentrail/internal/auth"
@@ -24,6 +25,7 @@ type session struct {
 	csrf    string
 	created time.Time
 	seen    time.Time
+	streams atomic.Int32 // live streams open in this session
 }
 
 // sessionInfo is what the browser learns about its session.
