@@ -635,21 +635,23 @@ async function trailsPage() {
 
 // ---- event data stores -----------------------------------------------------------------------------
 async function storesPage() {
-  const stores = (await ct("ListEventDataStores", {})).EventDataStores || [];
+  const list = (await ct("ListEventDataStores", {})).EventDataStores || [];
   const detail = h("section", { class: "panel", id: "store-detail", hidden: true });
-  if (!stores.length) { main.append(h("section", { class: "panel" }, h("p", { class: "empty" }, "No event data stores."))); return; }
-  const rows = stores.map(s => {
-    const btn = h("button", { type: "button", "aria-label": `Details of ${s.Name}` }, "Details");
-    btn.addEventListener("click", async () => {
+  if (!list.length) { main.append(h("section", { class: "panel" }, h("p", { class: "empty" }, "No event data stores."))); return; }
+  // The list carries names and ARNs only (AWS deprecated its other members): each store is read once.
+  const stores = await Promise.all(list.map(s => ct("GetEventDataStore", { EventDataStore: s.EventDataStoreArn }).catch(() => s)));
+  const rows = stores.map(d => {
+    const btn = h("button", { type: "button", "aria-label": `Details of ${d.Name}` }, "Details");
+    btn.addEventListener("click", () => {
       detail.hidden = false;
-      try {
-        const d = await ct("GetEventDataStore", { EventDataStore: s.EventDataStoreArn });
-        detail.replaceChildren(h("h2", {}, d.Name), kv([["ARN", d.EventDataStoreArn], ["Status", d.Status], ["Retention", `${d.RetentionPeriod} days`], ["All regions", d.MultiRegionEnabled ? "yes" : "no"],
-          ["Created", d.CreatedTimestamp ? fmtTime(d.CreatedTimestamp) : ""], ["Billing mode", d.BillingMode]]), h("h2", {}, "Selectors"), selectorsList(d),
-          h("p", {}, h("a", { href: "#/lake" }, "Query it in the Lake")));
-      } catch (e) { detail.replaceChildren(errorBox(e)); }
+      detail.replaceChildren(h("h2", {}, d.Name), kv([["ARN", d.EventDataStoreArn], ["Status", d.Status], ["Retention", d.RetentionPeriod ? `${d.RetentionPeriod} days` : ""], ["All regions", d.MultiRegionEnabled ? "yes" : "no"],
+        ["Created", d.CreatedTimestamp ? fmtTime(d.CreatedTimestamp) : ""], ["Billing mode", d.BillingMode]]), h("h2", {}, "Selectors"), selectorsList(d),
+        h("p", {}, h("a", { href: "#/lake" }, "Query it in the Lake")));
+      detail.querySelector("h2").focus?.();
     });
-    return h("tr", {}, h("td", {}, s.Name), h("td", { class: "mono opt" }, storeID(s.EventDataStoreArn)), h("td", {}, s.Status || ""), h("td", {}, `${s.RetentionPeriod ?? ""} days`), h("td", {}, btn));
+    return h("tr", {}, h("td", {}, d.Name), h("td", { class: "mono opt" }, storeID(d.EventDataStoreArn)),
+      h("td", {}, d.Status ? h("span", { class: "badge " + (d.Status === "ENABLED" ? "good" : "warn") }, d.Status) : "—"),
+      h("td", {}, d.RetentionPeriod ? `${d.RetentionPeriod} days` : "—"), h("td", {}, btn));
   });
   main.append(h("section", { class: "panel" }, h("div", { class: "table-wrap" }, h("table", { id: "stores-table" }, h("thead", {}, h("tr", {}, ["Name", "ID", "Status", "Retention", ""].map((c, i) => h("th", { scope: "col", class: i === 1 ? "opt" : null }, c)))), h("tbody", {}, rows)))), detail);
 }
