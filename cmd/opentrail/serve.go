@@ -142,6 +142,7 @@ func runServe(args []string) error {
 		return err
 	}
 	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv.RegisterOnShutdown(a.Handler.CloseStreams)
 	log.Info("OpenTrail is listening", "addr", "http://"+ln.Addr().String(), "data_dir", *dataDir, "version", version)
 
 	sigs := make(chan os.Signal, 2)

@@ -59,6 +59,8 @@ type Console struct {
 	sessions *sessions
 	throttle *throttle
 	assets   map[string]asset
+	closed   context.Context // done once Close is called: live streams end
+	close    context.CancelFunc
 }
 
 // asset is one embedded file, with its gzip form computed once.
@@ -90,6 +92,7 @@ func New(b Backend, log *slog.Logger, o Options) *Console {
 	}
 	c := &Console{b: b, log: log.With("component", "console"), o: o,
 		sessions: newSessions(o.IdleTimeout, o.MaxAge, o.Now), throttle: newThrottle(o.Now), assets: map[string]asset{}}
+	c.closed, c.close = context.WithCancel(context.Background())
 	fs.WalkDir(assetFS, "assets", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -112,6 +115,10 @@ func New(b Backend, log *slog.Logger, o Options) *Console {
 	})
 	return c
 }
+
+// Close ends the live streams that are open and refuses none of the other requests; call it
+// when the server starts shutting down (http.Server.RegisterOnShutdown).
+func (c *Console) Close() { c.close() }
 
 // contentSecurityPolicy allows only the console's own scripts and styles: no inline script, no
 // third party, no framing.
@@ -209,6 +216,12 @@ func (c *Console) api(w http.ResponseWriter, r *http.Request, name string) {
 			return
 		}
 		defer s.streams.Add(-1)
+		// A stream also ends when the console closes, so that a server shutting down is not held
+		// open by browser tabs.
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(c.closed, cancel)()
+		r = r.WithContext(ctx)
 		if name == "live" {
 			c.live(w, r, p)
 		} else {

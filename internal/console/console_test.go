@@ -285,8 +285,9 @@ func TestStreamsPerSession(t *testing.T) {
 	if w := do(c, "GET", "/console/api/live", "", nil, ck); w.Code != http.StatusTooManyRequests {
 		t.Errorf("stream %d: %d, want 429", maxStreams+1, w.Code)
 	}
-	cancel()
+	c.Close() // as a server shutting down does: every stream ends
 	wg.Wait()
+	cancel()
 	if n := s.streams.Load(); n != 0 {
 		t.Errorf("%d streams still counted after they closed", n)
 	}

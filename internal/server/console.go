@@ -18,6 +18,14 @@ import (
 // SetConsole mounts h at /console/ (and GET / redirects there); nil unmounts it.
 func (s *Server) SetConsole(h http.Handler) { s.console = h }
 
+// CloseStreams ends the console's live streams, so that a shutting-down server is not held open
+// by browser tabs (serve registers it with http.Server.RegisterOnShutdown).
+func (s *Server) CloseStreams() {
+	if c, ok := s.console.(interface{ Close() }); ok {
+		c.Close()
+	}
+}
+
 // serveConsole answers GET / and /console/... when a console is mounted.
 func (s *Server) serveConsole(w http.ResponseWriter, r *http.Request) bool {
 	if s.console == nil {
