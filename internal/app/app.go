@@ -1,7 +1,9 @@
 // Package app assembles one OpenTrail node from its parts: the database, the
-// journal, the event-history store, the keyring, the CloudTrail service and the
-// HTTP server. The serve command, the benchmarks and the end-to-end tests all
-// start OpenTrail through it.
+// keyring, the journal and its projections (the event-history index, the Lake,
+// trail delivery with digests and SNS notifications, CloudWatch Logs with its
+// subscription senders), the CloudTrail service, the Prometheus metrics
+// registry and the HTTP server. The serve command, the benchmarks and the
+// end-to-end tests all start OpenTrail through it.
 package app
 
 import (
@@ -24,6 +26,7 @@ import (
 	"github.com/opentrail/opentrail/internal/console"
 	"github.com/opentrail/opentrail/internal/delivery"
 	"github.com/opentrail/opentrail/internal/digest"
+	"github.com/opentrail/opentrail/internal/history"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/lake"
@@ -31,7 +34,6 @@ import (
 	"github.com/opentrail/opentrail/internal/logs/dest"
 	"github.com/opentrail/opentrail/internal/objstore"
 	"github.com/opentrail/opentrail/internal/server"
-	"github.com/opentrail/opentrail/internal/store"
 )
 
 // Config is a node's configuration.
@@ -87,7 +89,7 @@ func (c *Config) Validate() error {
 type App struct {
 	Handler *server.Server
 	Journal *journal.Journal
-	Store   *store.Store
+	Store   *history.Store
 	Keys    *auth.Keyring
 	CT      *cloudtrail.Service
 	Buckets objstore.Store
@@ -138,7 +140,7 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	if a.Journal, err = journal.Open(db, log); err != nil {
 		return fail(err)
 	}
-	a.Store = store.New(db, a.Journal, log, store.Options{Retention: c.Retention})
+	a.Store = history.New(db, a.Journal, log, history.Options{Retention: c.Retention})
 	if err := a.Store.Start(ctx); err != nil {
 		return fail(err)
 	}
@@ -154,7 +156,7 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return fail(err)
 	}
-	tokens := store.NewTokens(a.Keys.DeriveKey("lookup-next-token"))
+	tokens := history.NewTokens(a.Keys.DeriveKey("lookup-next-token"))
 	a.CT = cloudtrail.New(db, a.Store, tokens, log, cloudtrail.Options{Buckets: a.Buckets, PublicKeys: ring.PublicKeys})
 	if a.Lake, err = lake.Open(filepath.Join(c.DataDir, "lake"), a.Journal, db, a.CT.StoreDefs, log, lake.Options{}); err != nil {
 		return fail(err)

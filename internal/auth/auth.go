@@ -75,8 +75,6 @@ type cached struct {
 	secret string
 }
 
-const stateKind = "accesskey"
-
 // Open opens the keyring; the master key is read from masterKeyFile, created (0600) if absent.
 func Open(db *pebble.DB, masterKeyFile string) (*Keyring, error) {
 	mk, err := os.ReadFile(masterKeyFile)
@@ -130,7 +128,7 @@ func (k *Keyring) Lookup(accessKeyID string) (Key, string, bool) {
 	if ok {
 		return c.key, c.secret, true
 	}
-	b, closer, err := k.db.Get(kv.StateKey(stateKind, "", accessKeyID))
+	b, closer, err := k.db.Get(kv.StateKey(kv.StateAccessKey, "", accessKeyID))
 	if err != nil {
 		return Key{}, "", false
 	}
@@ -195,7 +193,7 @@ func (k *Keyring) Put(key Key, secret string) error {
 	if err != nil {
 		return err
 	}
-	if err := k.db.Set(kv.StateKey(stateKind, "", key.AccessKeyID), b, pebble.Sync); err != nil {
+	if err := k.db.Set(kv.StateKey(kv.StateAccessKey, "", key.AccessKeyID), b, pebble.Sync); err != nil {
 		return fmt.Errorf("auth: store key: %w", err)
 	}
 	return nil
@@ -214,7 +212,7 @@ func (k *Keyring) Create(account, user, role string) (Key, string, error) {
 
 // Root returns the stored root key, if any.
 func (k *Keyring) Root() (Key, string, bool) {
-	b, closer, err := k.db.Get(kv.StateKey(stateKind+"-root", "", "root"))
+	b, closer, err := k.db.Get(kv.StateKey(kv.StateRootKey, "", "root"))
 	if err != nil {
 		return Key{}, "", false
 	}
@@ -229,7 +227,7 @@ func (k *Keyring) SetRoot(key Key, secret string) error {
 	if err := k.Put(key, secret); err != nil {
 		return err
 	}
-	return k.db.Set(kv.StateKey(stateKind+"-root", "", "root"), []byte(key.AccessKeyID), pebble.Sync)
+	return k.db.Set(kv.StateKey(kv.StateRootKey, "", "root"), []byte(key.AccessKeyID), pebble.Sync)
 }
 
 const keyAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"

@@ -15,9 +15,10 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/kv"
-	"github.com/opentrail/opentrail/internal/lake"
+	"github.com/opentrail/opentrail/internal/lakemodel"
 )
 
 var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
@@ -57,12 +58,12 @@ func (ch *storedChannel) hasDestination(storeARN string) bool {
 
 func (s *Service) putChannel(ctx context.Context, ch *storedChannel) error {
 	defer kv.AfterCommit(ctx, s.lake.defs.invalidate)
-	return s.putState(ctx, stateChannel, ch.Account, ch.ID, ch)
+	return s.putState(ctx, kv.StateChannel, ch.Account, ch.ID, ch)
 }
 
 func (s *Service) listChannelsOf(account string) ([]*storedChannel, error) {
 	var out []*storedChannel
-	err := s.listState(stateChannel, account, func(raw []byte) error {
+	err := s.listState(kv.StateChannel, account, func(raw []byte) error {
 		ch := new(storedChannel)
 		if err := json.Unmarshal(raw, ch); err != nil {
 			return fmt.Errorf("cloudtrail: decode channel: %w", err)
@@ -75,7 +76,7 @@ func (s *Service) listChannelsOf(account string) ([]*storedChannel, error) {
 
 func (s *Service) allChannels() ([]*storedChannel, error) { return s.listChannelsOf("") }
 
-func (s *Service) regionChannels(c Caller) ([]*storedChannel, error) {
+func (s *Service) regionChannels(c auth.Caller) ([]*storedChannel, error) {
 	all, err := s.listChannelsOf(c.Account)
 	if err != nil {
 		return nil, err
@@ -85,7 +86,7 @@ func (s *Service) regionChannels(c Caller) ([]*storedChannel, error) {
 
 // resolveChannel finds the channel a Channel parameter (ARN or ID) names among
 // c's channels in c's Region.
-func (s *Service) resolveChannel(c Caller, ref string) (*storedChannel, error) {
+func (s *Service) resolveChannel(c auth.Caller, ref string) (*storedChannel, error) {
 	r, ok := s.parseResourceRef(ref, "channel")
 	if !ok {
 		return nil, awsapi.Errorf("ChannelARNInvalidException",
@@ -96,7 +97,7 @@ func (s *Service) resolveChannel(c Caller, ref string) (*storedChannel, error) {
 		return nil, notFound
 	}
 	ch := new(storedChannel)
-	found, err := s.getState(stateChannel, c.Account, r.id, ch)
+	found, err := s.getState(kv.StateChannel, c.Account, r.id, ch)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +110,7 @@ func (s *Service) resolveChannel(c Caller, ref string) (*storedChannel, error) {
 // checkDestinations resolves and checks a channel's destinations: each an
 // active event data store of c that takes ActivityAuditLog events. It returns
 // them with Location as the store's ARN.
-func (s *Service) checkDestinations(c Caller, in []destination) ([]destination, error) {
+func (s *Service) checkDestinations(c auth.Caller, in []destination) ([]destination, error) {
 	out := make([]destination, 0, len(in))
 	for i, d := range in {
 		if d.Type != "EVENT_DATA_STORE" {
@@ -161,7 +162,7 @@ func (s *Service) channelOut(ch *storedChannel) channelOut {
 	return channelOut{ChannelArn: s.channelARN(ch), Name: ch.Name, Source: ch.Source, Destinations: ch.Destinations}
 }
 
-func (s *Service) createChannel(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) createChannel(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in createChannelInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -202,7 +203,7 @@ func (s *Service) createChannel(ctx context.Context, c Caller, body []byte) (any
 type channelRefInput struct{ Channel string }
 
 // ingestionStatus is the model's IngestionStatus: the latest PutAuditEvents
-// call to a channel. It is kept under its own key (stateIngestion), written
+// call to a channel. It is kept under its own key (kv.StateIngestion), written
 // without waiting for fsync (an acknowledged call's events are durable in the
 // journal; a crash may lose the status of the last calls, never an event),
 // and cached in memory.
@@ -214,7 +215,7 @@ type ingestionStatus struct {
 	LatestIngestionAttemptEventID string        `json:"LatestIngestionAttemptEventID,omitempty"`
 }
 
-func (s *Service) getChannel(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) getChannel(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in channelRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -244,7 +245,7 @@ type channelInfo struct {
 	Name       string `json:"Name"`
 }
 
-func (s *Service) listChannels(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) listChannels(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in pageInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -279,7 +280,7 @@ type updateChannelInput struct {
 	Name         *string
 }
 
-func (s *Service) updateChannel(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) updateChannel(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in updateChannelInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -310,7 +311,7 @@ func (s *Service) updateChannel(ctx context.Context, c Caller, body []byte) (any
 	return s.channelOut(ch), nil
 }
 
-func (s *Service) deleteChannel(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) deleteChannel(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in channelRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -321,10 +322,10 @@ func (s *Service) deleteChannel(ctx context.Context, c Caller, body []byte) (any
 		return nil, err
 	}
 	defer kv.AfterCommit(ctx, s.lake.defs.invalidate)
-	if err := s.deleteState(ctx, stateChannel, ch.Account, ch.ID); err != nil {
+	if err := s.deleteState(ctx, kv.StateChannel, ch.Account, ch.ID); err != nil {
 		return nil, err
 	}
-	if err := s.deleteState(ctx, stateIngestion, ch.Account, ch.ID); err != nil {
+	if err := s.deleteState(ctx, kv.StateIngestion, ch.Account, ch.ID); err != nil {
 		return nil, err
 	}
 	kv.AfterCommit(ctx, func() { s.lake.ingestion.Delete(ch.Account + "/" + ch.ID) })
@@ -342,7 +343,7 @@ type Channel struct {
 // for c, answering in cloudtrail-data's error codes: InvalidChannelARN for a
 // malformed value, ChannelNotFound for a channel c does not own or that does
 // not exist, ChannelInsufficientPermission for an ARN of another account.
-func (s *Service) AuditChannel(c Caller, ref string) (Channel, error) {
+func (s *Service) AuditChannel(c auth.Caller, ref string) (Channel, error) {
 	r, ok := s.parseResourceRef(ref, "channel")
 	if !ok {
 		return Channel{}, awsapi.Errorf("InvalidChannelARN",
@@ -380,7 +381,7 @@ func (s *Service) RecordIngestion(ch Channel, at time.Time, lastEventID, errorCo
 	st.LatestIngestionErrorCode = errorCode
 	b, err := json.Marshal(st)
 	if err == nil {
-		err = s.db.Set(kv.StateKey(stateIngestion, ch.Account, id), b, pebble.NoSync)
+		err = s.db.Set(kv.StateKey(kv.StateIngestion, ch.Account, id), b, pebble.NoSync)
 	}
 	if err != nil {
 		s.log.Error("write channel ingestion status", "channel", ch.ARN, "err", err)
@@ -394,7 +395,7 @@ func (s *Service) ingestionStatus(account, id string) (ingestionStatus, error) {
 		return v.(ingestionStatus), nil
 	}
 	var st ingestionStatus
-	_, err := s.getState(stateIngestion, account, id, &st)
+	_, err := s.getState(kv.StateIngestion, account, id, &st)
 	return st, err
 }
 
@@ -407,11 +408,11 @@ type atomicDefs struct {
 }
 
 type defsAt struct {
-	defs []lake.StoreDef
+	defs []lakemodel.StoreDef
 	gen  uint64
 }
 
-func (a *atomicDefs) load() ([]lake.StoreDef, bool) {
+func (a *atomicDefs) load() ([]lakemodel.StoreDef, bool) {
 	p := a.p.Load()
 	if p == nil || p.gen != a.gen.Load() {
 		return nil, false
@@ -419,5 +420,5 @@ func (a *atomicDefs) load() ([]lake.StoreDef, bool) {
 	return p.defs, true
 }
 
-func (a *atomicDefs) store(defs []lake.StoreDef, gen uint64) { a.p.Store(&defsAt{defs, gen}) }
-func (a *atomicDefs) invalidate()                            { a.gen.Add(1) }
+func (a *atomicDefs) store(defs []lakemodel.StoreDef, gen uint64) { a.p.Store(&defsAt{defs, gen}) }
+func (a *atomicDefs) invalidate()                                 { a.gen.Add(1) }

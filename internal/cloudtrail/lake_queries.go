@@ -19,15 +19,16 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/kv"
-	"github.com/opentrail/opentrail/internal/lake"
+	"github.com/opentrail/opentrail/internal/lakemodel"
 )
 
 // Engine runs Lake SQL for the query operations; *lake.Engine satisfies it.
 type Engine interface {
 	// Query runs sql for account; FROM names stores by ID or ARN.
-	Query(ctx context.Context, account, sql string) (*lake.Result, error)
+	Query(ctx context.Context, account, sql string) (*lakemodel.Result, error)
 	// DropStore removes a store's data for good.
 	DropStore(ctx context.Context, id string) error
 }
@@ -51,15 +52,13 @@ const (
 
 // ---- Storage format: everything in this block is part of the on-disk format. Never change it. ----
 //
-// A query is one JSON object under kv.StateKey(stateQuery, account, queryID);
+// A query is one JSON object under kv.StateKey(kv.StateQuery, account, queryID);
 // its result rows are JSON arrays of rows ([][]*string, nil = NULL) of up to
-// queryChunkRows rows under kv.StateKey(stateQueryRows, account,
+// queryChunkRows rows under kv.StateKey(kv.StateQueryRows, account,
 // queryID+"/"+8-digit chunk number), written in the same batch that marks the
 // query FINISHED.
 
 const (
-	stateQuery     = "query"
-	stateQueryRows = "qrows"
 	queryChunkRows = 1000
 )
 
@@ -139,7 +138,7 @@ func (s *Service) Close() error {
 
 func (r *queryRunner) recover() error {
 	var stale []*storedQuery
-	err := r.s.listState(stateQuery, "", func(raw []byte) error {
+	err := r.s.listState(kv.StateQuery, "", func(raw []byte) error {
 		q := new(storedQuery)
 		if err := json.Unmarshal(raw, q); err != nil {
 			return fmt.Errorf("cloudtrail: decode query: %w", err)
@@ -154,7 +153,7 @@ func (r *queryRunner) recover() error {
 	}
 	for _, q := range stale {
 		q.Status, q.Error, q.Ended = queryFailed, "OpenTrail restarted before the query finished; run it again.", r.s.now().UTC()
-		if err := r.s.putState(context.Background(), stateQuery, q.Account, q.ID, q); err != nil {
+		if err := r.s.putState(context.Background(), kv.StateQuery, q.Account, q.ID, q); err != nil {
 			return err
 		}
 	}
@@ -180,7 +179,7 @@ func (r *queryRunner) sweep() {
 	s := r.s
 	now := s.now()
 	var old []*storedQuery
-	_ = s.listState(stateQuery, "", func(raw []byte) error {
+	_ = s.listState(kv.StateQuery, "", func(raw []byte) error {
 		q := new(storedQuery)
 		if json.Unmarshal(raw, q) == nil && q.done() && now.Sub(q.Created) > r.opts.ResultTTL {
 			old = append(old, q)
@@ -206,7 +205,7 @@ func (r *queryRunner) sweep() {
 			continue
 		}
 		s.lakeMu.Lock()
-		err := s.deleteState(context.Background(), stateEDS, d.Account, d.ID)
+		err := s.deleteState(context.Background(), kv.StateEDS, d.Account, d.ID)
 		s.lake.defs.invalidate()
 		s.lakeMu.Unlock()
 		if err != nil {
@@ -219,11 +218,11 @@ func (r *queryRunner) sweep() {
 func (s *Service) deleteQuery(q *storedQuery) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	lo := kv.StateKey(stateQueryRows, q.Account, q.ID+"/")
+	lo := kv.StateKey(kv.StateQueryRows, q.Account, q.ID+"/")
 	if err := b.DeleteRange(lo, kv.PrefixUpper(lo), nil); err != nil {
 		return err
 	}
-	if err := b.Delete(kv.StateKey(stateQuery, q.Account, q.ID), nil); err != nil {
+	if err := b.Delete(kv.StateKey(kv.StateQuery, q.Account, q.ID), nil); err != nil {
 		return err
 	}
 	return b.Commit(pebble.Sync)
@@ -250,7 +249,7 @@ var (
 // statementStores returns the event data stores of c a statement names in its
 // FROM clauses (IDs or ARNs outside string literals and comments), checking
 // each exists and is active.
-func (s *Service) statementStores(c Caller, sql string) ([]*storedEDS, error) {
+func (s *Service) statementStores(c auth.Caller, sql string) ([]*storedEDS, error) {
 	code := literalRE.ReplaceAllString(sql, "''")
 	var out []*storedEDS
 	for _, ref := range storeRefRE.FindAllString(code, -1) {
@@ -270,14 +269,14 @@ func (s *Service) statementStores(c Caller, sql string) ([]*storedEDS, error) {
 }
 
 // queryStatementError turns an engine error into InvalidQueryStatementException's message.
-func queryErrorMessage(qe *lake.QueryError) string {
+func queryErrorMessage(qe *lakemodel.QueryError) string {
 	if qe.Line > 0 && !strings.HasPrefix(qe.Message, "line ") {
 		return fmt.Sprintf("line %d:%d: %s", qe.Line, qe.Column, qe.Message)
 	}
 	return qe.Message
 }
 
-func (s *Service) startQuery(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) startQuery(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in startQueryInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -305,7 +304,7 @@ func (s *Service) startQuery(ctx context.Context, c Caller, body []byte) (any, e
 	}
 	if ch, ok := r.eng.(queryChecker); ok {
 		if err := ch.Check(ctx, c.Account, *in.QueryStatement); err != nil {
-			var qe *lake.QueryError
+			var qe *lakemodel.QueryError
 			if errors.As(err, &qe) {
 				return nil, awsapi.Errorf("InvalidQueryStatementException", "%s", queryErrorMessage(qe))
 			}
@@ -365,7 +364,7 @@ func (r *queryRunner) submit(txn context.Context, q *storedQuery) error {
 		return awsapi.Errorf("MaxConcurrentQueriesException",
 			"You are already running the maximum number of concurrent queries (%d). Wait for some queries to finish, and then run the query again.", r.opts.MaxConcurrentQueries)
 	}
-	if err := r.s.putState(txn, stateQuery, q.Account, q.ID, q); err != nil {
+	if err := r.s.putState(txn, kv.StateQuery, q.Account, q.ID, q); err != nil {
 		return err
 	}
 	// The query runs once its QUEUED state is durable with StartQuery's record
@@ -405,7 +404,7 @@ func (r *queryRunner) run(ctx context.Context, q *storedQuery) {
 		return
 	}
 	q.Status, q.Started = queryRunning, r.s.now().UTC()
-	err := r.s.putState(context.Background(), stateQuery, q.Account, q.ID, q)
+	err := r.s.putState(context.Background(), kv.StateQuery, q.Account, q.ID, q)
 	r.mu.Unlock()
 	if err != nil {
 		r.finish(q, nil, err, nil)
@@ -418,7 +417,7 @@ func (r *queryRunner) run(ctx context.Context, q *storedQuery) {
 }
 
 // finish records the end of q: FINISHED with its rows, or how it failed.
-func (r *queryRunner) finish(q *storedQuery, res *lake.Result, err, ctxErr error) {
+func (r *queryRunner) finish(q *storedQuery, res *lakemodel.Result, err, ctxErr error) {
 	s := r.s
 	delivery := ""
 	if err == nil && q.DeliveryS3Uri != "" {
@@ -431,7 +430,7 @@ func (r *queryRunner) finish(q *storedQuery, res *lake.Result, err, ctxErr error
 	}
 	delete(r.active, q.ID)
 	q.Ended = s.now().UTC()
-	var qe *lake.QueryError
+	var qe *lakemodel.QueryError
 	switch {
 	case err == nil:
 		q.Status = queryFinished
@@ -452,7 +451,7 @@ func (r *queryRunner) finish(q *storedQuery, res *lake.Result, err, ctxErr error
 		if q.DeliveryS3Uri != "" {
 			q.DeliveryStatus = "CANCELLED"
 		}
-		if err := s.putState(context.Background(), stateQuery, q.Account, q.ID, q); err != nil {
+		if err := s.putState(context.Background(), kv.StateQuery, q.Account, q.ID, q); err != nil {
 			s.log.Error("record query", "query", q.ID, "err", err)
 		}
 		return
@@ -476,7 +475,7 @@ func (s *Service) writeResults(q *storedQuery, rows [][]*string) error {
 		if err != nil {
 			return err
 		}
-		if err := b.Set(kv.StateKey(stateQueryRows, q.Account, queryRowsName(q.ID, i)), chunk, nil); err != nil {
+		if err := b.Set(kv.StateKey(kv.StateQueryRows, q.Account, queryRowsName(q.ID, i)), chunk, nil); err != nil {
 			return err
 		}
 	}
@@ -484,7 +483,7 @@ func (s *Service) writeResults(q *storedQuery, rows [][]*string) error {
 	if err != nil {
 		return err
 	}
-	if err := b.Set(kv.StateKey(stateQuery, q.Account, q.ID), meta, nil); err != nil {
+	if err := b.Set(kv.StateKey(kv.StateQuery, q.Account, q.ID), meta, nil); err != nil {
 		return err
 	}
 	return b.Commit(pebble.Sync)
@@ -492,7 +491,7 @@ func (s *Service) writeResults(q *storedQuery, rows [][]*string) error {
 
 // deliverResults writes the results as gzipped CSV with a header row to
 // DeliveryS3Uri/<QueryId>/result_1.csv.gz and returns the DeliveryStatus.
-func (s *Service) deliverResults(ctx context.Context, q *storedQuery, res *lake.Result) string {
+func (s *Service) deliverResults(ctx context.Context, q *storedQuery, res *lakemodel.Result) string {
 	bucketName, prefix := splitS3URI(q.DeliveryS3Uri)
 	bucket, err := s.buckets.Bucket(ctx, bucketName)
 	if err != nil {
@@ -539,7 +538,7 @@ type queryRefInput struct {
 
 // resolveQuery finds the query of c an input names. The deprecated
 // EventDataStore member, when given, must name an existing store.
-func (s *Service) resolveQuery(c Caller, in *queryRefInput) (*storedQuery, error) {
+func (s *Service) resolveQuery(c auth.Caller, in *queryRefInput) (*storedQuery, error) {
 	if in.QueryId == nil {
 		if in.QueryAlias != nil || in.RefreshId != nil {
 			return nil, awsapi.Errorf("UnsupportedOperationException",
@@ -553,7 +552,7 @@ func (s *Service) resolveQuery(c Caller, in *queryRefInput) (*storedQuery, error
 		}
 	}
 	q := new(storedQuery)
-	found, err := s.getState(stateQuery, c.Account, *in.QueryId, q)
+	found, err := s.getState(kv.StateQuery, c.Account, *in.QueryId, q)
 	if err != nil {
 		return nil, err
 	}
@@ -564,7 +563,7 @@ func (s *Service) resolveQuery(c Caller, in *queryRefInput) (*storedQuery, error
 	// or GetQueryResults on queries that are using an event data store in a PENDING_DELETION state."
 	for _, id := range q.Stores {
 		d := new(storedEDS)
-		if found, err := s.getState(stateEDS, c.Account, id, d); err != nil {
+		if found, err := s.getState(kv.StateEDS, c.Account, id, d); err != nil {
 			return nil, err
 		} else if found && d.Status == edsPendingDeletion {
 			return nil, awsapi.Errorf("InactiveEventDataStoreException",
@@ -584,7 +583,7 @@ func (q *storedQuery) execMillis(now time.Time) int64 {
 	return q.Ended.Sub(q.Started).Milliseconds()
 }
 
-func (s *Service) describeQuery(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) describeQuery(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in queryRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -630,7 +629,7 @@ type queryResultsToken struct {
 // defaultQueryPage is GetQueryResults' page size without MaxQueryResults (the model's maximum).
 const defaultQueryPage = 1000
 
-func (s *Service) getQueryResults(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) getQueryResults(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in queryRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -701,7 +700,7 @@ func (s *Service) readRows(q *storedQuery, off, n int) ([][]*string, error) {
 	var out [][]*string
 	for chunk := off / queryChunkRows; chunk < q.Chunks && len(out) < n; chunk++ {
 		var rows [][]*string
-		found, err := s.getState(stateQueryRows, q.Account, queryRowsName(q.ID, chunk), &rows)
+		found, err := s.getState(kv.StateQueryRows, q.Account, queryRowsName(q.ID, chunk), &rows)
 		if err != nil {
 			return nil, err
 		}
@@ -731,7 +730,7 @@ func epochTime(f float64) time.Time {
 
 // listQueries lists the queries of the last ResultTTL that name a store,
 // newest first.
-func (s *Service) listQueries(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) listQueries(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in listQueriesInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -761,7 +760,7 @@ func (s *Service) listQueries(ctx context.Context, c Caller, body []byte) (any, 
 		key          string
 	}
 	var infos []queryInfo
-	err = s.listState(stateQuery, c.Account, func(raw []byte) error {
+	err = s.listState(kv.StateQuery, c.Account, func(raw []byte) error {
 		q := new(storedQuery)
 		if err := json.Unmarshal(raw, q); err != nil {
 			return fmt.Errorf("cloudtrail: decode query: %w", err)
@@ -795,7 +794,7 @@ func (s *Service) listQueries(ctx context.Context, c Caller, body []byte) (any, 
 	}{got, next}, nil
 }
 
-func (s *Service) cancelQuery(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) cancelQuery(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in queryRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -814,19 +813,19 @@ func (s *Service) cancelQuery(ctx context.Context, c Caller, body []byte) (any, 
 	r.mu.Unlock()
 	if !ok {
 		// Re-read: the query may have ended since resolveQuery.
-		if found, err := s.getState(stateQuery, c.Account, q.ID, q); err != nil || !found {
+		if found, err := s.getState(kv.StateQuery, c.Account, q.ID, q); err != nil || !found {
 			return nil, cmp.Or(err, error(inactive))
 		}
 		return nil, awsapi.Errorf("InactiveQueryException", "Query %s is %s and cannot be cancelled; only QUEUED and RUNNING queries can.", q.ID, q.Status)
 	}
-	if _, err := s.getState(stateQuery, c.Account, q.ID, q); err != nil {
+	if _, err := s.getState(kv.StateQuery, c.Account, q.ID, q); err != nil {
 		return nil, err
 	}
 	q.Status, q.Ended = queryCancelled, s.now().UTC()
 	if q.DeliveryS3Uri != "" {
 		q.DeliveryStatus = "CANCELLED"
 	}
-	if err := s.putState(ctx, stateQuery, q.Account, q.ID, q); err != nil {
+	if err := s.putState(ctx, kv.StateQuery, q.Account, q.ID, q); err != nil {
 		return nil, err
 	}
 	// The worker stops once CANCELLED is durable with CancelQuery's record.

@@ -12,9 +12,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/kv"
-	"github.com/opentrail/opentrail/internal/lake"
+	"github.com/opentrail/opentrail/internal/lakemodel"
 	"github.com/opentrail/opentrail/internal/selector"
 )
 
@@ -73,15 +74,9 @@ func (o *LakeOptions) setDefaults() {
 
 // ---- Storage format: everything in this block is part of the on-disk format. Never change it. ----
 //
-// Each event data store is one JSON object under kv.StateKey(stateEDS, account, id),
-// each channel one under kv.StateKey(stateChannel, account, id); id is the UUID
+// Each event data store is one JSON object under kv.StateKey(kv.StateEDS, account, id),
+// each channel one under kv.StateKey(kv.StateChannel, account, id); id is the UUID
 // that ends the ARN. Selectors are stored normalised, in the API's shape.
-
-const (
-	stateEDS       = "eds"
-	stateChannel   = "channel"
-	stateIngestion = "ingestion" // a channel's IngestionStatus, by channel ID
-)
 
 type storedEDS struct {
 	ID                    string                           `json:"id"`
@@ -152,13 +147,13 @@ func (s *Service) edsARN(d *storedEDS) string {
 
 func (s *Service) putEDS(ctx context.Context, d *storedEDS) error {
 	defer kv.AfterCommit(ctx, s.lake.defs.invalidate)
-	return s.putState(ctx, stateEDS, d.Account, d.ID, d)
+	return s.putState(ctx, kv.StateEDS, d.Account, d.ID, d)
 }
 
 // accountStores returns the event data stores of account ("" = every account), by ID.
 func (s *Service) accountStores(account string) ([]*storedEDS, error) {
 	var out []*storedEDS
-	err := s.listState(stateEDS, account, func(raw []byte) error {
+	err := s.listState(kv.StateEDS, account, func(raw []byte) error {
 		d := new(storedEDS)
 		if err := json.Unmarshal(raw, d); err != nil {
 			return fmt.Errorf("cloudtrail: decode event data store: %w", err)
@@ -170,7 +165,7 @@ func (s *Service) accountStores(account string) ([]*storedEDS, error) {
 }
 
 // regionStores returns the event data stores of c's account homed in c's Region.
-func (s *Service) regionStores(c Caller) ([]*storedEDS, error) {
+func (s *Service) regionStores(c auth.Caller) ([]*storedEDS, error) {
 	all, err := s.accountStores(c.Account)
 	if err != nil {
 		return nil, err
@@ -207,7 +202,7 @@ func (s *Service) parseResourceRef(ref, typ string) (r resourceRef, ok bool) {
 }
 
 // edsNotFound is EventDataStoreNotFoundException for ref as c asked for it.
-func edsNotFound(c Caller, ref string) error {
+func edsNotFound(c auth.Caller, ref string) error {
 	return awsapi.Errorf("EventDataStoreNotFoundException",
 		"The specified event data store %s was not found in account %s in %s.", ref, c.Account, c.Region)
 }
@@ -215,7 +210,7 @@ func edsNotFound(c Caller, ref string) error {
 // resolveStore finds the event data store an EventDataStore parameter (ARN or
 // ID) names, among c's stores in c's Region. Another account's store is not
 // found, as on AWS.
-func (s *Service) resolveStore(c Caller, ref string) (*storedEDS, error) {
+func (s *Service) resolveStore(c auth.Caller, ref string) (*storedEDS, error) {
 	r, ok := s.parseResourceRef(ref, "eventdatastore")
 	if !ok {
 		return nil, awsapi.Errorf("EventDataStoreARNInvalidException",
@@ -225,7 +220,7 @@ func (s *Service) resolveStore(c Caller, ref string) (*storedEDS, error) {
 		return nil, edsNotFound(c, ref)
 	}
 	d := new(storedEDS)
-	found, err := s.getState(stateEDS, c.Account, r.id, d)
+	found, err := s.getState(kv.StateEDS, c.Account, r.id, d)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +231,7 @@ func (s *Service) resolveStore(c Caller, ref string) (*storedEDS, error) {
 }
 
 // resolveActiveStore is resolveStore for operations a PENDING_DELETION store refuses.
-func (s *Service) resolveActiveStore(c Caller, ref string) (*storedEDS, error) {
+func (s *Service) resolveActiveStore(c auth.Caller, ref string) (*storedEDS, error) {
 	d, err := s.resolveStore(c, ref)
 	if err != nil {
 		return nil, err
@@ -393,7 +388,7 @@ func (s *Service) applyEDSSettings(d *storedEDS, in *edsSettings, create bool) e
 // maxStoreSelectors: "You can configure up to five advanced event selectors for each event data store."
 const maxStoreSelectors = 5
 
-func (s *Service) createEventDataStore(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) createEventDataStore(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in createEDSInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -449,7 +444,7 @@ func checkStoreName(stores []*storedEDS, d *storedEDS) error {
 
 type edsRefInput struct{ EventDataStore string }
 
-func (s *Service) getEventDataStore(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) getEventDataStore(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in edsRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -504,7 +499,7 @@ type edsInfo struct {
 
 // listEventDataStores lists the stores of the Region, by ARN. It gives only
 // the members AWS still returns: the others are deprecated in the model.
-func (s *Service) listEventDataStores(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) listEventDataStores(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in pageInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -538,7 +533,7 @@ type updateEDSInput struct {
 	edsSettings
 }
 
-func (s *Service) updateEventDataStore(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) updateEventDataStore(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in updateEDSInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -576,7 +571,7 @@ func (s *Service) updateEventDataStore(ctx context.Context, c Caller, body []byt
 
 // ---- Delete, Restore, Start/Stop ingestion ----
 
-func (s *Service) deleteEventDataStore(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) deleteEventDataStore(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in edsRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -609,7 +604,7 @@ func (s *Service) deleteEventDataStore(ctx context.Context, c Caller, body []byt
 	return emptyOutput{}, nil
 }
 
-func (s *Service) restoreEventDataStore(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) restoreEventDataStore(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in edsRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -638,16 +633,16 @@ func (s *Service) restoreEventDataStore(ctx context.Context, c Caller, body []by
 	return s.edsOut(d), nil
 }
 
-func (s *Service) startEventDataStoreIngestion(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) startEventDataStoreIngestion(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	return s.setIngestion(ctx, c, body, edsStopped, edsEnabled)
 }
 
-func (s *Service) stopEventDataStoreIngestion(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) stopEventDataStoreIngestion(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	return s.setIngestion(ctx, c, body, edsEnabled, edsStopped)
 }
 
 // setIngestion moves a store from status from to status to.
-func (s *Service) setIngestion(ctx context.Context, c Caller, body []byte, from, to string) (any, error) {
+func (s *Service) setIngestion(ctx context.Context, c auth.Caller, body []byte, from, to string) (any, error) {
 	var in edsRefInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -676,7 +671,7 @@ func (s *Service) setIngestion(ctx context.Context, c Caller, body []byte, from,
 
 // StoreDefs lists every event data store of every account for the Lake engine,
 // with the channels that feed each. It is cached and cheap to call.
-func (s *Service) StoreDefs() []lake.StoreDef {
+func (s *Service) StoreDefs() []lakemodel.StoreDef {
 	if defs, ok := s.lake.defs.load(); ok {
 		return defs
 	}
@@ -696,10 +691,10 @@ func (s *Service) StoreDefs() []lake.StoreDef {
 		s.log.Error("list channels", "err", err)
 		return nil
 	}
-	defs := make([]lake.StoreDef, 0, len(stores))
+	defs := make([]lakemodel.StoreDef, 0, len(stores))
 	for _, d := range stores {
 		arn := s.edsARN(d)
-		def := lake.StoreDef{
+		def := lakemodel.StoreDef{
 			ID: d.ID, ARN: arn, Account: d.Account, HomeRegion: d.HomeRegion, MultiRegion: d.MultiRegion,
 			Selectors: d.Selectors, Ingesting: d.Status == edsEnabled, RetentionDays: d.RetentionDays, CreatedAt: d.Created,
 		}

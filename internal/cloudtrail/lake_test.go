@@ -11,8 +11,9 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/kv"
-	"github.com/opentrail/opentrail/internal/lake"
+	"github.com/opentrail/opentrail/internal/lakemodel"
 	"github.com/opentrail/opentrail/internal/objstore"
 )
 
@@ -27,7 +28,7 @@ type fakeEngine struct {
 	started chan string // receives each statement as it starts, if set
 }
 
-func (f *fakeEngine) Query(ctx context.Context, account, sql string) (*lake.Result, error) {
+func (f *fakeEngine) Query(ctx context.Context, account, sql string) (*lakemodel.Result, error) {
 	f.mu.Lock()
 	rel, rows, started := f.release, f.rows, f.started
 	f.mu.Unlock()
@@ -42,9 +43,9 @@ func (f *fakeEngine) Query(ctx context.Context, account, sql string) (*lake.Resu
 		}
 	}
 	if strings.Contains(sql, "bad") {
-		return nil, &lake.QueryError{Message: "mismatched input 'bad'", Line: 1, Column: 8}
+		return nil, &lakemodel.QueryError{Message: "mismatched input 'bad'", Line: 1, Column: 8}
 	}
-	res := &lake.Result{Columns: []string{"n", "account"}, BytesScanned: 4096}
+	res := &lakemodel.Result{Columns: []string{"n", "account"}, BytesScanned: 4096}
 	for i := range rows {
 		v := fmt.Sprint(i)
 		acct := account
@@ -87,7 +88,7 @@ func stopService(s *Service) {
 	f.(func())()
 }
 
-func createStore(t *testing.T, s *Service, c Caller, name, extra string) (arn, id string) {
+func createStore(t *testing.T, s *Service, c auth.Caller, name, extra string) (arn, id string) {
 	t.Helper()
 	out := ok(t, s, c, "CreateEventDataStore", fmt.Sprintf(`{"Name":%q%s}`, name, extra))
 	arn = out["EventDataStoreArn"].(string)
@@ -95,7 +96,7 @@ func createStore(t *testing.T, s *Service, c Caller, name, extra string) (arn, i
 }
 
 // waitQuery polls DescribeQuery until the query is done.
-func waitQuery(t *testing.T, s *Service, c Caller, id string) map[string]any {
+func waitQuery(t *testing.T, s *Service, c auth.Caller, id string) map[string]any {
 	t.Helper()
 	for range 500 {
 		out := ok(t, s, c, "DescribeQuery", fmt.Sprintf(`{"QueryId":%q}`, id))
@@ -209,7 +210,7 @@ func TestQueries(t *testing.T) {
 	s, _ := newLakeService(t, dir, eng, LakeOptions{MaxConcurrentQueries: 2, QueryWorkers: 1})
 	_, id := createStore(t, s, eastA, "q-store", "")
 
-	start := func(c Caller, sql string) string {
+	start := func(c auth.Caller, sql string) string {
 		t.Helper()
 		return ok(t, s, c, "StartQuery", fmt.Sprintf(`{"QueryStatement":%q}`, sql))["QueryId"].(string)
 	}
@@ -326,7 +327,7 @@ func TestQueryRetention(t *testing.T) {
 	if len(eng.dropped) != 1 || eng.dropped[0] != id {
 		t.Fatalf("dropped %v", eng.dropped)
 	}
-	if _, closer, err := s.db.Get(kv.StateKey(stateQuery, acctA, qid)); err != pebble.ErrNotFound {
+	if _, closer, err := s.db.Get(kv.StateKey(kv.StateQuery, acctA, qid)); err != pebble.ErrNotFound {
 		if closer != nil {
 			closer.Close()
 		}
@@ -426,7 +427,7 @@ func TestChannelIngestionStatusPersists(t *testing.T) {
 	}
 	ok(t, s, eastA, "DeleteChannel", fmt.Sprintf(`{"Channel":%q}`, chARN))
 	var left ingestionStatus
-	if found, _ := s.getState(stateIngestion, ch.Account, chARN[strings.LastIndex(chARN, "/")+1:], &left); found {
+	if found, _ := s.getState(kv.StateIngestion, ch.Account, chARN[strings.LastIndex(chARN, "/")+1:], &left); found {
 		t.Fatal("the status outlived its channel")
 	}
 }

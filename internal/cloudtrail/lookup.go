@@ -7,8 +7,9 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
-	"github.com/opentrail/opentrail/internal/store"
+	"github.com/opentrail/opentrail/internal/history"
 )
 
 var lookupOps = map[string]opFunc{"LookupEvents": (*Service).lookupEvents}
@@ -48,14 +49,14 @@ type lookupEventsOutput struct {
 }
 
 // insightAttrs are the lookup attributes insight lookups support.
-var insightAttrs = map[string]bool{store.AttrEventID: true, store.AttrEventName: true, store.AttrEventSource: true}
+var insightAttrs = map[string]bool{history.AttrEventID: true, history.AttrEventName: true, history.AttrEventSource: true}
 
-func (s *Service) lookupEvents(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) lookupEvents(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in lookupEventsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
-	q := store.Query{Account: c.Account, Region: c.Region, Start: math.MinInt64, End: math.MaxInt64, Max: 50}
+	q := history.Query{Account: c.Account, Region: c.Region, Start: math.MinInt64, End: math.MaxInt64, Max: 50}
 	if in.EventCategory != nil {
 		if *in.EventCategory != "insight" {
 			return nil, awsapi.Errorf("InvalidEventCategoryException", "EventCategory must be insight, not %q.", *in.EventCategory)
@@ -103,7 +104,7 @@ func (s *Service) lookupEvents(ctx context.Context, c Caller, body []byte) (any,
 		q.After = pos
 	}
 	page, err := s.store.Lookup(q)
-	if errors.Is(err, store.ErrBadPosition) {
+	if errors.Is(err, history.ErrBadPosition) {
 		return nil, awsapi.Errorf("InvalidNextTokenException", "The NextToken is invalid, or was issued for a query with other parameters.")
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 )
 
@@ -22,7 +23,7 @@ type publicKeyOut struct {
 
 // listPublicKeys returns the digest signing keys of the request's region valid
 // at any time in [StartTime, EndTime] (default: now), for validating digests.
-func (s *Service) listPublicKeys(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) listPublicKeys(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in listPublicKeysInput
 	if err := decode(body, &in); err != nil {
 		return nil, err

@@ -1,7 +1,15 @@
-// Package cloudtrail implements the CloudTrail API operations: trails, event
-// selectors, insight selectors, tags and LookupEvents. Handlers take a request
-// body that awsapi has already checked against the service model and return a
-// JSON-marshalable response or an *awsapi.Error; the server does the wire work.
+// Package cloudtrail implements the CloudTrail API operations: trails
+// (CreateTrail … GetTrailStatus, StartLogging/StopLogging), event and insight
+// selectors, tags, LookupEvents over the event history, ListPublicKeys, and
+// CloudTrail Lake: event data stores, channels (the control plane of
+// PutAuditEvents) and queries (StartQuery … CancelQuery), whose SQL an Engine
+// runs. Handlers take a request body that awsapi has already checked against
+// the service model and return a JSON-marshalable response or an
+// *awsapi.Error; the server does the wire work.
+//
+// The Service is also the trail.Registry the projections read the trails from
+// and report delivery status to, and it hands the Lake its event data store
+// definitions (StoreDefs).
 package cloudtrail
 
 import (
@@ -17,22 +25,13 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/digest"
+	"github.com/opentrail/opentrail/internal/history"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/objstore"
-	"github.com/opentrail/opentrail/internal/store"
 )
-
-// Caller is the authenticated principal of one request.
-type Caller struct {
-	Account     string // the caller's account
-	Region      string // the request's signing region
-	AccessKeyID string
-	ARN         string // e.g. arn:aws:iam::123456789012:user/alice or arn:aws:iam::123456789012:root
-	UserName    string
-	Root        bool
-}
 
 // Options configure a Service.
 type Options struct {
@@ -51,8 +50,8 @@ type Options struct {
 // Service serves CloudTrail operations over the shared database.
 type Service struct {
 	db         *pebble.DB
-	store      *store.Store
-	tokens     *store.Tokens
+	store      *history.Store
+	tokens     *history.Tokens
 	log        *slog.Logger
 	now        func() time.Time
 	part       string
@@ -74,10 +73,10 @@ type Service struct {
 	lake   lakeState
 }
 
-type opFunc func(s *Service, ctx context.Context, c Caller, body []byte) (any, error)
+type opFunc func(s *Service, ctx context.Context, c auth.Caller, body []byte) (any, error)
 
 // New returns a Service.
-func New(db *pebble.DB, st *store.Store, tokens *store.Tokens, log *slog.Logger, o Options) *Service {
+func New(db *pebble.DB, st *history.Store, tokens *history.Tokens, log *slog.Logger, o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -101,7 +100,7 @@ func (s *Service) Handles(op string) bool { _, ok := s.ops[op]; return ok }
 // Handle runs op for c. body is the request JSON, already valid against the model.
 // Operations of the model that OpenTrail does not implement yet answer
 // UnsupportedOperationException.
-func (s *Service) Handle(ctx context.Context, c Caller, op string, body []byte) (any, error) {
+func (s *Service) Handle(ctx context.Context, c auth.Caller, op string, body []byte) (any, error) {
 	f, ok := s.ops[op]
 	if !ok {
 		return nil, awsapi.Errorf("UnsupportedOperationException", "OpenTrail does not support %s yet.", op)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/selector"
@@ -42,11 +43,9 @@ var trailOps = map[string]opFunc{
 
 // ---- Storage format: everything in this block is part of the on-disk format. Never change it. ----
 //
-// Each trail is one JSON object under kv.StateKey(stateTrail, account,
+// Each trail is one JSON object under kv.StateKey(kv.StateTrail, account,
 // homeRegion+"/"+name). Selectors are stored in the API's own shape
 // (selector.EventSelector, selector.AdvancedEventSelector), normalized.
-
-const stateTrail = "trail"
 
 func trailStateName(homeRegion, name string) string { return homeRegion + "/" + name }
 
@@ -112,7 +111,7 @@ func (s *Service) trailARN(t *storedTrail) string {
 }
 
 func (s *Service) putTrail(ctx context.Context, t *storedTrail) error {
-	err := s.putState(ctx, stateTrail, t.Account, trailStateName(t.HomeRegion, t.Name), t)
+	err := s.putState(ctx, kv.StateTrail, t.Account, trailStateName(t.HomeRegion, t.Name), t)
 	kv.AfterCommit(ctx, func() { s.trailsVersion.Add(1) })
 	return err
 }
@@ -125,7 +124,7 @@ func (s *Service) TrailsVersion() uint64 { return s.trailsVersion.Load() }
 // by account, home Region and name.
 func (s *Service) accountTrails(account string) ([]*storedTrail, error) {
 	var out []*storedTrail
-	err := s.listState(stateTrail, account, func(raw []byte) error {
+	err := s.listState(kv.StateTrail, account, func(raw []byte) error {
 		t := new(storedTrail)
 		if err := json.Unmarshal(raw, t); err != nil {
 			return fmt.Errorf("cloudtrail: decode trail: %w", err)
@@ -171,7 +170,7 @@ const (
 // A name means the trail of that name in c.Region, or else the multi-Region
 // trail of that name whose shadow is in c.Region. An ARN names one trail; it is
 // found only in c.Account and only if it appears in c.Region.
-func (s *Service) resolveTrail(c Caller, op, nameOrARN string, how reach) (*storedTrail, error) {
+func (s *Service) resolveTrail(c auth.Caller, op, nameOrARN string, how reach) (*storedTrail, error) {
 	ref, err := s.parseTrailRef(nameOrARN)
 	if err != nil {
 		return nil, err
@@ -413,7 +412,7 @@ func (s *Service) trailOut(t *storedTrail) trailOut {
 	}
 }
 
-func (s *Service) createTrail(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) createTrail(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in createTrailInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -459,7 +458,7 @@ type updateTrailInput struct {
 	trailSettings
 }
 
-func (s *Service) updateTrail(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) updateTrail(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in updateTrailInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -492,7 +491,7 @@ func (s *Service) updateTrail(ctx context.Context, c Caller, body []byte) (any, 
 
 type nameInput struct{ Name string }
 
-func (s *Service) getTrail(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) getTrail(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in nameInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -520,7 +519,7 @@ type describeTrailsOutput struct {
 // trails homed elsewhere. A name matches only a trail homed in c.Region; an ARN
 // matches the trail it names in any Region. Unknown names and ARNs are left
 // out, not errors.
-func (s *Service) describeTrails(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) describeTrails(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in describeTrailsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -579,7 +578,7 @@ const defaultTrailPage = 50
 
 // listTrails lists every trail of the account, in every Region, ordered by
 // TrailARN. The NextToken is the last ARN returned, encoded.
-func (s *Service) listTrails(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) listTrails(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in listTrailsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -619,7 +618,7 @@ func (s *Service) listTrails(ctx context.Context, c Caller, body []byte) (any, e
 
 type emptyOutput struct{}
 
-func (s *Service) deleteTrail(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) deleteTrail(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in nameInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -630,23 +629,23 @@ func (s *Service) deleteTrail(ctx context.Context, c Caller, body []byte) (any, 
 		return nil, err
 	}
 	kv.AfterCommit(ctx, func() { s.trailsVersion.Add(1) })
-	if err := s.deleteState(ctx, stateTrail, t.Account, trailStateName(t.HomeRegion, t.Name)); err != nil {
+	if err := s.deleteState(ctx, kv.StateTrail, t.Account, trailStateName(t.HomeRegion, t.Name)); err != nil {
 		return nil, err
 	}
 	return emptyOutput{}, nil
 }
 
-func (s *Service) startLogging(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) startLogging(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	return s.setLogging(ctx, c, "StartLogging", body, true)
 }
 
-func (s *Service) stopLogging(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) stopLogging(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	return s.setLogging(ctx, c, "StopLogging", body, false)
 }
 
 // setLogging starts or stops logging. Starting a trail that logs, or stopping
 // one that does not, changes nothing: the times stay those of the last change.
-func (s *Service) setLogging(ctx context.Context, c Caller, op string, body []byte, on bool) (any, error) {
+func (s *Service) setLogging(ctx context.Context, c auth.Caller, op string, body []byte, on bool) (any, error) {
 	var in nameInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -729,7 +728,7 @@ type trailStatusOut struct {
 	TimeLoggingStopped                 string        `json:"TimeLoggingStopped"`
 }
 
-func (s *Service) getTrailStatus(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) getTrailStatus(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in nameInput
 	if err := decode(body, &in); err != nil {
 		return nil, err

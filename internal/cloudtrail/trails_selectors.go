@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/selector"
@@ -25,7 +26,7 @@ type eventSelectorsOutput struct {
 
 // putEventSelectors replaces the trail's selectors with exactly one kind:
 // basic or advanced selectors replace whatever the trail had before.
-func (s *Service) putEventSelectors(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) putEventSelectors(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in putEventSelectorsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -62,7 +63,7 @@ func (s *Service) putEventSelectors(ctx context.Context, c Caller, body []byte) 
 
 type trailNameInput struct{ TrailName string }
 
-func (s *Service) getEventSelectors(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) getEventSelectors(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in trailNameInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -114,7 +115,7 @@ func insightTarget(trailName, eventDataStore, insightsDestination *string) (stri
 	return *trailName, nil
 }
 
-func (s *Service) putInsightSelectors(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) putInsightSelectors(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in putInsightSelectorsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -257,7 +258,7 @@ type getInsightSelectorsInput struct {
 	EventDataStore *string
 }
 
-func (s *Service) getInsightSelectors(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) getInsightSelectors(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in getInsightSelectorsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/kv"
 )
@@ -80,7 +81,7 @@ func checkTagList(list []tag, values bool) error {
 // home Region only, so the ARN must name the request's Region. Resources other
 // than trails (event data stores, channels, dashboards) do not exist in
 // OpenTrail.
-func (s *Service) tagTrail(c Caller, id string) (*storedTrail, error) {
+func (s *Service) tagTrail(c auth.Caller, id string) (*storedTrail, error) {
 	if !strings.HasPrefix(id, "arn:") {
 		return nil, awsapi.Errorf("CloudTrailARNInvalidException",
 			"ResourceId %q is not an ARN; tag a trail by its ARN, such as arn:%s:cloudtrail:us-east-2:123456789012:trail/MyTrail.", id, s.part)
@@ -117,7 +118,7 @@ func (s *Service) tagTrail(c Caller, id string) (*storedTrail, error) {
 		return nil, notFound
 	}
 	t := new(storedTrail)
-	found, err := s.getState(stateTrail, c.Account, trailStateName(ref.region, ref.name), t)
+	found, err := s.getState(kv.StateTrail, c.Account, trailStateName(ref.region, ref.name), t)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +140,7 @@ type tagged struct {
 }
 
 // tagResource finds the trail, event data store or channel a ResourceId (an ARN) names.
-func (s *Service) tagResource(ctx context.Context, c Caller, id string) (tagged, error) {
+func (s *Service) tagResource(ctx context.Context, c auth.Caller, id string) (tagged, error) {
 	t, err := s.tagTrail(c, id)
 	switch {
 	case err == nil:
@@ -166,7 +167,7 @@ type tagsInput struct {
 	TagsList   []tag
 }
 
-func (s *Service) addTags(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) addTags(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in tagsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -191,7 +192,7 @@ func (s *Service) addTags(ctx context.Context, c Caller, body []byte) (any, erro
 
 // removeTags removes the tags with the given keys; values, if given, are not
 // compared, and keys the trail does not have are ignored.
-func (s *Service) removeTags(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) removeTags(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in tagsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -242,7 +243,7 @@ type listTagsToken struct {
 
 // listTags returns the tags of each resource, in request order. Every
 // ResourceId must name a trail of the caller in this Region.
-func (s *Service) listTags(ctx context.Context, c Caller, body []byte) (any, error) {
+func (s *Service) listTags(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in listTagsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err

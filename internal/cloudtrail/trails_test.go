@@ -16,9 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/selector"
+	"github.com/opentrail/opentrail/internal/trail"
 )
 
 const (
@@ -27,10 +29,10 @@ const (
 )
 
 var (
-	eastA = Caller{Account: acctA, Region: "us-east-1"}
-	westA = Caller{Account: acctA, Region: "us-west-2"}
-	ohioA = Caller{Account: acctA, Region: "us-east-2"}
-	eastB = Caller{Account: acctB, Region: "us-east-1"}
+	eastA = auth.Caller{Account: acctA, Region: "us-east-1"}
+	westA = auth.Caller{Account: acctA, Region: "us-west-2"}
+	ohioA = auth.Caller{Account: acctA, Region: "us-east-2"}
+	eastB = auth.Caller{Account: acctB, Region: "us-east-1"}
 )
 
 // testClock is the service's clock; tests move it forward.
@@ -148,7 +150,7 @@ func shapeProblems(at, shape string, v any) []string {
 
 // do runs op and, on success, checks the response against the model's output
 // shape and returns it decoded.
-func do(t *testing.T, s *Service, c Caller, op, body string) (map[string]any, error) {
+func do(t *testing.T, s *Service, c auth.Caller, op, body string) (map[string]any, error) {
 	t.Helper()
 	out, err := s.Handle(context.Background(), c, op, []byte(body))
 	if err != nil {
@@ -178,7 +180,7 @@ func do(t *testing.T, s *Service, c Caller, op, body string) (map[string]any, er
 
 // ok is do for a call that must succeed; it also checks that body is a request
 // the server would let through model validation.
-func ok(t *testing.T, s *Service, c Caller, op, body string) map[string]any {
+func ok(t *testing.T, s *Service, c auth.Caller, op, body string) map[string]any {
 	t.Helper()
 	if err := awsapi.CloudTrailModel().Validate(op, []byte(body)); err != nil {
 		t.Fatalf("%s %s: body fails model validation: %v", op, body, err)
@@ -191,7 +193,7 @@ func ok(t *testing.T, s *Service, c Caller, op, body string) map[string]any {
 }
 
 // fails runs op, which must fail with code and a message containing msg.
-func fails(t *testing.T, s *Service, c Caller, op, body, code, msg string) {
+func fails(t *testing.T, s *Service, c auth.Caller, op, body, code, msg string) {
 	t.Helper()
 	_, err := do(t, s, c, op, body)
 	var ae *awsapi.Error
@@ -223,7 +225,7 @@ func arn(region, account, name string) string {
 	return fmt.Sprintf("arn:aws:cloudtrail:%s:%s:trail/%s", region, account, name)
 }
 
-func create(t *testing.T, s *Service, c Caller, name string, extra string) map[string]any {
+func create(t *testing.T, s *Service, c auth.Caller, name string, extra string) map[string]any {
 	t.Helper()
 	body := fmt.Sprintf(`{"Name":%q,"S3BucketName":"my-bucket"%s}`, name, extra)
 	return ok(t, s, c, "CreateTrail", body)
@@ -853,7 +855,7 @@ func TestListTrailsPagination(t *testing.T) {
 	s, _ := newTestService(t)
 	s.trailPage = 2
 	var want []string
-	for _, c := range []Caller{eastA, westA, ohioA} {
+	for _, c := range []auth.Caller{eastA, westA, ohioA} {
 		for _, name := range []string{"b-trail", "a-trail"} {
 			create(t, s, c, name, "")
 			want = append(want, arn(c.Region, acctA, name))
@@ -901,12 +903,12 @@ func TestDeliveryStatus(t *testing.T) {
 	at := t0.Add(5 * time.Minute)
 	clock.Set(at)
 
-	updates := []DeliveryUpdate{
-		{Kind: DeliveryLogFile, Time: at},
-		{Kind: DeliveryDigest, Time: at.Add(time.Second)},
-		{Kind: DeliveryNotification, Time: at.Add(2 * time.Second), Err: "AuthorizationError"},
-		{Kind: DeliveryCloudWatchLogs, Time: at.Add(3 * time.Second)},
-		{Kind: DeliveryLogFile, Time: at.Add(time.Minute), Err: "AccessDenied"},
+	updates := []trail.DeliveryUpdate{
+		{Kind: trail.DeliveryLogFile, Time: at},
+		{Kind: trail.DeliveryDigest, Time: at.Add(time.Second)},
+		{Kind: trail.DeliveryNotification, Time: at.Add(2 * time.Second), Err: "AuthorizationError"},
+		{Kind: trail.DeliveryCloudWatchLogs, Time: at.Add(3 * time.Second)},
+		{Kind: trail.DeliveryLogFile, Time: at.Add(time.Minute), Err: "AccessDenied"},
 	}
 	for _, u := range updates {
 		if err := s.RecordDelivery(acctA, "us-east-1", "trail", u); err != nil {
@@ -923,18 +925,18 @@ func TestDeliveryStatus(t *testing.T) {
 		"LatestCloudWatchLogsDeliveryTime":1741065070.89}`)
 
 	// A success clears the error.
-	if err := s.RecordDelivery(acctA, "us-east-1", "trail", DeliveryUpdate{Kind: DeliveryLogFile, Time: at.Add(2 * time.Minute)}); err != nil {
+	if err := s.RecordDelivery(acctA, "us-east-1", "trail", trail.DeliveryUpdate{Kind: trail.DeliveryLogFile, Time: at.Add(2 * time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	if v := ok(t, s, eastA, "GetTrailStatus", `{"Name":"trail"}`); v["LatestDeliveryError"] != nil || v["LatestDeliveryTime"] != 1741065187.89 {
 		t.Errorf("after a successful delivery: %v", v)
 	}
 
-	err := s.RecordDelivery(acctA, "us-east-1", "gone", DeliveryUpdate{Kind: DeliveryLogFile, Time: at})
-	if !errors.Is(err, ErrNoTrail) {
-		t.Errorf("RecordDelivery for a missing trail = %v, want ErrNoTrail", err)
+	err := s.RecordDelivery(acctA, "us-east-1", "gone", trail.DeliveryUpdate{Kind: trail.DeliveryLogFile, Time: at})
+	if !errors.Is(err, trail.ErrNotFound) {
+		t.Errorf("RecordDelivery for a missing trail = %v, want trail.ErrNotFound", err)
 	}
-	if err := s.RecordDelivery(acctA, "us-east-1", "trail", DeliveryUpdate{Time: at}); err == nil {
+	if err := s.RecordDelivery(acctA, "us-east-1", "trail", trail.DeliveryUpdate{Time: at}); err == nil {
 		t.Error("RecordDelivery without a kind succeeded")
 	}
 }
@@ -974,7 +976,7 @@ func TestTrailsForDelivery(t *testing.T) {
 		Resources: []selector.Resource{{Type: "AWS::S3::Object", ARN: "arn:aws:s3:::logs/a.txt"}}}
 	runInstances := &selector.Event{ManagementEvent: true, Source: "ec2.amazonaws.com", Name: "RunInstances"}
 	for _, m := range []struct {
-		trail TrailConfig
+		trail trail.Config
 		ev    *selector.Event
 		want  bool
 	}{

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/event"
 	"github.com/opentrail/opentrail/internal/fixture"
@@ -37,7 +38,7 @@ func BenchmarkDeliver(b *testing.B) {
 	ctx := context.Background()
 	buckets.CreateBucket(ctx, "bench-bucket")
 	ct := cloudtrail.New(db, nil, nil, log, cloudtrail.Options{})
-	caller := cloudtrail.Caller{Account: "123456789012", Region: "ap-northeast-1", Root: true}
+	caller := auth.Caller{Account: "123456789012", Region: "ap-northeast-1", Root: true}
 	if _, err := ct.Handle(ctx, caller, "CreateTrail", []byte(`{"Name":"bench","S3BucketName":"bench-bucket"}`)); err != nil {
 		b.Fatal(err)
 	}

@@ -11,9 +11,9 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/digest"
 	"github.com/opentrail/opentrail/internal/kv"
+	"github.com/opentrail/opentrail/internal/trail"
 )
 
 // Digester writes the signed digest files of trails with log file validation:
@@ -78,7 +78,7 @@ func (d *Digester) final(ctx context.Context, w *Worker, s *stream) {
 
 func (d *Digester) write(ctx context.Context, w *Worker, s *stream, end time.Time, last bool) {
 	err := d.put(ctx, w, s, end, last)
-	w.report(s, cloudtrail.DeliveryDigest, end, err)
+	w.report(s, trail.DeliveryDigest, end, err)
 	if err != nil {
 		s.failed(err, w.o.Now())
 		w.log.Warn("digest delivery failed; will retry", "trail", s.trail.ARN, "region", s.id.Region, "err", err)
@@ -148,7 +148,7 @@ func NewSealedKeyStore(db *pebble.DB, key []byte) (*SealedKeyStore, error) {
 	return &SealedKeyStore{db: db, aead: aead}, nil
 }
 
-var keyRingKey = kv.StateKey("digest-keys", "", "ring")
+var keyRingKey = kv.StateKey(kv.StateDigestKeys, "", "ring")
 
 // Load returns the saved key ring, or nil when none was saved.
 func (k *SealedKeyStore) Load() ([]byte, error) {

@@ -16,8 +16,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
 
-	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/kv"
+	"github.com/opentrail/opentrail/internal/trail"
 )
 
 // Notifier tells a trail's SNS topic about each delivered log file, by POSTing
@@ -27,7 +27,7 @@ import (
 // the trail's status.
 type Notifier struct {
 	db     *pebble.DB
-	trails *cloudtrail.Service
+	trails trail.Registry
 	topics map[string]string // topic name → URL
 	client *http.Client
 	log    *slog.Logger
@@ -40,9 +40,7 @@ type Notifier struct {
 	stop context.CancelFunc
 }
 
-// ---- Storage format: a pending notification under kv.StateKey(stateNotify, "", seq). ----
-
-const stateNotify = "delivery-notify"
+// ---- Storage format: a pending notification under kv.StateKey(kv.StateNotify, "", seq). ----
 
 type pendingNotification struct {
 	Account    string   `json:"account"`
@@ -56,7 +54,7 @@ type pendingNotification struct {
 // ---- End of storage format. ----
 
 // NewNotifier returns a notifier for topics (name → URL); Start runs it.
-func NewNotifier(db *pebble.DB, trails *cloudtrail.Service, topics map[string]string, log *slog.Logger) *Notifier {
+func NewNotifier(db *pebble.DB, trails trail.Registry, topics map[string]string, log *slog.Logger) *Notifier {
 	return &Notifier{db: db, trails: trails, topics: topics, log: log.With("component", "sns"),
 		client: &http.Client{Timeout: 10 * time.Second}, now: time.Now, kick: make(chan struct{}, 1)}
 }
@@ -76,7 +74,7 @@ func (n *Notifier) enqueue(s *stream, bucket, key string) error {
 	n.seq++
 	id := fmt.Sprintf("%020d", uint64(n.now().UnixNano())+n.seq) // ordered, unique within this process and across restarts
 	n.mu.Unlock()
-	if err := n.db.Set(kv.StateKey(stateNotify, "", id), b, pebble.Sync); err != nil {
+	if err := n.db.Set(kv.StateKey(kv.StateNotify, "", id), b, pebble.Sync); err != nil {
 		return err
 	}
 	select {
@@ -136,7 +134,7 @@ func (n *Notifier) run(ctx context.Context) {
 // sendPending sends notifications in order; it stops at the first failure so
 // that a topic sees files in delivery order, and reports whether one failed.
 func (n *Notifier) sendPending(ctx context.Context) bool {
-	lo := kv.StatePrefix(stateNotify, "")
+	lo := kv.StatePrefix(kv.StateNotify, "")
 	it, err := n.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: kv.PrefixUpper(lo)})
 	if err != nil {
 		return true
@@ -155,11 +153,11 @@ func (n *Notifier) sendPending(ctx context.Context) bool {
 	it.Close()
 	for _, x := range items {
 		err := n.send(ctx, x.p)
-		u := cloudtrail.DeliveryUpdate{Kind: cloudtrail.DeliveryNotification, Time: n.now()}
+		u := trail.DeliveryUpdate{Kind: trail.DeliveryNotification, Time: n.now()}
 		if err != nil {
 			u.Err = err.Error()
 		}
-		if rerr := n.trails.RecordDelivery(x.p.Account, x.p.HomeRegion, x.p.Trail, u); rerr != nil && !errors.Is(rerr, cloudtrail.ErrNoTrail) {
+		if rerr := n.trails.RecordDelivery(x.p.Account, x.p.HomeRegion, x.p.Trail, u); rerr != nil && !errors.Is(rerr, trail.ErrNotFound) {
 			n.log.Error("record notification status", "err", rerr)
 		}
 		if err != nil {

@@ -28,18 +28,13 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/klauspost/compress/gzip"
 
-	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/digest"
 	"github.com/opentrail/opentrail/internal/event"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/objstore"
 	"github.com/opentrail/opentrail/internal/selector"
-)
-
-const (
-	cursorName  = "delivery"
-	stateStream = "delivery-stream"
+	"github.com/opentrail/opentrail/internal/trail"
 )
 
 // Options tune a Worker.
@@ -57,7 +52,7 @@ type Options struct {
 type Worker struct {
 	db      *pebble.DB
 	j       *journal.Journal
-	trails  *cloudtrail.Service
+	trails  trail.Registry
 	buckets objstore.Store
 	log     *slog.Logger
 	o       Options
@@ -66,7 +61,7 @@ type Worker struct {
 	startPos uint64 // where this run started reading
 	marks    []mark // recent (seq, ingest time) pairs
 	streams  map[streamID]*stream
-	configs  []cloudtrail.TrailConfig
+	configs  []trail.Config
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -75,7 +70,7 @@ type Worker struct {
 
 type stream struct {
 	id      streamID
-	trail   cloudtrail.TrailConfig
+	trail   trail.Config
 	state   streamState
 	buf     buffer
 	failing string    // the last delivery error, "" when healthy
@@ -88,7 +83,7 @@ type stream struct {
 }
 
 // New returns a worker; Start runs it.
-func New(db *pebble.DB, j *journal.Journal, trails *cloudtrail.Service, buckets objstore.Store, log *slog.Logger, o Options) *Worker {
+func New(db *pebble.DB, j *journal.Journal, trails trail.Registry, buckets objstore.Store, log *slog.Logger, o Options) *Worker {
 	if o.Interval <= 0 {
 		o.Interval = 5 * time.Minute
 	}
@@ -112,7 +107,7 @@ func (w *Worker) Kick() {
 
 // Start resumes from the persisted cursor and runs until Close.
 func (w *Worker) Start(ctx context.Context) error {
-	cur, err := w.j.Cursor(cursorName)
+	cur, err := w.j.Cursor(kv.CursorDelivery)
 	if err != nil {
 		return err
 	}
@@ -272,7 +267,7 @@ func (s *stream) failed(err error, now time.Time) {
 }
 
 // stream returns the stream for id, loading its persisted state on first use.
-func (w *Worker) stream(tc *cloudtrail.TrailConfig, id streamID) *stream {
+func (w *Worker) stream(tc *trail.Config, id streamID) *stream {
 	if s, ok := w.streams[id]; ok {
 		s.trail = *tc
 		return s
@@ -300,7 +295,7 @@ func (w *Worker) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	active := map[string]cloudtrail.TrailConfig{}
+	active := map[string]trail.Config{}
 	for _, tc := range configs {
 		if tc.Logging {
 			active[tc.ARN] = tc
@@ -390,7 +385,7 @@ func (w *Worker) flush(ctx context.Context, s *stream) {
 	}
 	err := w.deliver(ctx, s)
 	now := w.o.Now()
-	w.report(s, cloudtrail.DeliveryLogFile, now, err)
+	w.report(s, trail.DeliveryLogFile, now, err)
 	if err != nil {
 		s.failed(err, now)
 		w.log.Warn("log file delivery failed; will retry", "trail", s.trail.ARN, "region", s.id.Region, "retry_in", s.backoff, "err", err)
@@ -522,12 +517,12 @@ func (w *Worker) recover(ctx context.Context, s *stream) error {
 	}
 }
 
-func (w *Worker) report(s *stream, kind cloudtrail.DeliveryKind, at time.Time, err error) {
-	u := cloudtrail.DeliveryUpdate{Kind: kind, Time: at}
+func (w *Worker) report(s *stream, kind trail.DeliveryKind, at time.Time, err error) {
+	u := trail.DeliveryUpdate{Kind: kind, Time: at}
 	if err != nil {
 		u.Err = err.Error()
 	}
-	if rerr := w.trails.RecordDelivery(s.id.Account, s.id.HomeRegion, s.id.Trail, u); rerr != nil && !errors.Is(rerr, cloudtrail.ErrNoTrail) {
+	if rerr := w.trails.RecordDelivery(s.id.Account, s.id.HomeRegion, s.id.Trail, u); rerr != nil && !errors.Is(rerr, trail.ErrNotFound) {
 		w.log.Error("record delivery status", "err", rerr)
 	}
 }
@@ -548,14 +543,14 @@ func (w *Worker) saveCursor() error {
 	}
 	b := w.db.NewBatch()
 	defer b.Close()
-	if err := journal.SetCursor(b, cursorName, c); err != nil {
+	if err := journal.SetCursor(b, kv.CursorDelivery, c); err != nil {
 		return err
 	}
 	return b.Commit(pebble.NoSync) // behind is safe: streams skip what their watermark covers
 }
 
 func (w *Worker) loadState(id streamID, st *streamState) (bool, error) {
-	v, closer, err := w.db.Get(kv.StateKey(stateStream, id.Account, id.stateName()))
+	v, closer, err := w.db.Get(kv.StateKey(kv.StateDeliveryStream, id.Account, id.stateName()))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return false, nil
 	}
@@ -571,7 +566,7 @@ func (w *Worker) saveState(s *stream) error {
 	if err != nil {
 		return err
 	}
-	return w.db.Set(kv.StateKey(stateStream, s.id.Account, s.id.stateName()), b, pebble.Sync)
+	return w.db.Set(kv.StateKey(kv.StateDeliveryStream, s.id.Account, s.id.stateName()), b, pebble.Sync)
 }
 
 // logFileKey names a log file as CloudTrail does.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/digest"
 	"github.com/opentrail/opentrail/internal/event"
@@ -208,7 +209,7 @@ func (r *rig) close() { r.w.Close(); r.j.Close(); r.db.Close() }
 
 func (r *rig) call(region, op, body string) any {
 	r.t.Helper()
-	out, err := r.ct.Handle(context.Background(), cloudtrail.Caller{Account: "123456789012", Region: region, Root: true}, op, []byte(body))
+	out, err := r.ct.Handle(context.Background(), auth.Caller{Account: "123456789012", Region: region, Root: true}, op, []byte(body))
 	if err != nil {
 		r.t.Fatalf("%s: %v", op, err)
 	}

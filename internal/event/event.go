@@ -10,6 +10,7 @@ package event
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -303,6 +304,13 @@ func (p *parser) parse(raw []byte) error {
 	return nil
 }
 
+// Event times are stored as int64 unix nanoseconds; outside these bounds
+// UnixNano would wrap (9999-12-31 became 1816-03-30), so such times are refused.
+var (
+	minEventTime = time.Unix(0, math.MinInt64).UTC()
+	maxEventTime = time.Unix(0, math.MaxInt64).UTC()
+)
+
 // trimJSONErr drops the library's package prefix from a syntax error.
 func trimJSONErr(err error) string {
 	return strings.TrimPrefix(strings.TrimPrefix(err.Error(), "jsontext: "), "json: ")
@@ -320,6 +328,10 @@ func (p *parser) field(name string, val jsontext.Value) error {
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
 			return fieldErr(name, "%q is not an RFC 3339 time such as \"2024-01-02T03:04:05Z\"", s)
+		}
+		if t.Before(minEventTime) || t.After(maxEventTime) {
+			return fieldErr(name, "%q is outside the times OpenTrail can store, %s to %s",
+				s, minEventTime.Format(time.RFC3339Nano), maxEventTime.Format(time.RFC3339Nano))
 		}
 		m.EventTime, p.has.eventTime = t.UnixNano(), true
 	case "eventID":

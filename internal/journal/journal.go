@@ -1,11 +1,14 @@
 // Package journal is OpenTrail's durable, ordered log of records: the single
-// source of truth that every projection (event history, trails, log groups,
-// insights) consumes through a persisted cursor.
+// source of truth that every projection (the event-history index, the Lake,
+// trail delivery, CloudWatch Logs) consumes through a persisted cursor, and
+// that live tail reads directly.
 //
 // Append is acknowledged only after the records are synced to disk. Appends
 // from concurrent producers are grouped into one Pebble batch and one fsync
 // (group commit) by a single writer goroutine, which also assigns sequence
-// numbers in order and makes appends idempotent by a per-entry key.
+// numbers in order and makes appends idempotent by a per-entry key. Follow runs
+// a projection's apply loop with backoff; Progress lets a caller wait until a
+// projection has applied its own writes.
 package journal
 
 import (

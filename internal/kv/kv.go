@@ -29,6 +29,36 @@ const (
 	prefixDead    = 'q' // q | str(account) | str(region) | str(group) | str(filter) | seq(8) → dead-lettered delivery
 )
 
+// State kinds: the kind of StateKey and StatePrefix, one per kind of
+// control-plane object, with the package that owns the objects and their name.
+const (
+	StateAccessKey      = "accesskey"       // auth: an access key, by access key ID (account "")
+	StateRootKey        = "accesskey-root"  // auth: the root key's access key ID, name "root" (account "")
+	StateDigestKeys     = "digest-keys"     // delivery: the digest signing key ring, name "ring" (account "")
+	StateDeliveryStream = "delivery-stream" // delivery: one log-file stream's position
+	StateNotify         = "delivery-notify" // delivery: a pending SNS notification, by seq (account "")
+	StateTrail          = "trail"           // cloudtrail: a trail, by homeRegion+"/"+name
+	StateEDS            = "eds"             // cloudtrail: an event data store, by ID
+	StateChannel        = "channel"         // cloudtrail: a channel, by ID
+	StateIngestion      = "ingestion"       // cloudtrail: a channel's IngestionStatus, by channel ID
+	StateQuery          = "query"           // cloudtrail: a Lake query, by query ID
+	StateQueryRows      = "qrows"           // cloudtrail: a chunk of a query's result rows, by queryID+"/"+8-digit chunk
+	StateLogGroup       = "loggroup"        // logs: a log group
+	StateLogStream      = "logstream"       // logs: a log stream, by group+":"+stream
+	StateSubscription   = "subfilter"       // logs: a subscription filter, by group+":"+filter
+	StateMetricFilter   = "metricfilter"    // logs: a metric filter, by group+":"+filter
+	StateMetricValues   = "metricvalue"     // logs: a metric filter's values, by group+":"+filter
+	StateLogSeq         = "logseq"          // logs: the log sequence number
+)
+
+// Cursor names: the name of CursorKey, one per projection that follows the journal.
+const (
+	CursorHistory  = "store"    // history: the event-history index (named before the package was renamed)
+	CursorDelivery = "delivery" // delivery: trail log files
+	CursorLake     = "lake"     // lake: event data stores
+	CursorLogs     = "logs"     // logs: trail events sent to CloudWatch Logs log groups
+)
+
 // Lookup categories and attributes as they appear in index keys.
 const (
 	CatManagement byte = 'm'

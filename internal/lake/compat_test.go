@@ -51,7 +51,7 @@ func TestCompat(t *testing.T) {
 			"_col0\ntrue"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got := v.query(acct, strings.ReplaceAll(c.sql, "$EDS", edsID)).table()
+			got := table(v.query(acct, strings.ReplaceAll(c.sql, "$EDS", edsID)))
 			if got != c.want {
 				t.Errorf("%s\n got: %s\nwant: %s", c.sql, got, c.want)
 			}

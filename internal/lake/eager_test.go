@@ -85,9 +85,9 @@ func TestEagerAggregation(t *testing.T) {
 	}
 }
 
-// sortedRows is r's rows as table() shows them, in sorted order.
+// sortedRows is r's rows as table shows them, in sorted order.
 func sortedRows(r *Result) string {
-	rows := strings.Split(r.table(), "\n")[1:]
+	rows := strings.Split(table(r), "\n")[1:]
 	slices.Sort(rows)
 	return strings.Join(rows, "\n")
 }

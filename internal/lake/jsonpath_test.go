@@ -23,7 +23,7 @@ func TestJSONExtractPrefilter(t *testing.T) {
 			` WHERE json_extract(additionaleventdata, '$.customerEniId') IS NOT NULL`,
 			"_col0 | _col1\n\"eni-0123456789abcdef0\" | arn:aws:lambda:ap-northeast-1:123456789012:function:fn"},
 	} {
-		if got := v.query(acct, c.sql).table(); got != c.want {
+		if got := table(v.query(acct, c.sql)); got != c.want {
 			t.Errorf("%s\n got: %s\nwant: %s", c.sql, got, c.want)
 		}
 	}

@@ -35,25 +35,13 @@ import (
 
 	"github.com/opentrail/opentrail/internal/event"
 	"github.com/opentrail/opentrail/internal/journal"
+	"github.com/opentrail/opentrail/internal/kv"
+	"github.com/opentrail/opentrail/internal/lakemodel"
 	"github.com/opentrail/opentrail/internal/selector"
 )
 
-// StoreDef is what the engine needs of one event data store; the API owns the
-// definitions and hands them over through a func.
-type StoreDef struct {
-	ID            string // the event data store ID: the last path part of its ARN
-	ARN           string // arn:aws:cloudtrail:<region>:<account>:eventdatastore/<ID>
-	Account       string
-	HomeRegion    string
-	MultiRegion   bool                             // false: only events whose awsRegion is HomeRegion
-	Selectors     []selector.AdvancedEventSelector // normalised; empty = all management events
-	Ingesting     bool                             // false: keeps what it has, takes nothing new
-	RetentionDays int                              // rows whose eventTime is older are deleted (enforced by the engine)
-	CreatedAt     time.Time                        // a store takes journal entries ingested at or after this, not older history
-	// ChannelARNs are the channels whose events (eventCategory ActivityAuditLog)
-	// the store takes, whatever its selectors; other events go by Selectors.
-	ChannelARNs []string
-}
+// StoreDef is what the engine needs of one event data store.
+type StoreDef = lakemodel.StoreDef
 
 // Options tune an engine.
 type Options struct {
@@ -77,8 +65,6 @@ func (o *Options) defaults() {
 		o.Now = time.Now
 	}
 }
-
-const cursorName = "lake"
 
 // batchEntries bounds one load transaction. It is above DuckDB's row group size
 // (122,880 rows) so that a store's rows of a full batch go to the file as
@@ -306,7 +292,7 @@ func (e *Engine) Start(ctx context.Context) error {
 func (e *Engine) setCursor(next uint64) error {
 	b := e.kv.NewBatch()
 	defer b.Close()
-	if err := journal.SetCursor(b, cursorName, next); err != nil {
+	if err := journal.SetCursor(b, kv.CursorLake, next); err != nil {
 		return err
 	}
 	// No sync: a lost cursor only makes the journal keep more than it must.

@@ -153,7 +153,7 @@ func str(p *string) string {
 	return *p
 }
 
-func (r *Result) table() string {
+func table(r *Result) string {
 	var b strings.Builder
 	b.WriteString(strings.Join(r.Columns, " | "))
 	for _, row := range r.Rows {
@@ -340,7 +340,7 @@ func TestOtherAccountsStoresUnreachable(t *testing.T) {
 	}
 	res := v.query(other, "SELECT eventName, requestParameters['functionName'] FROM "+otherID)
 	if len(res.Rows) != 1 || !strings.Contains(str(res.Rows[0][1]), "secret-fn") {
-		t.Fatalf("owner cannot read its store: %s", res.table())
+		t.Fatalf("owner cannot read its store: %s", table(res))
 	}
 }
 
@@ -377,7 +377,7 @@ func TestRestartNeitherLosesNorDuplicates(t *testing.T) {
 	if got := str(v.query(acct, "SELECT count(DISTINCT eventID) = count(*) FROM "+edsID).Rows[0][0]); got != "true" {
 		t.Fatal("duplicate rows after restart")
 	}
-	cur, err := v.j.Cursor(cursorName)
+	cur, err := v.j.Cursor(kv.CursorLake)
 	if err != nil || cur != v.e.Applied()+1 {
 		t.Fatalf("journal cursor %d (%v), applied %d", cur, err, v.e.Applied())
 	}
@@ -419,7 +419,7 @@ func TestRetentionAndDrop(t *testing.T) {
 	}
 	res := v.query(acct, "SELECT eventID FROM "+edsID)
 	if len(res.Rows) != 1 || str(res.Rows[0][0]) != "33333333-0000-0000-0000-000000000002" {
-		t.Fatalf("after retention: %s", res.table())
+		t.Fatalf("after retention: %s", table(res))
 	}
 	if n, _, _ := v.e.StoreStats(edsID); n != 1 {
 		t.Fatalf("stats after retention: %d events", n)
@@ -446,8 +446,8 @@ func TestChannelEvents(t *testing.T) {
 	v.ingest(acct, []byte(rec))
 	v.ingest(acct, fixtureRecords(t)[:5]...)
 	res := v.query(acct, "SELECT eventData.eventName, metadata.channelARN, eventData.userIdentity.principalId, json_extract_scalar(eventData.requestParameters, '$.realm'), eventData.additionalEventData['mfa'] FROM chan-store")
-	if res.table() != "eventName | channelARN | principalId | _col3 | _col4\nLogin | "+ch+" | alice | corp | yes" {
-		t.Fatalf("channel query:\n%s", res.table())
+	if table(res) != "eventName | channelARN | principalId | _col3 | _col4\nLogin | "+ch+" | alice | corp | yes" {
+		t.Fatalf("channel query:\n%s", table(res))
 	}
 	if got := str(v.query(acct, "SELECT count(*) FROM "+edsID+" WHERE eventCategory = 'ActivityAuditLog'").Rows[0][0]); got != "0" {
 		t.Fatal("a CloudTrail store took a channel event")
@@ -505,7 +505,7 @@ func TestRetentionReleasesBlockSpace(t *testing.T) {
 		t.Fatalf("disk use %d → %d bytes: the expired records' space was not released", disk0, disk1)
 	}
 	res := v.query(acct, "SELECT count(*), count(DISTINCT eventJsonChecksum), min(json_extract_scalar(eventJson, '$.eventID')) FROM "+edsID)
-	if got := res.table(); !strings.Contains(got, "100 | 100 | 44444444-0000-0000-0000-000000010000") {
+	if got := table(res); !strings.Contains(got, "100 | 100 | 44444444-0000-0000-0000-000000010000") {
 		t.Fatalf("after release: %s", got)
 	}
 }

@@ -65,7 +65,7 @@ func TestQueryLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := res.table(); !strings.HasPrefix(got, fmt.Sprintf("_col0 | _col1 | _col2\n%d | ", 500+len(mgmt))) {
+	if got := table(res); !strings.HasPrefix(got, fmt.Sprintf("_col0 | _col1 | _col2\n%d | ", 500+len(mgmt))) {
 		t.Fatalf("count: %s", got)
 	}
 	// The sandbox holds here too.

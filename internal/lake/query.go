@@ -12,27 +12,15 @@ import (
 	"time"
 
 	stdjson "encoding/json"
+
+	"github.com/opentrail/opentrail/internal/lakemodel"
 )
 
 // Result is a query's answer.
-type Result struct {
-	Columns      []string    // in SELECT order, names as the user wrote/aliased them
-	Rows         [][]*string // values rendered as AWS CloudTrail Lake renders them (nil = SQL NULL)
-	BytesScanned int64
-	// EventsScanned is the events of the stores the query named (DuckDB reads what it needs of them).
-	EventsScanned int64
-}
+type Result = lakemodel.Result
 
-// QueryError is a statement the engine cannot run: bad SQL
-// (InvalidQueryStatementException) or, with NotFound set, a store that is not the
-// account's (EventDataStoreNotFoundException).
-type QueryError struct {
-	Message      string
-	Line, Column int    // 1-based position in the statement; 0 when unknown
-	NotFound     string // the event data store ID or ARN that was not found
-}
-
-func (e *QueryError) Error() string { return e.Message }
+// QueryError is a statement the engine cannot run.
+type QueryError = lakemodel.QueryError
 
 // newQueryError reports msg at byte offset pos of src, Trino style: "line 1:8: msg".
 func newQueryError(src string, pos int, msg string) *QueryError {

@@ -87,7 +87,7 @@ func TestRendering(t *testing.T) {
 		{`SELECT now(), current_timestamp > eventTime FROM $EDS`, "_col0 | _col1\n2024-03-01 12:00:00.000 | true"},
 	} {
 		res := v.query(acct, strings.ReplaceAll(c.sql, "$EDS", edsID))
-		if got := res.table(); got != c.want {
+		if got := table(res); got != c.want {
 			t.Errorf("%s:\n got %s\nwant %s", c.sql, got, c.want)
 		}
 	}

@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/event"
+	"github.com/opentrail/opentrail/internal/history"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/logs/dest"
-	"github.com/opentrail/opentrail/internal/store"
 )
 
 // BenchmarkFeed100Filters measures the log-group feed alone: a backlog of
@@ -34,14 +35,14 @@ func BenchmarkFeed100Filters(b *testing.B) {
 		}
 		log := slog.New(slog.DiscardHandler)
 		j, _ := journal.Open(db, log)
-		st := store.New(db, j, log, store.Options{})
-		ct := cloudtrail.New(db, st, store.NewTokens([]byte("k")), log, cloudtrail.Options{})
+		st := history.New(db, j, log, history.Options{})
+		ct := cloudtrail.New(db, st, history.NewTokens([]byte("k")), log, cloudtrail.Options{})
 		rec := &recorder{}
 		svc := New(db, j, ct, log, Options{SubscriptionFilters: filters, Resolve: func(string) (dest.Destination, error) { return rec, nil }})
 		if err := svc.Start(context.Background()); err != nil {
 			b.Fatal(err)
 		}
-		call := func(h func(context.Context, cloudtrail.Caller, string, []byte) (any, error), op string, in any) {
+		call := func(h func(context.Context, auth.Caller, string, []byte) (any, error), op string, in any) {
 			body, _ := json.Marshal(in)
 			if _, err := h(context.Background(), caller, op, body); err != nil {
 				b.Fatalf("%s: %v", op, err)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/opentrail/opentrail/internal/cloudtrail"
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/filterpattern"
 	"github.com/opentrail/opentrail/internal/kv"
 )
@@ -97,13 +97,13 @@ func (s *Service) appendLocked(b *pebble.Batch, g *group, evs []inEvent, ingest 
 	for _, st := range g.streams {
 		if st.dirty {
 			st.dirty = false
-			if err := setState(b, stateStream, g.id.Account, name+":"+st.Name, st); err != nil {
+			if err := setState(b, kv.StateLogStream, g.id.Account, name+":"+st.Name, st); err != nil {
 				return nil, err
 			}
 		}
 	}
 	for mf := range touched {
-		if err := setState(b, stateMetricValues, g.id.Account, name+":"+mf.def.FilterName, mf.values); err != nil {
+		if err := setState(b, kv.StateMetricValues, g.id.Account, name+":"+mf.def.FilterName, mf.values); err != nil {
 			return nil, err
 		}
 	}
@@ -111,7 +111,7 @@ func (s *Service) appendLocked(b *pebble.Batch, g *group, evs []inEvent, ingest 
 	for sub := range woke {
 		list = append(list, sub)
 	}
-	return list, setState(b, stateLogSeq, "", "", s.seq)
+	return list, setState(b, kv.StateLogSeq, "", "", s.seq)
 }
 
 // subIndex finds the subscription filters an event matches without
@@ -223,7 +223,7 @@ type rejectedInfo struct {
 // it rejects events more than 2 hours in the future or older than 14 days (or
 // than the group's retention) by index, and takes the rest; the sequence token
 // is accepted and ignored.
-func (s *Service) putLogEvents(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) putLogEvents(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in putLogEventsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -386,7 +386,7 @@ func decodePosToken(tok string) (dir byte, pos []byte, err error) {
 	return d[0], raw, nil
 }
 
-func (s *Service) getLogEvents(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) getLogEvents(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in getLogEventsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -519,7 +519,7 @@ type searchedStream struct {
 // the call answers with what it found and a nextToken, as CloudWatch Logs does.
 const maxScanPerCall = 200000
 
-func (s *Service) filterLogEvents(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) filterLogEvents(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in filterLogEventsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err

@@ -7,17 +7,17 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/event"
 	"github.com/opentrail/opentrail/internal/filterpattern"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/selector"
+	"github.com/opentrail/opentrail/internal/trail"
 )
 
 // feedTarget is a trail that sends its events to a log group.
 type feedTarget struct {
-	trail cloudtrail.TrailConfig
+	trail trail.Config
 	group groupID
 	bad   string // why the log group ARN is unusable
 }
@@ -169,7 +169,7 @@ func (s *Service) feedFrom(ctx context.Context, from uint64) (uint64, error) {
 		}
 		woke = append(woke, w...)
 	}
-	if err := journal.SetCursor(b, feedCursor, next); err != nil {
+	if err := journal.SetCursor(b, kv.CursorLogs, next); err != nil {
 		s.mu.Unlock()
 		return from, err
 	}
@@ -193,7 +193,7 @@ func (s *Service) feedFrom(ctx context.Context, from uint64) (uint64, error) {
 
 // reportTrail records the outcome of sending to CloudWatch Logs in the trail's
 // status: every change of error, and success at most once a second.
-func (s *Service) reportTrail(tc *cloudtrail.TrailConfig, errMsg string, now time.Time) {
+func (s *Service) reportTrail(tc *trail.Config, errMsg string, now time.Time) {
 	s.feedMu.Lock()
 	last, seen := s.feedErrs[tc.ARN]
 	if seen && last == errMsg && (errMsg != "" || now.Sub(s.feedOKAt[tc.ARN]) < time.Second) {
@@ -206,7 +206,7 @@ func (s *Service) reportTrail(tc *cloudtrail.TrailConfig, errMsg string, now tim
 	}
 	s.feedMu.Unlock()
 	err := s.trails.RecordDelivery(tc.Account, tc.HomeRegion, tc.Name,
-		cloudtrail.DeliveryUpdate{Kind: cloudtrail.DeliveryCloudWatchLogs, Time: now, Err: errMsg})
+		trail.DeliveryUpdate{Kind: trail.DeliveryCloudWatchLogs, Time: now, Err: errMsg})
 	if err != nil {
 		s.log.Debug("record CloudWatch Logs delivery", "trail", tc.ARN, "err", err)
 	}
@@ -263,7 +263,7 @@ func (s *Service) Expire() error {
 			if st.LastEvent < cutoff {
 				st.StoredBytes = 0
 			}
-			if err := setState(b, stateStream, g.id.Account, g.id.stateName()+":"+name, st); err != nil {
+			if err := setState(b, kv.StateLogStream, g.id.Account, g.id.stateName()+":"+name, st); err != nil {
 				return err
 			}
 		}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/opentrail/opentrail/internal/cloudtrail"
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/filterpattern"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/logs/dest"
@@ -82,7 +82,7 @@ type putSubscriptionFilterInput struct {
 	Distribution   string `json:"distribution"`
 }
 
-func (s *Service) putSubscriptionFilter(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) putSubscriptionFilter(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in putSubscriptionFilterInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -118,7 +118,7 @@ func (s *Service) putSubscriptionFilter(ctx context.Context, c cloudtrail.Caller
 		return nil, apiErr("InvalidParameterException", "Invalid filter pattern: %v", err)
 	}
 	if err := s.writeLocked(ctx, func(b *pebble.Batch) error {
-		return setState(b, stateSubscription, g.id.Account, g.id.stateName()+":"+d.FilterName, &d)
+		return setState(b, kv.StateSubscription, g.id.Account, g.id.stateName()+":"+d.FilterName, &d)
 	}); err != nil {
 		return nil, err
 	}
@@ -148,7 +148,7 @@ type describeFiltersInput struct {
 	MetricNamespace  string `json:"metricNamespace"`
 }
 
-func (s *Service) describeSubscriptionFilters(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) describeSubscriptionFilters(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in describeFiltersInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -189,7 +189,7 @@ type filterNameInput struct {
 	FilterName   string `json:"filterName"`
 }
 
-func (s *Service) deleteSubscriptionFilter(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) deleteSubscriptionFilter(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in filterNameInput
 	return s.withGroup(ctx, c, body, &in, &in.LogGroupName, func(g *group) (any, error) {
 		i := slices.IndexFunc(g.subs, func(sub *subscription) bool { return sub.def.FilterName == in.FilterName })
@@ -198,7 +198,7 @@ func (s *Service) deleteSubscriptionFilter(ctx context.Context, c cloudtrail.Cal
 		}
 		sub := g.subs[i]
 		s.stopSenderLocked(sub)
-		if err := s.deleteLocked(ctx, [][]byte{kv.StateKey(stateSubscription, g.id.Account, g.id.stateName()+":"+in.FilterName)},
+		if err := s.deleteLocked(ctx, [][]byte{kv.StateKey(kv.StateSubscription, g.id.Account, g.id.stateName()+":"+in.FilterName)},
 			[][]byte{sub.outbox, sub.dead}); err != nil {
 			return nil, err
 		}
@@ -312,7 +312,7 @@ type putMetricFilterInput struct {
 	MetricTransformations []metricTransformation `json:"metricTransformations"`
 }
 
-func (s *Service) putMetricFilter(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) putMetricFilter(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in putMetricFilterInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -353,10 +353,10 @@ func (s *Service) putMetricFilter(ctx context.Context, c cloudtrail.Caller, body
 	}
 	name := g.id.stateName() + ":" + d.FilterName
 	if err := s.writeLocked(ctx, func(b *pebble.Batch) error {
-		if err := setState(b, stateMetricFilter, g.id.Account, name, &d); err != nil {
+		if err := setState(b, kv.StateMetricFilter, g.id.Account, name, &d); err != nil {
 			return err
 		}
-		return setState(b, stateMetricValues, g.id.Account, name, mf.values)
+		return setState(b, kv.StateMetricValues, g.id.Account, name, mf.values)
 	}); err != nil {
 		return nil, err
 	}
@@ -407,7 +407,7 @@ func checkTransformation(p *filterpattern.Pattern, t *metricTransformation) erro
 	return nil
 }
 
-func (s *Service) describeMetricFilters(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) describeMetricFilters(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in describeFiltersInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -474,7 +474,7 @@ func (s *Service) describeMetricFilters(ctx context.Context, c cloudtrail.Caller
 	return out, nil
 }
 
-func (s *Service) deleteMetricFilter(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) deleteMetricFilter(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in filterNameInput
 	return s.withGroup(ctx, c, body, &in, &in.LogGroupName, func(g *group) (any, error) {
 		i := slices.IndexFunc(g.metrics, func(mf *metricFilter) bool { return mf.def.FilterName == in.FilterName })
@@ -482,7 +482,7 @@ func (s *Service) deleteMetricFilter(ctx context.Context, c cloudtrail.Caller, b
 			return nil, apiErr("ResourceNotFoundException", "The specified metric filter does not exist.")
 		}
 		name := g.id.stateName() + ":" + in.FilterName
-		if err := s.deleteLocked(ctx, [][]byte{kv.StateKey(stateMetricFilter, g.id.Account, name), kv.StateKey(stateMetricValues, g.id.Account, name)}, nil); err != nil {
+		if err := s.deleteLocked(ctx, [][]byte{kv.StateKey(kv.StateMetricFilter, g.id.Account, name), kv.StateKey(kv.StateMetricValues, g.id.Account, name)}, nil); err != nil {
 			return nil, err
 		}
 		g.metrics = slices.Delete(g.metrics, i, i+1)
@@ -503,7 +503,7 @@ type metricFilterMatch struct {
 
 // testMetricFilter answers which messages match; for a space-delimited pattern
 // extractedValues maps $name and $N to the fields, as CloudWatch Logs shows them.
-func (s *Service) testMetricFilter(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) testMetricFilter(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in testMetricFilterInput
 	if err := decode(body, &in); err != nil {
 		return nil, err

@@ -11,7 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/opentrail/opentrail/internal/cloudtrail"
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/kv"
 )
 
@@ -50,7 +50,7 @@ type createLogGroupInput struct {
 	DeletionProtectionEnabled bool              `json:"deletionProtectionEnabled"`
 }
 
-func (s *Service) createLogGroup(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) createLogGroup(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in createLogGroupInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -91,7 +91,7 @@ func (s *Service) CreateLogGroup(ctx context.Context, account, region, name stri
 	meta.Name, meta.CreationTime = name, millis(s.o.Now())
 	g := &group{id: id, meta: meta, streams: map[string]*streamMeta{}}
 	if err := s.writeLocked(ctx, func(b *pebble.Batch) error {
-		return setState(b, stateGroup, account, id.stateName(), &g.meta)
+		return setState(b, kv.StateLogGroup, account, id.stateName(), &g.meta)
 	}); err != nil {
 		return nil, err
 	}
@@ -103,7 +103,7 @@ type groupNameInput struct {
 	LogGroupName string `json:"logGroupName"`
 }
 
-func (s *Service) deleteLogGroup(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) deleteLogGroup(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in groupNameInput
 	return s.withGroup(ctx, c, body, &in, &in.LogGroupName, func(g *group) (any, error) { return s.deleteGroupLocked(ctx, g) })
 }
@@ -116,18 +116,18 @@ func (s *Service) deleteGroupLocked(ctx context.Context, g *group) (any, error) 
 		s.stopSenderLocked(sub)
 	}
 	name := g.id.stateName()
-	keys := [][]byte{kv.StateKey(stateGroup, g.id.Account, name)}
+	keys := [][]byte{kv.StateKey(kv.StateLogGroup, g.id.Account, name)}
 	prefixes := [][]byte{kv.LogGroupPrefix(g.id.Account, g.id.Region, g.id.Name)}
 	for _, sub := range g.subs {
 		prefixes = append(prefixes, sub.outbox, sub.dead)
-		keys = append(keys, kv.StateKey(stateSubscription, g.id.Account, name+":"+sub.def.FilterName))
+		keys = append(keys, kv.StateKey(kv.StateSubscription, g.id.Account, name+":"+sub.def.FilterName))
 	}
 	for _, mf := range g.metrics {
-		keys = append(keys, kv.StateKey(stateMetricFilter, g.id.Account, name+":"+mf.def.FilterName),
-			kv.StateKey(stateMetricValues, g.id.Account, name+":"+mf.def.FilterName))
+		keys = append(keys, kv.StateKey(kv.StateMetricFilter, g.id.Account, name+":"+mf.def.FilterName),
+			kv.StateKey(kv.StateMetricValues, g.id.Account, name+":"+mf.def.FilterName))
 	}
 	for st := range g.streams {
-		keys = append(keys, kv.StateKey(stateStream, g.id.Account, name+":"+st))
+		keys = append(keys, kv.StateKey(kv.StateLogStream, g.id.Account, name+":"+st))
 	}
 	if err := s.deleteLocked(ctx, keys, prefixes); err != nil {
 		return nil, err
@@ -158,7 +158,7 @@ type logGroupOut struct {
 	DeletionProtectionEnabled bool   `json:"deletionProtectionEnabled"`
 }
 
-func (s *Service) describeLogGroups(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) describeLogGroups(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in describeLogGroupsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -250,7 +250,7 @@ type retentionInput struct {
 	RetentionInDays int    `json:"retentionInDays"`
 }
 
-func (s *Service) putRetentionPolicy(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) putRetentionPolicy(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in retentionInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -263,7 +263,7 @@ func (s *Service) putRetentionPolicy(ctx context.Context, c cloudtrail.Caller, b
 	return struct{}{}, s.updateGroup(ctx, c, in.LogGroupName, func(m *groupMeta) { m.RetentionInDays = in.RetentionInDays })
 }
 
-func (s *Service) deleteRetentionPolicy(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) deleteRetentionPolicy(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in groupNameInput
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -271,7 +271,7 @@ func (s *Service) deleteRetentionPolicy(ctx context.Context, c cloudtrail.Caller
 	return struct{}{}, s.updateGroup(ctx, c, in.LogGroupName, func(m *groupMeta) { m.RetentionInDays = 0 })
 }
 
-func (s *Service) updateGroup(ctx context.Context, c cloudtrail.Caller, name string, change func(*groupMeta)) error {
+func (s *Service) updateGroup(ctx context.Context, c auth.Caller, name string, change func(*groupMeta)) error {
 	defer kv.Hold(ctx, &s.mu)()
 	g, err := s.lookupGroupLocked(c, name, "")
 	if err != nil {
@@ -280,7 +280,7 @@ func (s *Service) updateGroup(ctx context.Context, c cloudtrail.Caller, name str
 	meta := g.meta
 	change(&meta)
 	if err := s.writeLocked(ctx, func(b *pebble.Batch) error {
-		return setState(b, stateGroup, g.id.Account, g.id.stateName(), &meta)
+		return setState(b, kv.StateLogGroup, g.id.Account, g.id.stateName(), &meta)
 	}); err != nil {
 		return err
 	}
@@ -293,7 +293,7 @@ type streamInput struct {
 	LogStreamName string `json:"logStreamName"`
 }
 
-func (s *Service) createLogStream(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) createLogStream(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in streamInput
 	return s.withGroup(ctx, c, body, &in, &in.LogGroupName, func(g *group) (any, error) {
 		if g.streams[in.LogStreamName] != nil {
@@ -301,7 +301,7 @@ func (s *Service) createLogStream(ctx context.Context, c cloudtrail.Caller, body
 		}
 		st := &streamMeta{Name: in.LogStreamName, CreationTime: millis(s.o.Now())}
 		if err := s.writeLocked(ctx, func(b *pebble.Batch) error {
-			return setState(b, stateStream, g.id.Account, g.id.stateName()+":"+st.Name, st)
+			return setState(b, kv.StateLogStream, g.id.Account, g.id.stateName()+":"+st.Name, st)
 		}); err != nil {
 			return nil, err
 		}
@@ -310,13 +310,13 @@ func (s *Service) createLogStream(ctx context.Context, c cloudtrail.Caller, body
 	})
 }
 
-func (s *Service) deleteLogStream(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) deleteLogStream(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in streamInput
 	return s.withGroup(ctx, c, body, &in, &in.LogGroupName, func(g *group) (any, error) {
 		if g.streams[in.LogStreamName] == nil {
 			return nil, errNoStream()
 		}
-		if err := s.deleteLocked(ctx, [][]byte{kv.StateKey(stateStream, g.id.Account, g.id.stateName()+":"+in.LogStreamName)},
+		if err := s.deleteLocked(ctx, [][]byte{kv.StateKey(kv.StateLogStream, g.id.Account, g.id.stateName()+":"+in.LogStreamName)},
 			[][]byte{kv.LogStreamPrefix(g.id.Account, g.id.Region, g.id.Name, in.LogStreamName)}); err != nil {
 			return nil, err
 		}
@@ -346,7 +346,7 @@ type logStreamOut struct {
 	StoredBytes         int64  `json:"storedBytes"`
 }
 
-func (s *Service) describeLogStreams(ctx context.Context, c cloudtrail.Caller, body []byte) (any, error) {
+func (s *Service) describeLogStreams(ctx context.Context, c auth.Caller, body []byte) (any, error) {
 	var in describeLogStreamsInput
 	if err := decode(body, &in); err != nil {
 		return nil, err

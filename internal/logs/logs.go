@@ -32,12 +32,13 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
-	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/filterpattern"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/logs/dest"
+	"github.com/opentrail/opentrail/internal/trail"
 )
 
 // Limits, as CloudWatch Logs documents them.
@@ -48,17 +49,6 @@ const (
 	maxBatchBytes          = 1 << 20 // PutLogEvents: sum of (message + 26 bytes)
 	maxEventBytes          = 256 << 10
 	eventOverhead          = 26
-)
-
-// State kinds in the control-plane key space.
-const (
-	stateGroup        = "loggroup"
-	stateStream       = "logstream"
-	stateSubscription = "subfilter"
-	stateMetricFilter = "metricfilter"
-	stateMetricValues = "metricvalue"
-	stateLogSeq       = "logseq"
-	feedCursor        = "logs"
 )
 
 // Options configure a Service.
@@ -80,7 +70,7 @@ type Options struct {
 type Service struct {
 	db     *pebble.DB
 	j      *journal.Journal
-	trails *cloudtrail.Service
+	trails trail.Registry
 	log    *slog.Logger
 	o      Options
 	ops    map[string]opFunc
@@ -105,7 +95,7 @@ type Service struct {
 	feedPos     uint64 // next journal seq the feed reads (for lag)
 }
 
-type opFunc func(s *Service, ctx context.Context, c cloudtrail.Caller, body []byte) (any, error)
+type opFunc func(s *Service, ctx context.Context, c auth.Caller, body []byte) (any, error)
 
 type groupID struct{ Account, Region, Name string }
 
@@ -144,7 +134,7 @@ type streamMeta struct {
 }
 
 // New returns a Service; Start loads its state and starts the feed and senders.
-func New(db *pebble.DB, j *journal.Journal, trails *cloudtrail.Service, log *slog.Logger, o Options) *Service {
+func New(db *pebble.DB, j *journal.Journal, trails trail.Registry, log *slog.Logger, o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -182,7 +172,7 @@ func New(db *pebble.DB, j *journal.Journal, trails *cloudtrail.Service, log *slo
 func (s *Service) Handles(op string) bool { _, ok := s.ops[op]; return ok }
 
 // Handle runs op for c. body is the request JSON, already valid against the model.
-func (s *Service) Handle(ctx context.Context, c cloudtrail.Caller, op string, body []byte) (any, error) {
+func (s *Service) Handle(ctx context.Context, c auth.Caller, op string, body []byte) (any, error) {
 	f, ok := s.ops[op]
 	if !ok {
 		return nil, awsapi.Errorf("UnsupportedOperationException", "OpenTrail does not support %s yet.", op)
@@ -218,7 +208,7 @@ func (s *Service) Start(ctx context.Context) error {
 		s.cancel()
 		return err
 	}
-	next, err := s.j.Cursor(feedCursor)
+	next, err := s.j.Cursor(kv.CursorLogs)
 	if err != nil {
 		s.cancel()
 		return err
@@ -227,7 +217,7 @@ func (s *Service) Start(ctx context.Context) error {
 		// A new node follows from the journal's current end: trails send events from when they are configured.
 		next = s.j.Last() + 1
 		b := s.db.NewBatch()
-		if err := journal.SetCursor(b, feedCursor, next); err == nil {
+		if err := journal.SetCursor(b, kv.CursorLogs, next); err == nil {
 			err = b.Commit(pebble.Sync)
 		}
 		b.Close()
@@ -255,7 +245,7 @@ func (s *Service) Close() {
 func (s *Service) load() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.list(stateGroup, "", func(account, name string, raw []byte) error {
+	err := s.list(kv.StateLogGroup, "", func(account, name string, raw []byte) error {
 		region, gname, _ := strings.Cut(name, ":")
 		g := &group{id: groupID{account, region, gname}, streams: map[string]*streamMeta{}}
 		if err := json.Unmarshal(raw, &g.meta); err != nil {
@@ -267,7 +257,7 @@ func (s *Service) load() error {
 	if err != nil {
 		return err
 	}
-	err = s.list(stateStream, "", func(account, name string, raw []byte) error {
+	err = s.list(kv.StateLogStream, "", func(account, name string, raw []byte) error {
 		g := s.groupOf(account, name)
 		if g == nil {
 			return nil
@@ -282,7 +272,7 @@ func (s *Service) load() error {
 	if err != nil {
 		return err
 	}
-	err = s.list(stateSubscription, "", func(account, name string, raw []byte) error {
+	err = s.list(kv.StateSubscription, "", func(account, name string, raw []byte) error {
 		g := s.groupOf(account, name)
 		if g == nil {
 			return nil
@@ -301,7 +291,7 @@ func (s *Service) load() error {
 	if err != nil {
 		return err
 	}
-	err = s.list(stateMetricFilter, "", func(account, name string, raw []byte) error {
+	err = s.list(kv.StateMetricFilter, "", func(account, name string, raw []byte) error {
 		g := s.groupOf(account, name)
 		if g == nil {
 			return nil
@@ -315,7 +305,7 @@ func (s *Service) load() error {
 			return fmt.Errorf("metric filter %s of %s: %w", d.FilterName, g.id.Name, err)
 		}
 		values := map[string]*metricValue{}
-		if _, err := s.get(stateMetricValues, account, name, &values); err != nil {
+		if _, err := s.get(kv.StateMetricValues, account, name, &values); err != nil {
 			return err
 		}
 		mf.values = values
@@ -329,7 +319,7 @@ func (s *Service) load() error {
 		sort.Slice(g.subs, func(i, j int) bool { return g.subs[i].def.FilterName < g.subs[j].def.FilterName })
 		sort.Slice(g.metrics, func(i, j int) bool { return g.metrics[i].def.FilterName < g.metrics[j].def.FilterName })
 	}
-	_, err = s.get(stateLogSeq, "", "", &s.seq)
+	_, err = s.get(kv.StateLogSeq, "", "", &s.seq)
 	return err
 }
 
@@ -440,7 +430,7 @@ func (s *Service) deleteLocked(ctx context.Context, keys, prefixes [][]byte) err
 
 // withGroup decodes body into in, then runs fn with the caller's log group
 // named *name (a field of in) while holding s.mu.
-func (s *Service) withGroup(ctx context.Context, c cloudtrail.Caller, body []byte, in any, name *string, fn func(g *group) (any, error)) (any, error) {
+func (s *Service) withGroup(ctx context.Context, c auth.Caller, body []byte, in any, name *string, fn func(g *group) (any, error)) (any, error) {
 	if err := decode(body, in); err != nil {
 		return nil, err
 	}
@@ -509,7 +499,7 @@ func (s *Service) groupARN(id groupID) string {
 }
 
 // lookupGroupLocked resolves a request's group by name or identifier (name or ARN).
-func (s *Service) lookupGroupLocked(c cloudtrail.Caller, name, identifier string) (*group, error) {
+func (s *Service) lookupGroupLocked(c auth.Caller, name, identifier string) (*group, error) {
 	switch {
 	case name != "" && identifier != "":
 		return nil, apiErr("InvalidParameterException", "LogGroup name and LogGroup identifier are mutually exclusive parameters.")

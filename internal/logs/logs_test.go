@@ -13,14 +13,15 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
+	"github.com/opentrail/opentrail/internal/history"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/logs/dest"
-	"github.com/opentrail/opentrail/internal/store"
 )
 
-var caller = cloudtrail.Caller{Account: "123456789012", Region: "us-east-1"}
+var caller = auth.Caller{Account: "123456789012", Region: "us-east-1"}
 
 // recorder is a destination that records batches, or fails while down is set.
 type recorder struct {
@@ -72,8 +73,8 @@ func open(t *testing.T, dir string, now func() time.Time, rec *recorder) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := store.New(db, j, log, store.Options{})
-	ct := cloudtrail.New(db, st, store.NewTokens([]byte("k")), log, cloudtrail.Options{})
+	st := history.New(db, j, log, history.Options{})
+	ct := cloudtrail.New(db, st, history.NewTokens([]byte("k")), log, cloudtrail.Options{})
 	svc := New(db, j, ct, log, Options{Now: now, MaxAttempts: 1000, Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
 		Resolve: func(arn string) (dest.Destination, error) { return rec, nil }})
 	if err := svc.Start(context.Background()); err != nil {

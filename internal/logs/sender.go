@@ -9,7 +9,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/opentrail/opentrail/internal/cloudtrail"
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/logs/dest"
 )
@@ -231,7 +231,7 @@ type DeadLetter struct {
 }
 
 // findSub returns the caller's subscription filter.
-func (s *Service) findSub(c cloudtrail.Caller, groupName, filter string) (*subscription, error) {
+func (s *Service) findSub(c auth.Caller, groupName, filter string) (*subscription, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, err := s.lookupGroupLocked(c, groupName, "")
@@ -247,7 +247,7 @@ func (s *Service) findSub(c cloudtrail.Caller, groupName, filter string) (*subsc
 }
 
 // DeadLetters lists up to limit dead-lettered events of a subscription filter, oldest first.
-func (s *Service) DeadLetters(c cloudtrail.Caller, groupName, filter string, limit int) ([]DeadLetter, error) {
+func (s *Service) DeadLetters(c auth.Caller, groupName, filter string, limit int) ([]DeadLetter, error) {
 	sub, err := s.findSub(c, groupName, filter)
 	if err != nil {
 		return nil, err
@@ -271,7 +271,7 @@ func (s *Service) DeadLetters(c cloudtrail.Caller, groupName, filter string, lim
 
 // Replay moves every dead letter of a subscription filter back into its
 // outbox, where it takes its original place in order, and wakes the sender.
-func (s *Service) Replay(c cloudtrail.Caller, groupName, filter string) (int, error) {
+func (s *Service) Replay(c auth.Caller, groupName, filter string) (int, error) {
 	sub, err := s.findSub(c, groupName, filter)
 	if err != nil {
 		return 0, err

@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 
-	"github.com/opentrail/opentrail/internal/cloudtrail"
+	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/filterpattern"
 )
 
@@ -32,7 +32,7 @@ const watchBuffer = 8192
 // written, until ctx ends. emit is called from one goroutine; an error from it
 // stops the tail. A follower too slow to keep up loses events rather than
 // slowing writers; dropped reports how many.
-func (s *Service) Tail(ctx context.Context, c cloudtrail.Caller, groupName, pattern string, start int64, follow bool,
+func (s *Service) Tail(ctx context.Context, c auth.Caller, groupName, pattern string, start int64, follow bool,
 	emit func([]TailEvent) error) (dropped int64, err error) {
 	pat, err := compile(pattern)
 	if err != nil {

@@ -13,8 +13,6 @@ import (
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/event"
-	"github.com/opentrail/opentrail/internal/journal"
-	"github.com/opentrail/opentrail/internal/kv"
 )
 
 // Self-audit records keep requestParameters and responseElements up to this
@@ -77,25 +75,26 @@ func capString(s string, n int) string {
 
 // auditRec is one self-audit record, with its members in the order CloudTrail writes them.
 type auditRec struct {
-	EventVersion       string        `json:"eventVersion"`
-	UserIdentity       auth.Identity `json:"userIdentity"`
-	EventTime          string        `json:"eventTime"`
-	EventSource        string        `json:"eventSource"`
-	EventName          string        `json:"eventName"`
-	AWSRegion          string        `json:"awsRegion"`
-	SourceIPAddress    string        `json:"sourceIPAddress"`
-	UserAgent          string        `json:"userAgent"`
-	ErrorCode          string        `json:"errorCode,omitempty"`
-	ErrorMessage       string        `json:"errorMessage,omitempty"`
-	RequestParameters  any           `json:"requestParameters"`
-	ResponseElements   any           `json:"responseElements"`
-	RequestID          string        `json:"requestID"`
-	EventID            string        `json:"eventID"`
-	ReadOnly           bool          `json:"readOnly"`
-	EventType          string        `json:"eventType"`
-	ManagementEvent    bool          `json:"managementEvent"`
-	RecipientAccountID string        `json:"recipientAccountId"`
-	EventCategory      string        `json:"eventCategory"`
+	EventVersion        string        `json:"eventVersion"`
+	UserIdentity        auth.Identity `json:"userIdentity"`
+	EventTime           string        `json:"eventTime"`
+	EventSource         string        `json:"eventSource"`
+	EventName           string        `json:"eventName"`
+	AWSRegion           string        `json:"awsRegion"`
+	SourceIPAddress     string        `json:"sourceIPAddress"`
+	UserAgent           string        `json:"userAgent"`
+	ErrorCode           string        `json:"errorCode,omitempty"`
+	ErrorMessage        string        `json:"errorMessage,omitempty"`
+	RequestParameters   any           `json:"requestParameters"`
+	ResponseElements    any           `json:"responseElements"`
+	AdditionalEventData any           `json:"additionalEventData,omitempty"`
+	RequestID           string        `json:"requestID"`
+	EventID             string        `json:"eventID"`
+	ReadOnly            bool          `json:"readOnly"`
+	EventType           string        `json:"eventType"`
+	ManagementEvent     bool          `json:"managementEvent"`
+	RecipientAccountID  string        `json:"recipientAccountId"`
+	EventCategory       string        `json:"eventCategory"`
 }
 
 // auditRecord is the management event for one call rq served.
@@ -125,8 +124,8 @@ func (s *Server) record(rq *request, rec *auditRec) error {
 	return s.commitRecord(context.Background(), rq, rec, nil, false)
 }
 
-// auditEntry normalises a self-audit record into its journal entry.
-func (s *Server) auditEntry(rq *request, rec *auditRec) ([]journal.Entry, error) {
+// auditEntry normalises a self-audit record.
+func (s *Server) auditEntry(rq *request, rec *auditRec) ([]event.Record, error) {
 	raw, err := json.Marshal(rec)
 	if err != nil {
 		return nil, fmt.Errorf("encode self-audit record: %w", err)
@@ -135,7 +134,7 @@ func (s *Server) auditEntry(rq *request, rec *auditRec) ([]journal.Entry, error)
 	if err != nil {
 		return nil, fmt.Errorf("self-audit record: %w", err)
 	}
-	return []journal.Entry{{ID: kv.EventIDKey(ev.Meta.Account, ev.Meta.EventID), Value: event.Encode(nil, &ev)}}, nil
+	return []event.Record{ev}, nil
 }
 
 // lowerCamelJSON re-keys a JSON object the way CloudTrail writes requestParameters

@@ -16,8 +16,6 @@ import (
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/event"
-	"github.com/opentrail/opentrail/internal/journal"
-	"github.com/opentrail/opentrail/internal/kv"
 )
 
 // ---- Storage format: part of the stored records, never to change. ----
@@ -104,18 +102,18 @@ func (s *Server) putAuditEvents(w http.ResponseWriter, r *http.Request, rq *requ
 
 	now := s.now().UTC()
 	out := PutAuditEventsResponse{Successful: []auditEventOK{}, Failed: []auditEventFailed{}}
-	var entries []journal.Entry
+	var recs []event.Record
 	for _, ev := range in.AuditEvents {
 		rec, code, msg := auditEventRecord(ch, ev, now)
 		if code != "" {
 			out.Failed = append(out.Failed, auditEventFailed{ID: ev.ID, ErrorCode: code, ErrorMessage: msg})
 			continue
 		}
-		entries = append(entries, journal.Entry{ID: kv.EventIDKey(rec.Meta.Account, rec.Meta.EventID), Value: event.Encode(nil, &rec)})
+		recs = append(recs, rec)
 		out.Successful = append(out.Successful, auditEventOK{ID: ev.ID, EventID: rec.Meta.EventID})
 	}
-	if len(entries) > 0 {
-		if _, err := s.j.Append(r.Context(), entries); err != nil {
+	if len(recs) > 0 {
+		if _, err := s.w.Append(r.Context(), recs, nil); err != nil {
 			s.ct.RecordIngestion(ch, now, "", "InternalFailure")
 			s.fail(w, rq, err)
 			return

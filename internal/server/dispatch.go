@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
@@ -20,7 +21,7 @@ type api struct {
 	target      string // X-Amz-Target prefix
 	eventSource string // eventSource of its self-audit records
 	model       *awsapi.Model
-	handle      func(ctx context.Context, c cloudtrail.Caller, op string, body []byte) (any, error)
+	handle      func(ctx context.Context, c auth.Caller, op string, body []byte) (any, error)
 	readOnly    func(op string) bool
 	audited     func(op string) bool
 	// invalid maps a model validation error to the service's own code (nil: keep it).
@@ -153,23 +154,18 @@ func (s *Server) commitRecord(ctx context.Context, rq *request, rec *auditRec, t
 		s.log.Error("self-audit record not written; the call was refused", "operation", rq.op, "request_id", rq.id, "err", err)
 		return fmt.Errorf("record %s: %w", rq.op, err)
 	}
-	var with = (*kv.Txn)(nil)
+	var with *pebble.Batch
 	if changed {
-		with = txn
+		with = txn.Batch()
 	}
 	// Once the call has run, its record is written even if the client has gone.
-	ctx = context.WithoutCancel(ctx)
-	if with != nil {
-		_, err = s.j.AppendWith(ctx, entry, with.Batch())
-	} else {
-		_, err = s.j.Append(ctx, entry)
-	}
+	_, err = s.w.Append(context.WithoutCancel(ctx), entry, with)
 	if err != nil {
 		s.log.Error("self-audit record not written; the call was refused", "operation", rq.op, "request_id", rq.id, "err", err)
 		return fmt.Errorf("record %s: %w", rq.op, err)
 	}
-	if with != nil {
-		with.Committed()
+	if changed {
+		txn.Committed()
 	}
 	return nil
 }

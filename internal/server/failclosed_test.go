@@ -241,3 +241,37 @@ func (e *env) lastRecord(eventName string) []byte {
 	}
 	return []byte(aws.ToString(out.Events[0].CloudTrailEvent))
 }
+
+func TestSignInRecorded(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	if _, err := e.a.Handler.Authenticate(rootID, "wrong"); err == nil {
+		t.Fatal("a wrong secret authenticated")
+	}
+	if _, err := e.a.Handler.Authenticate("AKIANOSUCHKEY0000000", rootSecret); err == nil {
+		t.Fatal("an unknown key authenticated")
+	}
+	k, err := e.a.Handler.Authenticate(rootID, rootSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := server.Principal{Key: k, Region: "us-east-1", SourceIP: "192.0.2.1", UserAgent: "opentrail-console/1"}
+	if err := e.a.Handler.RecordSignIn(ctx, p, rootID, true); err != nil {
+		t.Fatal(err)
+	}
+	rec := e.lastRecord("ConsoleLogin")
+	for _, want := range []string{`"eventSource":"signin.amazonaws.com"`, `"eventType":"AwsConsoleSignIn"`, `"ConsoleLogin":"Success"`, `"sourceIPAddress":"192.0.2.1"`} {
+		if !bytes.Contains(rec, []byte(want)) {
+			t.Errorf("sign-in record lacks %s: %s", want, rec)
+		}
+	}
+	if err := e.a.Handler.RecordSignIn(ctx, server.Principal{Region: "us-east-1", SourceIP: "192.0.2.2"}, "AKIANOSUCHKEY0000000", false); err != nil {
+		t.Fatal(err)
+	}
+	rec = e.lastRecord("ConsoleLogin")
+	for _, want := range []string{`"ConsoleLogin":"Failure"`, `"errorMessage":"Failed authentication"`, `HIDDEN_DUE_TO_SECURITY_REASONS`} {
+		if !bytes.Contains(rec, []byte(want)) {
+			t.Errorf("failed sign-in record lacks %s: %s", want, rec)
+		}
+	}
+}

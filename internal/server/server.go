@@ -1,8 +1,13 @@
 // Package server is OpenTrail's HTTP front: it authenticates every request with
 // SigV4, authorises it by the key's role, and routes it to native ingest
-// (POST /v1/records), the CloudTrail JSON 1.1 API (POST / with X-Amz-Target),
-// or key management (POST /v1/keys). Every CloudTrail API call it serves is
-// itself recorded in the journal as a management event, as AWS does.
+// (POST /v1/records), the CloudTrail JSON 1.1 API including Lake (POST / with
+// X-Amz-Target CloudTrail_20131101.*), the CloudWatch Logs API (X-Amz-Target
+// Logs_20140328.*), PutAuditEvents for channels (POST /PutAuditEvents, signed
+// for cloudtrail-data), key management (POST /v1/keys), live tail (POST
+// /v1/tail) and subscription dead letters (POST /v1/deadletters). GET /healthz
+// and GET /metrics (when configured) need no signature. Every CloudTrail and
+// Logs API call it serves is itself recorded in the journal as a management
+// event, as AWS does.
 package server
 
 import (
@@ -23,15 +28,14 @@ import (
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
+	"github.com/opentrail/opentrail/internal/ingest"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/logs"
 )
 
 // Limits on requests.
 const (
-	MaxIngestBytes   = 1 << 20
-	MaxIngestRecords = 500
-	maxAPIBytes      = 1 << 20
+	maxAPIBytes = 1 << 20
 
 	// bodyReadTimeout bounds how long a client may take to send a request
 	// body once its headers are in (the listener's ReadHeaderTimeout bounds
@@ -53,6 +57,7 @@ const (
 // Server handles OpenTrail's HTTP API.
 type Server struct {
 	j       *journal.Journal
+	w       *ingest.Writer
 	ct      *cloudtrail.Service
 	keys    *auth.Keyring
 	verify  *awsapi.Verifier
@@ -104,6 +109,7 @@ func New(j *journal.Journal, ct *cloudtrail.Service, keys *auth.Keyring, log *sl
 			s.regions[r] = true
 		}
 	}
+	s.w = ingest.NewWriter(j, o.Now)
 	s.verify = &awsapi.Verifier{
 		Lookup: func(id string) (string, bool) {
 			_, secret, ok := keys.Lookup(id)
@@ -137,7 +143,7 @@ type route struct {
 }
 
 var natives = map[string]route{
-	"/v1/records":     {native: (*Server).ingest, signing: "cloudtrail", limit: MaxIngestBytes},
+	"/v1/records":     {native: (*Server).ingest, signing: "cloudtrail", limit: ingest.MaxRequestBytes},
 	"/v1/keys":        {native: (*Server).createKey, signing: "cloudtrail", limit: maxAPIBytes},
 	"/v1/tail":        {native: (*Server).tail, signing: "cloudtrail", limit: maxAPIBytes},
 	"/v1/deadletters": {native: (*Server).deadLetters, signing: "cloudtrail", limit: maxAPIBytes},
@@ -290,8 +296,8 @@ func denied(k auth.Key, action string) error {
 }
 
 // caller is the cloudtrail view of the authenticated key.
-func (rq *request) caller() cloudtrail.Caller {
-	return cloudtrail.Caller{
+func (rq *request) caller() auth.Caller {
+	return auth.Caller{
 		Account: rq.key.Account, Region: rq.region, AccessKeyID: rq.key.AccessKeyID,
 		ARN: rq.key.ARN(), UserName: rq.key.User, Root: rq.key.Role == auth.RoleRoot,
 	}

@@ -1,4 +1,4 @@
-// Package store is the event-history projection: it follows the journal and
+// Package history is the event-history projection: it follows the journal and
 // keeps, in Pebble, an index of management and insight events by account,
 // region, lookup attribute and time, which LookupEvents reads newest first.
 //
@@ -6,7 +6,7 @@
 // sequence number, so the journal stays the only copy. The projection writes
 // its cursor in the same batch as its index entries, so after a crash it resumes
 // exactly where its last batch ended.
-package store
+package history
 
 import (
 	"context"
@@ -22,8 +22,6 @@ import (
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
 )
-
-const cursorName = "store"
 
 // Store is the event-history projection.
 type Store struct {
@@ -59,7 +57,7 @@ func New(db *pebble.DB, j *journal.Journal, log *slog.Logger, o Options) *Store 
 
 // Start runs the projection and the retention janitor until Close.
 func (s *Store) Start(ctx context.Context) error {
-	cur, err := s.j.Cursor(cursorName)
+	cur, err := s.j.Cursor(kv.CursorHistory)
 	if err != nil {
 		return err
 	}
@@ -116,7 +114,7 @@ func (s *Store) applyFrom(from uint64) (uint64, error) {
 	if next == from {
 		return from, nil
 	}
-	if err := journal.SetCursor(b, cursorName, next); err != nil {
+	if err := journal.SetCursor(b, kv.CursorHistory, next); err != nil {
 		return from, err
 	}
 	// No sync: the index is rebuilt from the journal if the tail of it is lost,

@@ -1,0 +1,113 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/opentrail/opentrail/internal/app"
+	"github.com/opentrail/opentrail/internal/awsapi"
+	"github.com/opentrail/opentrail/internal/ingest"
+)
+
+func TestSplit(t *testing.T) {
+	tests := []struct {
+		body    string
+		records int
+		code    string
+	}{
+		{`{"Records":[{"a":1},{"b":2}]}`, 2, ""},
+		{` {"Other":[1], "Records":[{"a":1}]} `, 1, ""},
+		{`{"Records":[]}`, 0, "ValidationException"},
+		{`{"Records":{}}`, 0, "SerializationException"},
+		{`[]`, 0, "SerializationException"},
+		{`{"Records":[{"a":1}],"Records":[{"a":2}]}`, 0, "SerializationException"},
+		{`{"Nothing":1}`, 0, "SerializationException"},
+		{`{"Records":[{"a":1}]`, 0, "SerializationException"},
+		// Fixed bug (issue 11): text after the body was accepted.
+		{`{"Records":[{"a":1}]}garbage`, 0, "SerializationException"},
+		{`{"Records":[{"a":1}]} {"Records":[{"a":2}]}`, 0, "SerializationException"},
+	}
+	for _, tt := range tests {
+		raws, err := ingest.Split([]byte(tt.body))
+		var ae *awsapi.Error
+		switch {
+		case tt.code == "" && err != nil:
+			t.Errorf("Split(%s): %v", tt.body, err)
+		case tt.code == "" && len(raws) != tt.records:
+			t.Errorf("Split(%s) = %d records, want %d", tt.body, len(raws), tt.records)
+		case tt.code != "" && (!errors.As(err, &ae) || ae.Code != tt.code):
+			t.Errorf("Split(%s): err %v, want %s", tt.body, err, tt.code)
+		}
+	}
+	many := ingest.Body(bytes.Split(bytes.Repeat([]byte(`{"a":1}|`), ingest.MaxRecords+1), []byte("|"))[:ingest.MaxRecords+1])
+	if _, err := ingest.Split(many); err == nil || !strings.Contains(err.Error(), "at most 500") {
+		t.Errorf("501 records: %v", err)
+	}
+	big := ingest.Body([][]byte{[]byte(`{"a":"` + strings.Repeat("x", ingest.MaxRecordBytes) + `"}`)})
+	if _, err := ingest.Split(big); err == nil || !strings.Contains(err.Error(), "the limit is") {
+		t.Errorf("oversize record: %v", err)
+	}
+}
+
+func TestBatches(t *testing.T) {
+	var recs [][]byte
+	for i := 0; i < 1234; i++ {
+		recs = append(recs, []byte(fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i, strings.Repeat("p", 2000))))
+	}
+	total := 0
+	for _, b := range ingest.Batches(recs) {
+		if len(b) > ingest.MaxRecords || len(ingest.Body(b)) > ingest.MaxRequestBytes {
+			t.Fatalf("batch of %d records, %d bytes: over the limits", len(b), len(ingest.Body(b)))
+		}
+		raws, err := ingest.Split(ingest.Body(b))
+		if err != nil || len(raws) != len(b) {
+			t.Fatalf("a batch does not split back: %v", err)
+		}
+		total += len(b)
+	}
+	if total != len(recs) {
+		t.Fatalf("batches hold %d records, want %d", total, len(recs))
+	}
+}
+
+// The client against a real node: batches, duplicates, and a refusal it reports as final.
+func TestClient(t *testing.T) {
+	a, err := app.Open(context.Background(), app.Config{DataDir: t.TempDir(), RootKeyID: "AKIATESTROOT00000001",
+		RootKey: "test-root-secret-0123456789abcdefghijkl", CacheMiB: 16}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(a.Handler)
+	defer func() { ts.Close(); a.Close() }()
+	c := &ingest.Client{Endpoint: ts.URL, Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIATESTROOT00000001", "test-root-secret-0123456789abcdefghijkl", "")}
+	var recs [][]byte
+	for i := 0; i < 1200; i++ {
+		recs = append(recs, []byte(fmt.Sprintf(`{"eventID":"00000000-0000-4000-8000-%012d","eventTime":"2024-01-02T03:04:05Z","eventSource":"s3.amazonaws.com","eventName":"GetObject"}`, i)))
+	}
+	out, err := c.Send(context.Background(), recs)
+	if err != nil || out.Accepted != 1200 || out.Duplicates != 0 {
+		t.Fatalf("Send: %+v %v", out, err)
+	}
+	out, err = c.Send(context.Background(), recs[:10])
+	if err != nil || out.Duplicates != 10 {
+		t.Fatalf("resend: %+v %v", out, err)
+	}
+	_, err = c.Send(context.Background(), [][]byte{[]byte(`{"eventSource":"x"}`)})
+	var ae *awsapi.Error
+	if !errors.As(err, &ae) || ae.Code != "ValidationException" || ingest.Retryable(err) {
+		t.Fatalf("a record without eventTime: %v (retryable %v)", err, ingest.Retryable(err))
+	}
+	bad := &ingest.Client{Endpoint: ts.URL, Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIATESTROOT00000001", "wrong", "")}
+	if _, err := bad.Send(context.Background(), recs[:1]); err == nil || !ingest.Retryable(err) {
+		t.Fatalf("a bad signature: %v", err)
+	}
+}
