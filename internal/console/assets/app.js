@@ -725,7 +725,7 @@ async function insightsPage() {
     if (d.state === "Start") starts.push({ r, d });
   }
   if (!starts.length) { box.append(h("p", { class: "empty", id: "no-insights" }, "No insights: no unusual call or error rate has been detected in the last 90 days.")); return; }
-  const list = h("ul", { class: "selectors" });
+  const list = h("ul", { class: "insight-list" });
   const chartBox = h("div", { id: "insight-chart" });
   box.append(h("h2", {}, "Insights opened"), list, chartBox);
   const show = async ({ r, d }) => {
@@ -751,7 +751,8 @@ async function insightsPage() {
   };
   for (const x of starts) {
     const b = h("button", { type: "button" }, `${fmtTime(x.r.eventTime)} · ${x.d.eventSource} ${x.d.eventName} · ${x.d.insightType}`);
-    b.addEventListener("click", () => show(x));
+    b.addEventListener("click", () => { list.querySelectorAll("button").forEach(o => o.setAttribute("aria-pressed", String(o === b))); show(x); });
+    b.setAttribute("aria-pressed", String(x === starts[0]));
     list.append(h("li", {}, b));
   }
   show(starts[0]);
