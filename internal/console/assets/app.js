@@ -386,48 +386,62 @@ async function eventsPage() {
     } else body.StartTime = Math.floor(Date.now() / 1000) - ranges.find(r => r[0] === range.value)[2];
     return body;
   };
+  // Live mode opens its stream before the page is looked up, and holds what the stream brings
+  // until the page is shown: an event appended in between is then neither lost nor shown twice.
+  let es = null, liveOpen = false, loading = false, pending = [], seen = new Set(), pageNote = "";
+  const showStatus = () => { status.textContent = [pageNote, liveOpen ? "Live: new matching events appear at the top." : ""].filter(Boolean).join(" · "); };
+  const addLive = evs => {
+    let n = 0;
+    for (const e of evs) {
+      if (seen.has(e.EventId)) continue;
+      seen.add(e.EventId); current.unshift(e); n++;
+      const empty = tbody.querySelector("td.empty"); if (empty) empty.parentElement.remove();
+      const tr = eventRow(e, open); tr.classList.add("new"); tbody.prepend(tr);
+    }
+    if (n) announce(`${n} new event${n > 1 ? "s" : ""}`);
+  };
   const load = async () => {
+    loading = true;
     status.textContent = "Loading…";
     const t0 = performance.now();
     try {
       const out = await ct("LookupEvents", { ...request(), NextToken: tokens[pageIdx] });
       current = out.Events || [];
+      seen = new Set(current.map(e => e.EventId));
       tbody.replaceChildren(...current.map(e => eventRow(e, open)));
       if (!current.length) tbody.replaceChildren(h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No events match.")));
       tokens[pageIdx + 1] = out.NextToken;
       next.disabled = !out.NextToken; prev.disabled = pageIdx === 0;
       pageNo.textContent = `Page ${pageIdx + 1}`;
-      status.textContent = `${current.length} events on this page · ${Math.round(performance.now() - t0)} ms`;
-    } catch (e) { status.replaceChildren(errorBox(e)); }
+      pageNote = `${current.length} events on this page · ${Math.round(performance.now() - t0)} ms`;
+      showStatus();
+    } catch (e) { pageNote = ""; status.replaceChildren(errorBox(e)); }
+    finally { loading = false; if (pending.length) { addLive(pending); pending = []; } }
   };
-  let es = null;
-  const stopLive = () => { if (es) { es.close(); es = null; } };
+  const stopLive = () => { if (es) { es.close(); es = null; } liveOpen = false; pending = []; };
   state.cleanup.push(stopLive);
   const startLive = () => {
     stopLive();
     const p = new URLSearchParams();
     if (attr.value && value.value.trim()) { p.set("attr", attr.value); p.set("value", value.value.trim()); }
     es = eventStream("/console/api/live?" + p, {
-      open: () => { status.textContent = "Live: new matching events appear at the top."; },
-      events: evs => {
-        if (pageIdx !== 0) return;
-        for (const e of evs) {
-          current.unshift(e);
-          const empty = tbody.querySelector("td.empty"); if (empty) empty.parentElement.remove();
-          const tr = eventRow(e, open); tr.classList.add("new"); tbody.prepend(tr);
-        }
-        announce(`${evs.length} new event${evs.length > 1 ? "s" : ""}`);
-      },
-      failure: e => { status.replaceChildren(errorBox(e)); },
+      open: () => { liveOpen = true; if (!loading) showStatus(); },
+      events: evs => { if (pageIdx !== 0) return; if (loading) pending.push(...evs); else addLive(evs); },
+      failure: e => { liveOpen = false; status.replaceChildren(errorBox(e)); },
     });
   };
   form.addEventListener("submit", ev => {
     ev.preventDefault();
     const p = new URLSearchParams({ attr: attr.value, value: value.value.trim(), range: range.value });
     history.replaceState(null, "", "#/events?" + p);
-    tokens = [undefined]; pageIdx = 0; load().then(() => { if (live.checked) startLive(); });
+    tokens = [undefined]; pageIdx = 0;
+    if (live.checked) startLive();
+    load();
   });
-  live.addEventListener("change", () => { if (live.checked) { pageIdx = 0; load().then(startLive); } else { stopLive(); status.textContent = "Live mode off."; } });
+  live.addEventListener("change", () => {
+    if (live.checked) { pageIdx = 0; tokens = [undefined]; startLive(); load(); }
+    else { stopLive(); showStatus(); announce("Live mode off"); }
+  });
   next.addEventListener("click", () => { stopLive(); live.checked = false; pageIdx++; load(); });
   prev.addEventListener("click", () => { pageIdx = Math.max(0, pageIdx - 1); load(); });
   dlJSON.addEventListener("click", () => download("events.json", "application/json",
