@@ -239,7 +239,8 @@ function eventStream(url, handlers) {
 
 // ---- dashboard ---------------------------------------------------------------------------------
 async function dashboardPage() {
-  const now = Date.now(), hourAgo = Math.floor(now / 60000) * 60000 - 59 * 60000;
+  const now = Date.now();
+  let hourAgo = Math.floor(now / 60000) * 60000 - 59 * 60000;
   const counts = new Array(60).fill(0);
   const sources = new Map(), names = new Map();
   let sampled = 0, truncated = false, token;
@@ -259,6 +260,14 @@ async function dashboardPage() {
       h("section", { class: "panel", "aria-labelledby": "dash-l" }, h("h2", { id: "dash-l" }, "Projection lag"), lagBox)),
     h("section", { class: "panel", "aria-labelledby": "dash-t" }, h("h2", { id: "dash-t" }, "Trails"), trailsBox),
     findingsPanel);
+  // slide keeps the chart on the last hour as minutes pass.
+  const slide = () => {
+    const k = Math.floor((Date.now() - hourAgo) / 60000) - 59;
+    if (k <= 0) return false;
+    counts.splice(0, Math.min(k, 60)); while (counts.length < 60) counts.push(0);
+    hourAgo += k * 60000;
+    return true;
+  };
   const add = e => {
     const i = Math.floor((e.EventTime * 1000 - hourAgo) / 60000);
     if (i >= 0 && i < 60) counts[i]++;
@@ -282,7 +291,9 @@ async function dashboardPage() {
   }
   truncated = !!token;
   draw();
-  eventStream("/console/api/live", { events: evs => { evs.forEach(add); draw(); } });
+  eventStream("/console/api/live", { events: evs => { slide(); evs.forEach(add); draw(); } });
+  const timer = setInterval(() => { if (slide()) draw(); }, 10000);
+  state.cleanup.push(() => clearInterval(timer));
   // Trails with their status.
   ct("DescribeTrails", {}).then(async out => {
     const trails = out.trailList || [];
