@@ -150,16 +150,14 @@ func (s *Server) commitRecord(ctx context.Context, rq *request, rec *auditRec, t
 	if err == nil && s.auditFault != nil {
 		err = s.auditFault(rq.op)
 	}
-	if err != nil {
-		s.log.Error("self-audit record not written; the call was refused", "operation", rq.op, "request_id", rq.id, "err", err)
-		return fmt.Errorf("record %s: %w", rq.op, err)
+	if err == nil {
+		var with *pebble.Batch
+		if changed {
+			with = txn.Batch()
+		}
+		// Once the call has run, its record is written even if the client has gone.
+		_, err = s.w.Append(context.WithoutCancel(ctx), entry, with)
 	}
-	var with *pebble.Batch
-	if changed {
-		with = txn.Batch()
-	}
-	// Once the call has run, its record is written even if the client has gone.
-	_, err = s.w.Append(context.WithoutCancel(ctx), entry, with)
 	if err != nil {
 		s.log.Error("self-audit record not written; the call was refused", "operation", rq.op, "request_id", rq.id, "err", err)
 		return fmt.Errorf("record %s: %w", rq.op, err)
