@@ -33,6 +33,10 @@ func runServe(args []string) error {
 	s3Endpoint := fs.String("s3-endpoint", env("", "OPENTRAIL_S3_ENDPOINT"), "deliver to this S3-compatible service instead of folders under DATA-DIR/buckets (credentials: OPENTRAIL_S3_ACCESS_KEY_ID/OPENTRAIL_S3_SECRET_ACCESS_KEY, else the AWS default chain)")
 	s3Region := fs.String("s3-region", env("us-east-1", "OPENTRAIL_S3_REGION"), "region of the S3 service")
 	s3PathStyle := fs.Bool("s3-path-style", true, "address buckets as ENDPOINT/BUCKET (most S3-compatible services) rather than BUCKET.ENDPOINT")
+	bucketOwners := map[string]string{}
+	fs.Func("bucket-owner", "BUCKET=ACCOUNT: with --s3-endpoint, account ACCOUNT owns BUCKET (other buckets are the root account's): "+
+		"only its trails, or trails its bucket policy grants, deliver there; repeatable",
+		func(v string) error { return parseBucketOwner(v, bucketOwners) })
 	var dests dest.Config
 	fs.Func("sns-topic", "NAME=ENDPOINT: deliver SNS topic NAME (trail file notifications and subscription filters) to ENDPOINT: "+
 		"http(s)://... (SNS HTTP messages), slack+https://... (Slack-compatible webhook) or mailto:a@example.com (SMTP); repeatable",
@@ -89,10 +93,12 @@ func runServe(args []string) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	account := env("123456789012", "OPENTRAIL_ACCOUNT_ID")
 	var buckets objstore.Store
 	if *s3Endpoint != "" {
 		s3, err := objstore.NewS3(ctx, objstore.S3Config{Endpoint: *s3Endpoint, Region: *s3Region, PathStyle: *s3PathStyle,
-			AccessKeyID: os.Getenv("OPENTRAIL_S3_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("OPENTRAIL_S3_SECRET_ACCESS_KEY")})
+			AccessKeyID: os.Getenv("OPENTRAIL_S3_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("OPENTRAIL_S3_SECRET_ACCESS_KEY"),
+			Owners: bucketOwners, Owner: account})
 		if err != nil {
 			return fmt.Errorf("--s3-endpoint: %w", err)
 		}
@@ -101,7 +107,7 @@ func runServe(args []string) error {
 	a, err := app.Open(ctx, app.Config{
 		Buckets:   buckets,
 		DataDir:   *dataDir,
-		Account:   env("123456789012", "OPENTRAIL_ACCOUNT_ID"),
+		Account:   account,
 		Region:    env("us-east-1", "OPENTRAIL_REGION"),
 		RootKeyID: os.Getenv("OPENTRAIL_ROOT_ACCESS_KEY_ID"),
 		RootKey:   os.Getenv("OPENTRAIL_ROOT_SECRET_ACCESS_KEY"),
@@ -232,4 +238,14 @@ func serveProxy(a *app.App, log *slog.Logger, listen, upstream, policyFile, reda
 		srv.Shutdown(ctx)
 		p.Close()
 	}, nil
+}
+
+// parseBucketOwner parses a --bucket-owner BUCKET=ACCOUNT flag into owners.
+func parseBucketOwner(v string, owners map[string]string) error {
+	bucket, acct, ok := strings.Cut(v, "=")
+	if !ok || objstore.ValidBucketName(bucket) != nil || len(acct) != 12 || strings.Trim(acct, "0123456789") != "" {
+		return fmt.Errorf("want BUCKET=ACCOUNT (a bucket name and a 12-digit account ID), got %q", v)
+	}
+	owners[bucket] = acct
+	return nil
 }

@@ -146,7 +146,12 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	}
 	a.Buckets = c.Buckets
 	if a.Buckets == nil {
-		a.Buckets = objstore.NewFS(filepath.Join(c.DataDir, "buckets"))
+		folders := objstore.NewFS(filepath.Join(c.DataDir, "buckets"))
+		// A folder bucket that names no owner (made with mkdir) is the root key's account's.
+		if root, _, ok := a.Keys.Root(); ok {
+			folders.Owner = root.Account
+		}
+		a.Buckets = folders
 	}
 	ks, err := delivery.NewSealedKeyStore(db, a.Keys.DeriveKey("digest-signing-keys"))
 	if err != nil {

@@ -324,6 +324,9 @@ func (s *Service) startQuery(ctx context.Context, c auth.Caller, body []byte) (a
 		if err := s.checkBucketExists(ctx, bucket); err != nil {
 			return nil, err
 		}
+		if err := s.checkDelivery(ctx, bucket, resultsPrefix(*in.DeliveryS3Uri), s.resultsDelivery(q, *in.DeliveryS3Uri, firstStore(q))); err != nil {
+			return nil, err
+		}
 		q.DeliveryS3Uri, q.DeliveryStatus = *in.DeliveryS3Uri, "PENDING"
 	}
 	if err := r.submit(ctx, q); err != nil {
@@ -497,6 +500,10 @@ func (s *Service) deliverResults(ctx context.Context, q *storedQuery, res *lakem
 	if err != nil {
 		return "RESOURCE_NOT_FOUND"
 	}
+	if err := s.mayDeliver(ctx, bucketName, s.resultsDelivery(q, q.DeliveryS3Uri, firstStore(q))); err != nil {
+		s.log.Warn("query results not delivered", "query", q.ID, "err", err)
+		return "ACCESS_DENIED"
+	}
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	w := csv.NewWriter(zw)
@@ -513,10 +520,7 @@ func (s *Service) deliverResults(ctx context.Context, q *storedQuery, res *lakem
 	}
 	w.Flush()
 	zw.Close()
-	key := q.ID + "/result_1.csv.gz"
-	if prefix != "" {
-		key = prefix + "/" + key
-	}
+	key := resultsKey(prefix, q.ID)
 	if err := bucket.Put(ctx, key, buf.Bytes(), nil); err != nil {
 		s.log.Error("deliver query results", "query", q.ID, "err", err)
 		return "FAILED"

@@ -305,6 +305,9 @@ func (s *Service) applySettings(ctx context.Context, t *storedTrail, in *trailSe
 		return awsapi.Errorf("InvalidCloudWatchLogsLogGroupArnException",
 			"CloudWatchLogsRoleArn needs CloudWatchLogsLogGroupArn: specify a log group as well as a role ARN.")
 	}
+	if in.S3BucketName != nil || in.S3KeyPrefix != nil {
+		return s.checkBucketAccess(ctx, t)
+	}
 	return nil
 }
 

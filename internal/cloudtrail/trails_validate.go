@@ -141,9 +141,43 @@ func checkBucketName(b string) error {
 // maxS3PrefixLen is the documented maximum length of S3KeyPrefix, in characters.
 const maxS3PrefixLen = 200
 
+// reservedSegment starts every name the folder bucket backend keeps for itself
+// (objstore.FS: .opentrail-meta, .opentrail-tmp-*).
+const reservedSegment = ".opentrail-"
+
+// checkS3Prefix applies the rules for S3KeyPrefix. AWS documents only the
+// length; the rest makes every key the trail writes, prefix + "/AWSLogs/...",
+// a clean relative path that both bucket backends store and readers (the AWS
+// CLI's validate-logs, Athena) find again: S3's object key guidelines advise
+// against control characters and backslashes, and "." and ".." segments and
+// empty segments do not survive a path-style client or a folder bucket.
 func checkS3Prefix(p string) error {
+	bad := func(format string, args ...any) error {
+		return awsapi.Errorf("InvalidS3PrefixException", "S3KeyPrefix %q is not valid: "+format, append([]any{p}, args...)...)
+	}
 	if n := utf8.RuneCountInString(p); n > maxS3PrefixLen {
 		return awsapi.Errorf("InvalidS3PrefixException", "S3KeyPrefix is %d characters long; the maximum is %d.", n, maxS3PrefixLen)
+	}
+	if p == "" {
+		return nil
+	}
+	for i, r := range p {
+		if r < 0x20 || r == 0x7f || r == '\\' {
+			return bad("character %q at position %d is not allowed.", r, i)
+		}
+	}
+	if p[0] == '/' || p[len(p)-1] == '/' {
+		return bad("it must not start or end with /; CloudTrail puts the / between the prefix and AWSLogs/.")
+	}
+	for _, seg := range strings.Split(p, "/") {
+		switch {
+		case seg == "":
+			return bad("it has an empty path segment (//).")
+		case seg == "." || seg == "..":
+			return bad("path segment %q is not allowed.", seg)
+		case strings.HasPrefix(seg, reservedSegment):
+			return bad("path segment %q starts with %q, which OpenTrail reserves for bucket metadata.", seg, reservedSegment)
+		}
 	}
 	return nil
 }

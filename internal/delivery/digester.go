@@ -86,16 +86,17 @@ func (d *Digester) write(ctx context.Context, w *Worker, s *stream, end time.Tim
 }
 
 func (d *Digester) put(ctx context.Context, w *Worker, s *stream, end time.Time, last bool) error {
-	bucket, err := w.buckets.Bucket(ctx, s.trail.S3BucketName)
+	object := digest.DigestKey(s.trail.S3KeyPrefix, s.id.Account, s.id.Region, s.id.Trail, s.id.HomeRegion, end)
+	bucket, err := w.openBucket(ctx, s, object)
 	if err != nil {
-		return fmt.Errorf("bucket %s: %w", s.trail.S3BucketName, err)
+		return err
 	}
 	dg := &digest.Digest{
 		AWSAccountID:    s.id.Account,
 		DigestStartTime: digest.Time(s.state.DigestStart),
 		DigestEndTime:   digest.Time(end),
 		DigestS3Bucket:  bucket.Name(),
-		DigestS3Object:  digest.DigestKey(s.trail.S3KeyPrefix, s.id.Account, s.id.Region, s.id.Trail, s.id.HomeRegion, end),
+		DigestS3Object:  object,
 	}
 	for _, f := range s.state.Files {
 		dg.AddLogFile(digest.LogFile{S3Bucket: f.Bucket, S3Object: f.Key, HashValue: f.Hash, HashAlgorithm: digest.HashAlgorithm,

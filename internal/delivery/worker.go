@@ -442,15 +442,15 @@ var errStop = errors.New("stop")
 
 // deliver uploads the buffer as one log file, exactly once.
 func (w *Worker) deliver(ctx context.Context, s *stream) error {
-	bucket, err := w.buckets.Bucket(ctx, s.trail.S3BucketName)
+	now := w.o.Now().UTC()
+	key := logFileKey(s.trail.S3KeyPrefix, s.id.Account, s.id.Region, now, s.id.Insight)
+	bucket, err := w.openBucket(ctx, s, key)
 	if err != nil {
-		return fmt.Errorf("bucket %s: %w", s.trail.S3BucketName, err)
+		return err
 	}
 	raw := s.buf.file()
 	defer s.buf.reopen()
 	sum := sha256.Sum256(raw)
-	now := w.o.Now().UTC()
-	key := logFileKey(s.trail.S3KeyPrefix, s.id.Account, s.id.Region, now, s.id.Insight)
 	rec := fileRecord{Bucket: bucket.Name(), Key: key, Hash: hex.EncodeToString(sum[:]),
 		Oldest: time.Unix(0, s.buf.oldest).UTC(), Newest: time.Unix(0, s.buf.newest).UTC(), ToSeq: s.buf.lastSeq, Events: s.buf.n}
 	gz, err := gzipBytes(raw)

@@ -27,6 +27,7 @@ import (
 //
 //	<root>/<bucket>/<key>                   the object's body, byte for byte
 //	<root>/<bucket>/.opentrail-meta/<key>   its metadata, a JSON fsMeta
+//	<root>/<bucket>/.opentrail-bucket.json  who may deliver into the bucket, a JSON Access (optional)
 //	.opentrail-tmp-*                        files being written, in the directory of their target
 //
 // Every name FS keeps for itself starts with fsReserved: keys with such a segment are refused
@@ -35,6 +36,7 @@ const (
 	fsReserved   = ".opentrail-"
 	fsMetaDir    = ".opentrail-meta"
 	fsTempPrefix = ".opentrail-tmp-"
+	fsAccessFile = ".opentrail-bucket.json"
 	maxKeyLen    = 1024 // S3's limit, in bytes
 )
 
@@ -63,6 +65,11 @@ type fsVersion struct {
 // always are), cannot hold both "a" and "a/b", and leaves empty directories behind on Delete.
 // One process at a time may use a root.
 type FS struct {
+	// Owner owns every bucket whose .opentrail-bucket.json names no owner (or
+	// that has none, such as a folder made with mkdir); "" = such buckets have
+	// no owner and any account may deliver into them.
+	Owner string
+
 	root    string
 	absRoot string // names the root in fsLocks
 	// hookBeforeRename, for tests, runs when Put has written the new metadata and the body's

@@ -31,12 +31,19 @@ type S3Config struct {
 	// PathStyle addresses buckets as http://host/bucket/key instead of http://bucket.host/key,
 	// as most self-hosted services need.
 	PathStyle bool
+	// Owners names the account that owns each bucket (S3 answers with canonical
+	// user IDs, not accounts); Owner owns the buckets Owners does not name ("" =
+	// they have no owner and any account may deliver into them).
+	Owners map[string]string
+	Owner  string
 }
 
 // S3 is a Store on an S3-compatible service.
 type S3 struct {
 	client *s3.Client
 	region string
+	owners map[string]string
+	owner  string
 }
 
 // NewS3 returns a Store on the service c describes. It loads the AWS configuration (files and
@@ -70,7 +77,7 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	return &S3{client: client, region: cfg.Region}, nil
+	return &S3{client: client, region: cfg.Region, owners: c.Owners, owner: c.Owner}, nil
 }
 
 // CreateBucket creates a bucket in the configured region (no error if this account owns it).

@@ -409,6 +409,7 @@ func TestSelfAudit(t *testing.T) {
 	ctx := context.Background()
 	admin := e.newKey("222222222222", "alice", "admin")
 	e.buckets("audit-bucket")
+	e.ownBucket("audit-bucket", "222222222222") // a trail delivers only into its account's bucket (issue 11 §7)
 	_, err := e.ct(admin, "us-east-1").CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("audit-trail"), S3BucketName: aws.String("audit-bucket")})
 	if err != nil {
 		t.Fatal(err)
