@@ -73,7 +73,8 @@ func chromiumPath(t *testing.T) string {
 
 func start(t *testing.T) *env {
 	exe := chromiumPath(t)
-	a, err := app.Open(context.Background(), app.Config{DataDir: t.TempDir(), RootKeyID: rootID, RootKey: rootSecret, CacheMiB: 16},
+	// Account A is the root key's, so that the folder buckets (owned by the root's account) are A's.
+	a, err := app.Open(context.Background(), app.Config{DataDir: t.TempDir(), RootKeyID: rootID, RootKey: rootSecret, Account: acctA, CacheMiB: 16},
 		slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
