@@ -121,6 +121,9 @@ func fill(b *testing.B, a *app.App, n int) {
 		}()
 	}
 	for first := 0; first < n; first += batch {
+		if testing.Verbose() && first > 0 && first%1_000_000 == 0 {
+			fmt.Fprintf(os.Stderr, "%s: %d events appended\n", time.Now().Format(time.TimeOnly), first)
+		}
 		select {
 		case batches <- first:
 		case err := <-errs:
