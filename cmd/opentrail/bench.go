@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -27,21 +26,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 )
 
-func runBench(args []string) error {
-	if len(args) == 0 {
-		return errors.New("usage: opentrail bench ingest|lookup|deliver|import [flags]")
+var benchCommands = []command{
+	{"ingest", "records per second a server makes durable, and its memory", benchIngest},
+	{"lookup", "LookupEvents latency over a large history", benchLookup},
+	{"deliver", "time to write a trail's log file", benchDeliver},
+	{"import", "opentrail import's throughput over a generated archive", benchImport},
+}
+
+// parseBench parses a benchmark's flags; benchmarks take no positional arguments.
+func parseBench(fs *flagSet, args []string) error {
+	if err := fs.parse(args); err != nil {
+		return err
 	}
-	switch args[0] {
-	case "ingest":
-		return benchIngest(args[1:])
-	case "lookup":
-		return benchLookup(args[1:])
-	case "deliver":
-		return benchDeliver(args[1:])
-	case "import":
-		return benchImport(args[1:])
-	}
-	return fmt.Errorf("unknown benchmark %q (ingest, lookup, deliver, import)", args[0])
+	return fs.wantArgs(0, "no arguments")
 }
 
 // benchServer is an OpenTrail server started as a child process, so that its
@@ -49,6 +46,7 @@ func runBench(args []string) error {
 type benchServer struct {
 	cmd      *exec.Cmd
 	endpoint string
+	metrics  string // URL of GET /metrics
 	dataDir  string
 	keyID    string
 	secret   string
@@ -70,10 +68,16 @@ func startBenchServerWith(bin, dataDir string, extra ...string) (*benchServer, e
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	s := &benchServer{endpoint: "http://" + addr, dataDir: dataDir, keyID: "AKIABENCHROOTKEY0001", secret: "bench-secret-bench-secret-bench-secret!!"}
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	maddr := mln.Addr().String()
+	mln.Close()
+	s := &benchServer{endpoint: "http://" + addr, metrics: "http://" + maddr + "/metrics", dataDir: dataDir, keyID: "AKIABENCHROOTKEY0001", secret: "bench-secret-bench-secret-bench-secret!!"}
 	// OPENTRAIL_BENCH_SERVER_FLAGS adds serve flags, e.g. "--pprof 127.0.0.1:6060" to profile the server.
 	extra = append(extra, strings.Fields(os.Getenv("OPENTRAIL_BENCH_SERVER_FLAGS"))...)
-	s.cmd = exec.Command(bin, append([]string{"serve", "--listen", addr, "--data-dir", dataDir, "--log-level", "warn"}, extra...)...)
+	s.cmd = exec.Command(bin, append([]string{"serve", "--listen", addr, "--metrics-listen", maddr, "--data-dir", dataDir, "--log-level", "warn"}, extra...)...)
 	s.cmd.Env = append(os.Environ(), "OPENTRAIL_ROOT_ACCESS_KEY_ID="+s.keyID, "OPENTRAIL_ROOT_SECRET_ACCESS_KEY="+s.secret)
 	s.cmd.Stderr = os.Stderr
 	if err := s.cmd.Start(); err != nil {
@@ -220,14 +224,16 @@ func pct(d []time.Duration, p float64) time.Duration {
 }
 
 func benchIngest(args []string) error {
-	fs := flag.NewFlagSet("bench ingest", flag.ExitOnError)
+	fs := newFlags("opentrail bench ingest", "[flags]", "Starts a server (a child process, on a temporary data dir unless --data-dir) and measures how many records per second it makes durable.\nOPENTRAIL_BENCH_SERVER_FLAGS adds serve flags to the server.", "opentrail bench ingest --records 200000 --concurrency 8")
 	total := fs.Int("records", 500000, "records to send")
 	batch := fs.Int("batch", 500, "records per request")
 	conc := fs.Int("concurrency", 8, "concurrent clients")
 	dataDir := fs.String("data-dir", "", "server data dir (default: a new temporary one, removed after)")
 	withTrail := fs.Bool("trail", false, "also run a trail that takes every record (Lambda data events) into a folder bucket, and report how far delivery lags")
 	subs := fs.Int("subscriptions", 0, "also send every record to a log group with this many subscription filters (each one user's calls, to a local webhook), and report how far they lag")
-	fs.Parse(args)
+	if err := parseBench(fs, args); err != nil {
+		return err
+	}
 	if *subs > 0 {
 		*withTrail = true
 	}
@@ -366,9 +372,11 @@ func countRecords(path string) (int, error) {
 
 // benchDeliver measures how soon after its interval closes a log file is in the bucket.
 func benchDeliver(args []string) error {
-	fs := flag.NewFlagSet("bench deliver", flag.ExitOnError)
+	fs := newFlags("opentrail bench deliver", "[flags]", "Starts a server and times the delivery of trail log files.", "opentrail bench deliver --rounds 10")
 	rounds := fs.Int("rounds", 10, "files to time")
-	fs.Parse(args)
+	if err := parseBench(fs, args); err != nil {
+		return err
+	}
 	dir, cleanup, err := benchDir("")
 	if err != nil {
 		return err
@@ -420,12 +428,14 @@ func benchDir(dir string) (string, func(), error) {
 }
 
 func benchLookup(args []string) error {
-	fs := flag.NewFlagSet("bench lookup", flag.ExitOnError)
+	fs := newFlags("opentrail bench lookup", "[flags]", "Starts a server, stores management events, and times LookupEvents calls.", "opentrail bench lookup --events 1000000 --lookups 2000")
 	events := fs.Int("events", 1000000, "management events to store first (skipped when --data-dir already holds them)")
 	lookups := fs.Int("lookups", 2000, "LookupEvents calls to time")
 	conc := fs.Int("concurrency", 4, "concurrent lookup clients")
 	dataDir := fs.String("data-dir", "", "server data dir, kept for reuse (default: a new temporary one, removed after)")
-	fs.Parse(args)
+	if err := parseBench(fs, args); err != nil {
+		return err
+	}
 	dir, cleanup, err := benchDir(*dataDir)
 	if err != nil {
 		return err

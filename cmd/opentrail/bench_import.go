@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -16,12 +15,14 @@ import (
 // starts a server as a child process and imports the archive into it twice:
 // the first pass stores every record, the second finds them all present.
 func benchImport(args []string) error {
-	fs := flag.NewFlagSet("bench import", flag.ExitOnError)
+	fs := newFlags("opentrail bench import", "[flags]", "Starts a server and measures opentrail import over a generated archive (or --archive).", "opentrail bench import --records 1000000")
 	total := fs.Int("records", 1_000_000, "records in the generated archive")
 	perFile := fs.Int("per-file", 1000, "records per log file")
 	src := fs.String("archive", "", "import this archive instead of generating one")
 	dataDir := fs.String("data-dir", "", "server data dir (default: a new temporary one, removed after)")
-	fs.Parse(args)
+	if err := parseBench(fs, args); err != nil {
+		return err
+	}
 	tmp, err := os.MkdirTemp("", "opentrail-bench-import-")
 	if err != nil {
 		return err

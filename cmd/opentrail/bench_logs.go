@@ -67,7 +67,7 @@ func benchSubscriptions(srv *benchServer, n int) (*subscriptionHook, error) {
 // up (per /metrics), and prints how long that took after the last acknowledgement.
 func (h *subscriptionHook) report(srv *benchServer, ended time.Time) error {
 	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		lag, pending, err := scrapeLag(srv.endpoint)
+		lag, pending, err := scrapeLag(srv.metrics)
 		if err != nil {
 			return err
 		}
@@ -81,9 +81,9 @@ func (h *subscriptionHook) report(srv *benchServer, ended time.Time) error {
 	return fmt.Errorf("subscriptions did not catch up within 5 minutes")
 }
 
-// scrapeLag reads the log-group feed's lag and the subscriptions' pending events from /metrics.
-func scrapeLag(endpoint string) (lag, pending float64, err error) {
-	resp, err := http.Get(endpoint + "/metrics")
+// scrapeLag reads the log-group feed's lag and the subscriptions' pending events from the metrics URL.
+func scrapeLag(metricsURL string) (lag, pending float64, err error) {
+	resp, err := http.Get(metricsURL)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +106,17 @@ func TestValidateLogsCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	run := func() (string, error) {
+		cmd := exec.Command(bin, "validate-logs", "--trail-arn", aws.ToString(tr.TrailARN), "--start-time", start.Format(time.RFC3339),
+			"--data-dir", dir, "--endpoint", srv.endpoint, "--verbose")
+		cmd.Env = append(os.Environ(), "OPENTRAIL_ACCESS_KEY_ID="+srv.keyID, "OPENTRAIL_SECRET_ACCESS_KEY="+srv.secret)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	// Before the first digest there is nothing to check, and the command says why.
+	if out, err := run(); err == nil || !strings.Contains(out, "no digest delivered yet under s3://cli-logs/AWSLogs/") {
+		t.Fatalf("validate-logs before any digest: %v\n%s", err, out)
+	}
 	if _, err := ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: tr.Name}); err != nil {
 		t.Fatal(err)
 	}
@@ -115,13 +129,6 @@ func TestValidateLogsCommand(t *testing.T) {
 		time.Sleep(600 * time.Millisecond)
 	}
 	time.Sleep(2500 * time.Millisecond) // a digest listing the last file
-	run := func() (string, error) {
-		cmd := exec.Command(bin, "validate-logs", "--trail-arn", aws.ToString(tr.TrailARN), "--start-time", start.Format(time.RFC3339),
-			"--data-dir", dir, "--endpoint", srv.endpoint, "--verbose")
-		cmd.Env = append(os.Environ(), "OPENTRAIL_ACCESS_KEY_ID="+srv.keyID, "OPENTRAIL_SECRET_ACCESS_KEY="+srv.secret)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
 	out, err := run()
 	if err != nil || !strings.Contains(out, "digest files valid") || strings.Contains(out, "INVALID") {
 		t.Fatalf("validate-logs: %v\n%s", err, out)
@@ -136,14 +143,35 @@ func TestValidateLogsCommand(t *testing.T) {
 		}
 		return nil
 	})
-	if len(logs) < 2 {
+	if len(logs) < 3 {
 		t.Fatalf("%d log files delivered", len(logs))
 	}
+	sort.Strings(logs)
 	if err := os.Remove(logs[0]); err != nil {
 		t.Fatal(err)
 	}
-	out, err = run()
-	if err == nil || !strings.Contains(out, "INVALID: not found") {
-		t.Fatalf("validate-logs after deleting a log file: %v\n%s", err, out)
+	// A tampered file (issue 12: the folder store's own check stopped the run with its error)
+	// is reported as the AWS CLI reports it, and the check goes on to the next files.
+	if err := os.WriteFile(logs[1], gzipped(t, `{"Records":[]}`), 0o644); err != nil {
+		t.Fatal(err)
 	}
+	out, err = run()
+	rel := func(p string) string {
+		return "s3://cli-logs/" + filepath.ToSlash(strings.TrimPrefix(p, filepath.Join(dir, "buckets", "cli-logs")+string(filepath.Separator)))
+	}
+	if err == nil || !strings.Contains(out, rel(logs[0])+"\tINVALID: not found") ||
+		!strings.Contains(out, rel(logs[1])+"\tINVALID: hash value doesn't match") || !strings.Contains(out, rel(logs[2])+"\tvalid") {
+		t.Fatalf("validate-logs after deleting one log file and changing another: %v\n%s", err, out)
+	}
+}
+
+func gzipped(t *testing.T, s string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write([]byte(s))
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }

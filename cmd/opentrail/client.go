@@ -6,16 +6,29 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+
+	"github.com/opentrail/opentrail/internal/objstore"
 )
+
+// defaultEndpoint is where a client looks for the server when nothing names it.
+const defaultEndpoint = "http://127.0.0.1:4590"
 
 // client talks to a running OpenTrail server as one access key.
 type client struct {
@@ -25,26 +38,96 @@ type client struct {
 	http     *http.Client
 }
 
-// newClient takes credentials from the OPENTRAIL_ variables (the root ones when root is true, else the
-// access-key ones, falling back to root), then the AWS_ ones.
-func newClient(endpoint, region string, root bool) (*client, error) {
-	id := env("", "OPENTRAIL_ACCESS_KEY_ID", "OPENTRAIL_ROOT_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID")
-	secret := env("", "OPENTRAIL_SECRET_ACCESS_KEY", "OPENTRAIL_ROOT_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY")
+// clientFlags are the flags every command that talks to a server has.
+type clientFlags struct {
+	endpoint, region *string
+}
+
+// addClientFlags defines --endpoint and --region on fs. Both fall back to the AWS SDK's
+// configuration (environment, AWS_PROFILE, shared files), as the AWS CLI does.
+func addClientFlags(fs *flagSet, regionUsage string) clientFlags {
+	c := clientFlags{
+		endpoint: fs.String("endpoint", "", "URL of the OpenTrail server"),
+		region:   fs.String("region", "", regionUsage),
+	}
+	fs.envVar("endpoint", "OPENTRAIL_ENDPOINT")
+	fs.fallback("endpoint", "$AWS_ENDPOINT_URL_CLOUDTRAIL, $AWS_ENDPOINT_URL or the profile's endpoint_url; else "+defaultEndpoint)
+	fs.envVar("region", "OPENTRAIL_REGION")
+	fs.fallback("region", "$AWS_REGION, $AWS_DEFAULT_REGION or the profile's region; else us-east-1")
+	return c
+}
+
+// connect loads the client's configuration: the flags and OPENTRAIL_ variables first, then the
+// AWS SDK's default chain. With root, only the root key's OPENTRAIL_ variables or the AWS chain
+// are used (not OPENTRAIL_ACCESS_KEY_ID).
+func (f clientFlags) connect(ctx context.Context, root bool) (*client, error) {
+	return newClient(ctx, *f.endpoint, *f.region, root)
+}
+
+// newClient resolves endpoint, region and credentials: the arguments and OPENTRAIL_ variables
+// win; what they leave empty comes from the AWS SDK's default configuration (AWS_PROFILE,
+// ~/.aws/config and credentials, AWS_REGION, AWS_ENDPOINT_URL[_CLOUDTRAIL], AWS_ACCESS_KEY_ID...).
+func newClient(ctx context.Context, endpoint, region string, root bool) (*client, error) {
+	id := env("", "OPENTRAIL_ACCESS_KEY_ID", "OPENTRAIL_ROOT_ACCESS_KEY_ID")
+	secret := env("", "OPENTRAIL_SECRET_ACCESS_KEY", "OPENTRAIL_ROOT_SECRET_ACCESS_KEY")
 	if root {
-		id = env("", "OPENTRAIL_ROOT_ACCESS_KEY_ID")
-		secret = env("", "OPENTRAIL_ROOT_SECRET_ACCESS_KEY")
+		id, secret = env("", "OPENTRAIL_ROOT_ACCESS_KEY_ID"), env("", "OPENTRAIL_ROOT_SECRET_ACCESS_KEY")
 	}
-	if id == "" || secret == "" {
+	opts := []func(*config.LoadOptions) error{
+		// OpenTrail keys are never an EC2 instance's role: do not wait for a metadata service.
+		config.WithEC2IMDSClientEnableState(imds.ClientDisabled),
+	}
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	if id != "" && secret != "" {
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(id, secret, "")))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	if endpoint == "" {
+		// The CloudTrail client resolves AWS_ENDPOINT_URL_CLOUDTRAIL, the services section of
+		// the profile, AWS_ENDPOINT_URL and endpoint_url, in the SDK's order.
+		endpoint = aws.ToString(cloudtrail.NewFromConfig(cfg).Options().BaseEndpoint)
+	}
+	if endpoint == "" {
+		endpoint = defaultEndpoint
+	}
+	creds, err := cfg.Credentials.Retrieve(ctx)
+	if err != nil || creds.AccessKeyID == "" {
 		if root {
-			return nil, fmt.Errorf("set OPENTRAIL_ROOT_ACCESS_KEY_ID and OPENTRAIL_ROOT_SECRET_ACCESS_KEY (printed by the server's first start)")
+			return nil, errors.New("no credentials: set OPENTRAIL_ROOT_ACCESS_KEY_ID and OPENTRAIL_ROOT_SECRET_ACCESS_KEY (printed by the server's first start), " +
+				"or an admin key through AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
 		}
-		return nil, fmt.Errorf("set OPENTRAIL_ACCESS_KEY_ID and OPENTRAIL_SECRET_ACCESS_KEY (or the root or AWS_ equivalents)")
+		return nil, errors.New("no credentials: set OPENTRAIL_ACCESS_KEY_ID and OPENTRAIL_SECRET_ACCESS_KEY, " +
+			"or use AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
 	}
+	endpoint = strings.TrimRight(endpoint, "/")
 	return &client{
-		endpoint: endpoint, region: region,
-		creds: aws.Credentials{AccessKeyID: id, SecretAccessKey: secret},
-		http:  &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+		endpoint: endpoint, region: cfg.Region, creds: creds,
+		http: &http.Client{Timeout: 60 * time.Second, Transport: refusedHint{&http.Transport{MaxIdleConnsPerHost: 64}, endpoint}},
 	}, nil
+}
+
+// refusedHint names the endpoint a refused connection was for: the server may not be running
+// there. It wraps every transport error the client's requests (raw or SDK) meet.
+type refusedHint struct {
+	next     http.RoundTripper
+	endpoint string
+}
+
+func (t refusedHint) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if err != nil && errors.Is(err, syscall.ECONNREFUSED) {
+		err = fmt.Errorf("%w (no OpenTrail server is running at %s? start one with \"opentrail serve\", "+
+			"or point --endpoint, OPENTRAIL_ENDPOINT or AWS_ENDPOINT_URL at it)", err, t.endpoint)
+	}
+	return resp, err
 }
 
 // post sends a SigV4-signed JSON POST to path and decodes a 200 answer into out.
@@ -99,6 +182,7 @@ func (c *client) cloudTrail() *cloudtrail.Client {
 		Region:       c.region,
 		Credentials:  aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return c.creds, nil }),
 		HTTPClient:   c.http,
+		Retryer:      newRetryer(),
 	})
 }
 
@@ -108,5 +192,57 @@ func (c *client) logs() *cloudwatchlogs.Client {
 		BaseEndpoint: aws.String(c.endpoint), Region: c.region,
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return c.creds, nil }),
 		HTTPClient:  c.http,
+		Retryer:     newRetryer(),
 	})
+}
+
+// newRetryer is the SDK's standard retryer, except that a refused connection is not retried:
+// no server listens there, and the user should hear so at once.
+func newRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				return aws.FalseTernary
+			}
+			return aws.UnknownTernary
+		})}, o.Retryables...)
+	})
+}
+
+// s3Flags are the flags of commands that read or write an S3-compatible service.
+type s3Flags struct {
+	endpoint, region *string
+	pathStyle        *bool
+}
+
+// addS3Flags defines --s3-endpoint, --s3-region and --s3-path-style; what precedes names when
+// they apply. Credentials: OPENTRAIL_S3_ACCESS_KEY_ID/OPENTRAIL_S3_SECRET_ACCESS_KEY, else the
+// AWS SDK's chain.
+func addS3Flags(fs *flagSet, when string) s3Flags {
+	f := s3Flags{
+		endpoint:  fs.String("s3-endpoint", "", when+"URL of the S3-compatible service (credentials: $OPENTRAIL_S3_ACCESS_KEY_ID and $OPENTRAIL_S3_SECRET_ACCESS_KEY, else the AWS SDK's chain)"),
+		region:    fs.String("s3-region", "", "region of the S3 service"),
+		pathStyle: fs.Bool("s3-path-style", true, "address buckets as ENDPOINT/BUCKET (most S3-compatible services; AWS accepts it too) rather than BUCKET.ENDPOINT"),
+	}
+	fs.envVar("s3-endpoint", "OPENTRAIL_S3_ENDPOINT")
+	fs.fallback("s3-endpoint", "$AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL or the profile's; else AWS S3")
+	fs.envVar("s3-region", "OPENTRAIL_S3_REGION")
+	fs.fallback("s3-region", "$AWS_REGION, $AWS_DEFAULT_REGION or the profile's region; else us-east-1")
+	return f
+}
+
+// config is the S3 configuration the flags and OPENTRAIL_S3_ variables give.
+func (f s3Flags) config() objstore.S3Config {
+	return objstore.S3Config{Endpoint: *f.endpoint, Region: *f.region, PathStyle: *f.pathStyle,
+		AccessKeyID: os.Getenv("OPENTRAIL_S3_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("OPENTRAIL_S3_SECRET_ACCESS_KEY")}
+}
+
+func (f s3Flags) open(ctx context.Context) (*objstore.S3, error) { return openS3(ctx, f.config()) }
+
+func openS3(ctx context.Context, c objstore.S3Config) (*objstore.S3, error) {
+	s3, err := objstore.NewS3(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("--s3-endpoint: %w", err)
+	}
+	return s3, nil
 }

@@ -5,12 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,14 +34,16 @@ func runImport(args []string) error { return importMain(args, os.Stderr) }
 
 // importMain is runImport writing its progress and summary to out.
 func importMain(args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("import", flag.ExitOnError)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: opentrail import [flags] PATH|s3://bucket/prefix")
-		fs.PrintDefaults()
-	}
-	endpoint := fs.String("server", env("http://127.0.0.1:4590", "OPENTRAIL_ENDPOINT"), "the server's URL")
-	fs.StringVar(endpoint, "endpoint", *endpoint, "same as --server")
-	region := fs.String("region", env("us-east-1", "OPENTRAIL_REGION"), "signing region (the default awsRegion of records without one)")
+	fs := newFlags("opentrail import", "[flags] PATH|s3://bucket/prefix",
+		`Sends the records of CloudTrail log files (a folder such as an AWSLogs/ tree, or an S3 prefix) to a
+running server, idempotently: the server drops eventIDs it holds, and a state file remembers the files
+sent completely. Each record goes to the account its recipientAccountId names (a record without one:
+the signing key's account); a writer or admin key may only send records of its own account, the root
+key any account's. The summary says which accounts the records went to. Files that are not gzip'd
+{"Records":[...]} are listed and make the command fail (after the others are imported).`,
+		"opentrail import --start-time 2024-01-01 ./AWSLogs\nopentrail import --follow s3://my-trail-bucket/AWSLogs/")
+	cf := addClientFlags(fs, "signing region (the default awsRegion of records without one)")
+	server := fs.String("server", "", "same as --endpoint")
 	start := fs.String("start-time", "", "only events at or after this time (RFC 3339 or YYYY-MM-DD)")
 	end := fs.String("end-time", "", "only events at or before this time (RFC 3339 or YYYY-MM-DD)")
 	follow := fs.Bool("follow", false, "keep polling for new files")
@@ -50,26 +52,28 @@ func importMain(args []string, out io.Writer) error {
 	insights := fs.Bool("insights", false, "import CloudTrail-Insight files too")
 	workers := fs.Int("workers", 0, "files decoded in parallel (default: number of CPUs)")
 	inflight := fs.Int("concurrency", 8, "requests in flight")
-	s3Endpoint := fs.String("s3-endpoint", env("", "OPENTRAIL_S3_ENDPOINT"), "S3-compatible endpoint for s3:// sources (default AWS)")
-	s3Region := fs.String("s3-region", "", "S3 region")
-	s3PathStyle := fs.Bool("s3-path-style", false, "address S3 buckets by path")
-	quiet := fs.Bool("quiet", false, "no progress line")
-	fs.Parse(args)
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errors.New("give one PATH or s3://bucket/prefix")
+	s3f := addS3Flags(fs, "for s3:// sources: ")
+	quiet := fs.Bool("quiet", false, "no progress line (it is drawn only when stderr is a terminal)")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if err := fs.wantArgs(1, "one PATH or s3://bucket/prefix"); err != nil {
+		return err
+	}
+	if fs.given["server"] && !fs.given["endpoint"] {
+		*cf.endpoint = *server
 	}
 	src := fs.Arg(0)
 	var filter archive.Filter
 	var err error
 	if filter.Start, err = parseTimeFlag(*start); err != nil {
-		return fmt.Errorf("--start-time: %w", err)
+		return usagef("--start-time: %v", err)
 	}
 	if filter.End, err = parseTimeFlag(*end); err != nil {
-		return fmt.Errorf("--end-time: %w", err)
+		return usagef("--end-time: %v", err)
 	}
 	filter.Insights = *insights
-	c, err := newClient(strings.TrimRight(*endpoint, "/"), *region, false)
+	c, err := cf.connect(context.Background(), false)
 	if err != nil {
 		return err
 	}
@@ -77,8 +81,7 @@ func importMain(args []string, out io.Writer) error {
 	defer stop()
 	var store objstore.Store
 	if strings.HasPrefix(src, "s3://") {
-		s3, err := objstore.NewS3(ctx, objstore.S3Config{Endpoint: *s3Endpoint, Region: *s3Region, PathStyle: *s3PathStyle,
-			AccessKeyID: os.Getenv("OPENTRAIL_S3_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("OPENTRAIL_S3_SECRET_ACCESS_KEY")})
+		s3, err := s3f.open(ctx)
 		if err != nil {
 			return err
 		}
@@ -95,7 +98,8 @@ func importMain(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	im := &importer{c: c, ar: ar, filter: filter, state: st, workers: *workers, inflight: max(1, *inflight), out: out, quiet: *quiet}
+	im := &importer{c: c, ar: ar, filter: filter, state: st, workers: *workers, inflight: max(1, *inflight), out: out,
+		progressLine: !*quiet && isTerminal(out), accounts: map[string]int64{}}
 	for {
 		if err := im.pass(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -115,10 +119,32 @@ func importMain(args []string, out io.Writer) error {
 		}
 	}
 	im.summary()
-	if im.failedFiles.Load() > 0 {
-		return fmt.Errorf("%d files could not be imported (see above); run again to retry them", im.failedFiles.Load())
+	var errs []string
+	if n := len(im.corruptFiles); n > 0 {
+		list := im.corruptFiles[:min(n, 20)]
+		more := ""
+		if n > len(list) {
+			more = fmt.Sprintf("\n  ... and %d more", n-len(list))
+		}
+		errs = append(errs, fmt.Sprintf("%d files are corrupt and were not imported:\n  %s%s", n, strings.Join(list, "\n  "), more))
+	}
+	if n := im.failedFiles.Load(); n > 0 {
+		errs = append(errs, fmt.Sprintf("%d files could not be imported (see above); run again to retry them", n))
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// isTerminal reports whether w is a terminal, where a progress line redrawn with \r belongs.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func parseTimeFlag(s string) (time.Time, error) {
@@ -206,11 +232,17 @@ type importer struct {
 	workers  int
 	inflight int
 	out      io.Writer
-	quiet    bool
+	// progressLine draws a progress line, redrawn each second: only on a terminal.
+	progressLine bool
 
 	started                                      time.Time
 	files, totalFiles, corrupt, failedFiles      atomic.Int64
 	records, imported, present, skipped, gzBytes atomic.Int64
+	totalGzBytes                                 atomic.Int64
+
+	mu           sync.Mutex
+	corruptFiles []string         // keys of the files that are not gzip'd {"Records":[...]}
+	accounts     map[string]int64 // records accepted by recipientAccountId ("" = the key's account)
 }
 
 // fileJob tracks the requests of one file: it is done when all succeeded.
@@ -221,9 +253,26 @@ type fileJob struct {
 }
 
 type request struct {
-	file *fileJob
-	body []byte
-	n    int
+	file     *fileJob
+	body     []byte
+	n        int
+	accounts map[string]int // records by recipientAccountId
+}
+
+// recipientAccount returns a compact record's recipientAccountId, "" when it has none. It is
+// the last member of that name: CloudTrail writes it at the top level after the nested parameters.
+func recipientAccount(rec []byte) string {
+	const member = `"recipientAccountId":"`
+	i := bytes.LastIndex(rec, []byte(member))
+	if i < 0 {
+		return ""
+	}
+	v := rec[i+len(member):]
+	j := bytes.IndexByte(v, '"')
+	if j < 0 {
+		return ""
+	}
+	return string(v[:j])
 }
 
 // pass imports the files not imported yet.
@@ -236,6 +285,9 @@ func (im *importer) pass(ctx context.Context) error {
 		im.started = time.Now()
 	}
 	im.totalFiles.Add(int64(len(files)))
+	for _, f := range files {
+		im.totalGzBytes.Add(f.Size)
+	}
 	if len(files) == 0 {
 		return nil
 	}
@@ -259,7 +311,7 @@ func (im *importer) pass(ctx context.Context) error {
 		if time.Since(lastSave) > 2*time.Second {
 			lastSave = time.Now()
 			if err := im.state.save(); err != nil {
-				fmt.Fprintf(im.out, "\nimport: save state: %v\n", err)
+				fmt.Fprintf(im.out, "%simport: save state: %v\n", im.lineStart(), err)
 			}
 		}
 		saveMu.Unlock()
@@ -271,7 +323,7 @@ func (im *importer) pass(ctx context.Context) error {
 			for r := range reqs {
 				if err := im.send(ctx, r); err != nil {
 					if ctx.Err() == nil {
-						fmt.Fprintf(im.out, "\nimport: %s: %v\n", r.file.key, err)
+						fmt.Fprintf(im.out, "%simport: %s: %v\n", im.lineStart(), r.file.key, err)
 					}
 					r.file.failed.Store(true)
 				}
@@ -286,13 +338,17 @@ func (im *importer) pass(ctx context.Context) error {
 		if res.Err != nil {
 			im.corrupt.Add(1)
 			im.files.Add(1)
-			fmt.Fprintf(im.out, "\nimport: skip %v\n", res.Err)
+			im.mu.Lock()
+			im.corruptFiles = append(im.corruptFiles, res.File.Key)
+			im.mu.Unlock()
+			fmt.Fprintf(im.out, "%simport: skip %v\n", im.lineStart(), res.Err)
 			return nil
 		}
 		f := &fileJob{key: res.File.Key}
 		f.pending.Store(1) // held until all of the file's requests are queued
 		var body bytes.Buffer
 		n := 0
+		accounts := map[string]int{}
 		flush := func() error {
 			if n == 0 {
 				return nil
@@ -300,12 +356,13 @@ func (im *importer) pass(ctx context.Context) error {
 			body.WriteString("]}")
 			f.pending.Add(1)
 			select {
-			case reqs <- request{file: f, body: bytes.Clone(body.Bytes()), n: n}:
+			case reqs <- request{file: f, body: bytes.Clone(body.Bytes()), n: n, accounts: accounts}:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 			body.Reset()
 			n = 0
+			accounts = map[string]int{}
 			return nil
 		}
 		for _, rec := range res.Records {
@@ -325,6 +382,7 @@ func (im *importer) pass(ctx context.Context) error {
 			}
 			body.Write(rec)
 			n++
+			accounts[recipientAccount(rec)]++
 		}
 		if err := flush(); err != nil {
 			return err
@@ -351,6 +409,11 @@ func (im *importer) send(ctx context.Context, r request) error {
 			im.records.Add(int64(r.n))
 			im.imported.Add(int64(out.Accepted - out.Duplicates))
 			im.present.Add(int64(out.Duplicates))
+			im.mu.Lock()
+			for a, n := range r.accounts {
+				im.accounts[a] += int64(n)
+			}
+			im.mu.Unlock()
 			return nil
 		}
 		retry := strings.Contains(err.Error(), "HTTP 5") || strings.Contains(err.Error(), "HTTP 429") || !strings.Contains(err.Error(), "HTTP ")
@@ -366,8 +429,16 @@ func (im *importer) send(ctx context.Context, r request) error {
 	}
 }
 
+// lineStart ends the progress line before a message, when one is drawn.
+func (im *importer) lineStart() string {
+	if im.progressLine {
+		return "\n"
+	}
+	return ""
+}
+
 func (im *importer) progress(done chan struct{}) {
-	if im.quiet {
+	if !im.progressLine {
 		return
 	}
 	t := time.NewTicker(time.Second)
@@ -378,9 +449,14 @@ func (im *importer) progress(done chan struct{}) {
 			return
 		case <-t.C:
 			el := time.Since(im.started).Seconds()
-			fmt.Fprintf(im.out, "\rfiles %d/%d  records %d (new %d, present %d)  %.0f records/s  %.1f MB/s gz   ",
+			gz, total := im.gzBytes.Load(), im.totalGzBytes.Load()
+			eta := "?"
+			if gz > 0 && total >= gz {
+				eta = (time.Duration(el*float64(total-gz)/float64(gz)) * time.Second).Round(time.Second).String()
+			}
+			fmt.Fprintf(im.out, "\rfiles %d/%d  records %d (new %d, present %d)  %.0f records/s  %.1f MB/s gz  ETA %s   ",
 				im.files.Load(), im.totalFiles.Load(), im.records.Load(), im.imported.Load(), im.present.Load(),
-				float64(im.records.Load())/el, float64(im.gzBytes.Load())/el/1e6)
+				float64(im.records.Load())/el, float64(gz)/el/1e6, eta)
 		}
 	}
 }
@@ -394,10 +470,32 @@ func (im *importer) summary() {
 	if el > 0 {
 		rate = float64(im.records.Load()) / el.Seconds()
 	}
-	fmt.Fprintf(im.out, "\rimported %d new records, %d already present, from %d files (%d corrupt, %d failed",
+	if im.progressLine {
+		fmt.Fprint(im.out, "\r")
+	}
+	fmt.Fprintf(im.out, "imported %d new records, %d already present, from %d files (%d corrupt, %d failed",
 		im.imported.Load(), im.present.Load(), im.files.Load(), im.corrupt.Load(), im.failedFiles.Load())
 	if s := im.skipped.Load(); s > 0 {
 		fmt.Fprintf(im.out, ", %d records over 1 MiB skipped", s)
 	}
 	fmt.Fprintf(im.out, ") in %s: %.0f records/s, %.1f MB/s compressed\n", el.Round(time.Millisecond), rate, float64(im.gzBytes.Load())/max(el.Seconds(), 1e-9)/1e6)
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if len(im.accounts) == 0 {
+		return
+	}
+	accts := make([]string, 0, len(im.accounts))
+	for a := range im.accounts {
+		accts = append(accts, a)
+	}
+	slices.Sort(accts)
+	parts := make([]string, len(accts))
+	for i, a := range accts {
+		name := a
+		if a == "" {
+			name = "the key's account (records without recipientAccountId)"
+		}
+		parts[i] = fmt.Sprintf("%s: %d", name, im.accounts[a])
+	}
+	fmt.Fprintf(im.out, "records by account: %s\n", strings.Join(parts, ", "))
 }

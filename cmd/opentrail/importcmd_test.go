@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -58,11 +59,16 @@ func TestImport(t *testing.T) {
 	run := func(state string) (newRecs, present, files, corrupt int, out string) {
 		t.Helper()
 		var buf bytes.Buffer
-		err := importMain([]string{"--server", srv.endpoint, "--state", state, "--quiet", root}, &buf)
+		// No --quiet: the progress line is drawn only on a terminal, and buf is none.
+		err := importMain([]string{"--server", srv.endpoint, "--state", state, root}, &buf)
 		out = buf.String()
 		m := summaryRE.FindStringSubmatch(out)
-		if m == nil {
-			t.Fatalf("import: %v\n%s", err, out)
+		if m == nil || strings.Contains(out, "\r") {
+			t.Fatalf("import: %v\n%q", err, out)
+		}
+		// The corrupt file fails the command, named (issue 12: it exited 0).
+		if err == nil || !strings.Contains(err.Error(), "1 files are corrupt and were not imported:\n  AWSLogs/123456789012/CloudTrail/us-east-1/2024/05/06/123456789012_CloudTrail_us-east-1_20240506T0800Z_CCCCCCCCCCCCCCCC.json.gz") {
+			t.Fatalf("import with a corrupt file: %v", err)
 		}
 		fmt.Sscan(m[1], &newRecs)
 		fmt.Sscan(m[2], &present)
@@ -74,6 +80,22 @@ func TestImport(t *testing.T) {
 	if n != len(ids) || n+p != len(recs) || files != 3 || corrupt != 1 || !strings.Contains(out, "CCCCCCCCCCCCCCCC") {
 		t.Fatalf("first import: %d new, %d present, %d files, %d corrupt; want %d new of %d records, 3 files, 1 corrupt\n%s", n, p, files, corrupt, len(ids), len(recs), out)
 	}
+	byAccount := map[string]int{}
+	for _, r := range recs {
+		byAccount[recipientAccount(r)]++
+	}
+	var want []string
+	for a, n := range byAccount {
+		name := a
+		if a == "" {
+			name = "the key's account (records without recipientAccountId)"
+		}
+		want = append(want, fmt.Sprintf("%s: %d", name, n))
+	}
+	sort.Strings(want)
+	if !strings.Contains(out, "records by account: "+strings.Join(want, ", ")+"\n") {
+		t.Errorf("the summary does not say which accounts the records went to (want %v):\n%s", want, out)
+	}
 	// Again with the same state: the two good files are done; only the corrupt one is read again.
 	n, p, files, _, out = run(state)
 	if n != 0 || p != 0 || files != 1 {
@@ -83,5 +105,18 @@ func TestImport(t *testing.T) {
 	n, p, _, _, out = run(filepath.Join(t.TempDir(), "fresh.json"))
 	if n != 0 || p != len(recs) {
 		t.Fatalf("import without state: %d new, %d present; want 0, %d\n%s", n, p, len(recs), out)
+	}
+}
+
+func TestRecipientAccount(t *testing.T) {
+	for _, tc := range []struct{ rec, want string }{
+		{`{"eventName":"X","recipientAccountId":"123456789012"}`, "123456789012"},
+		{`{"requestParameters":{"recipientAccountId":"999999999999"},"recipientAccountId":"123456789012","eventCategory":"Management"}`, "123456789012"},
+		{`{"eventName":"X"}`, ""},
+		{`{"recipientAccountId":"12345`, ""},
+	} {
+		if got := recipientAccount([]byte(tc.rec)); got != tc.want {
+			t.Errorf("recipientAccount(%s) = %q, want %q", tc.rec, got, tc.want)
+		}
 	}
 }

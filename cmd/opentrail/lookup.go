@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -16,22 +15,27 @@ import (
 )
 
 func runLookup(args []string) error {
-	fs := flag.NewFlagSet("lookup", flag.ExitOnError)
-	endpoint := fs.String("endpoint", env("http://127.0.0.1:4590", "OPENTRAIL_ENDPOINT"), "OpenTrail server URL")
-	region := fs.String("region", env("us-east-1", "OPENTRAIL_REGION"), "region to look in")
+	fs := newFlags("opentrail lookup", "[flags]", "Looks up management (or insight) events of the caller's account with LookupEvents, newest first.",
+		"opentrail lookup --attribute EventName=CreateTrail --start-time 24h\nopentrail lookup --attribute Username=alice --output json")
+	cf := addClientFlags(fs, "region to look in")
 	attr := fs.String("attribute", "", "lookup attribute as Key=Value, e.g. EventName=CreateTrail (keys: EventId, EventName, ReadOnly, Username, ResourceType, ResourceName, EventSource, AccessKeyId)")
 	start := fs.String("start-time", "", "only events at or after this time (RFC 3339, or a duration ago such as 1h)")
 	end := fs.String("end-time", "", "only events at or before this time (RFC 3339, or a duration ago)")
 	insight := fs.Bool("insight", false, "look up insight events instead of management events")
 	max := fs.Int("max", 50, "how many events to print at most (0 = all)")
-	output := fs.String("output", "table", "table or json")
-	fs.Parse(args)
+	output := fs.enum("output", "table", []string{"table", "json"}, "output format; json prints one event (CloudTrailEvent) per line")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if err := fs.wantArgs(0, "no arguments"); err != nil {
+		return err
+	}
 
 	in := &cloudtrail.LookupEventsInput{}
 	if *attr != "" {
 		k, v, ok := strings.Cut(*attr, "=")
 		if !ok {
-			return fmt.Errorf("--attribute must be Key=Value")
+			return usagef("--attribute must be Key=Value, e.g. EventName=CreateTrail")
 		}
 		in.LookupAttributes = []types.LookupAttribute{{AttributeKey: types.LookupAttributeKey(k), AttributeValue: aws.String(v)}}
 	}
@@ -44,14 +48,14 @@ func runLookup(args []string) error {
 		}
 		tm, err := parseWhen(t.flag)
 		if err != nil {
-			return err
+			return usageError{err.Error()}
 		}
 		*t.dst = &tm
 	}
 	if *insight {
 		in.EventCategory = types.EventCategoryInsight
 	}
-	c, err := newClient(*endpoint, *region, false)
+	c, err := cf.connect(context.Background(), false)
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,17 +19,12 @@ import (
 	"github.com/opentrail/opentrail/internal/objstore"
 )
 
-const queryUsage = `usage: opentrail query [flags] 'SQL'
-
-Runs SQL on a running server (StartQuery, then GetQueryResults), or with --logs
+const queryAbout = `Runs SQL on a running server (StartQuery, then GetQueryResults), or with --logs
 straight over CloudTrail log files (.json.gz) in a folder or S3 prefix, as the
 table cloudtrail_logs.
 
 With --eds ID, the SQL may write $EDS, or the table name eds after FROM or JOIN,
-for the event data store: opentrail query --eds 0a1b... 'SELECT count(*) FROM eds'.
-
-flags:
-`
+for the event data store.`
 
 // edsTableRE finds the table name eds after FROM or JOIN.
 var edsTableRE = regexp.MustCompile(`(?i)\b(FROM|JOIN)(\s+)eds\b`)
@@ -46,27 +39,21 @@ func expandEDS(sql, id string) string {
 }
 
 func runQuery(args []string) error {
-	fs := flag.NewFlagSet("query", flag.ExitOnError)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), queryUsage); fs.PrintDefaults() }
-	endpoint := fs.String("endpoint", env("http://127.0.0.1:4590", "OPENTRAIL_ENDPOINT"), "OpenTrail server URL")
-	region := fs.String("region", env("us-east-1", "OPENTRAIL_REGION"), "region of the event data store")
+	fs := newFlags("opentrail query", "[flags] 'SQL'", queryAbout,
+		"opentrail query --eds 0a1b2c3d 'SELECT eventName, count(*) FROM eds GROUP BY 1'\n"+
+			"opentrail query --logs ./AWSLogs 'SELECT count(*) FROM cloudtrail_logs'")
+	cf := addClientFlags(fs, "region of the event data store")
 	eds := fs.String("eds", "", "event data store ID or ARN that $EDS (or the table name eds) stands for")
-	output := fs.String("output", "table", "table, json (one object per row) or csv")
+	output := fs.enum("output", "table", []string{"table", "json", "csv"}, "output format; json prints one object per row")
 	maxWait := fs.Duration("max-wait", 10*time.Minute, "cancel the query if it has not finished after this long (0 = wait forever)")
 	logs := fs.String("logs", "", "query CloudTrail log files in this folder or s3://bucket/prefix instead of a server")
-	s3Endpoint := fs.String("s3-endpoint", env("", "OPENTRAIL_S3_ENDPOINT"), "with --logs s3://...: the S3-compatible service (credentials: OPENTRAIL_S3_ACCESS_KEY_ID/OPENTRAIL_S3_SECRET_ACCESS_KEY, else the AWS default chain)")
-	s3Region := fs.String("s3-region", env("us-east-1", "OPENTRAIL_S3_REGION"), "region of the S3 service")
-	s3PathStyle := fs.Bool("s3-path-style", true, "address buckets as ENDPOINT/BUCKET rather than BUCKET.ENDPOINT")
+	s3f := addS3Flags(fs, "with --logs s3://...: ")
 	quiet := fs.Bool("quiet", false, "no progress or statistics on stderr")
-	fs.Parse(args)
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errors.New("give the SQL as one argument")
+	if err := fs.parse(args); err != nil {
+		return err
 	}
-	switch *output {
-	case "table", "json", "csv":
-	default:
-		return fmt.Errorf("--output %q: want table, json or csv", *output)
+	if err := fs.wantArgs(1, "the SQL as one argument"); err != nil {
+		return err
 	}
 	sql := fs.Arg(0)
 	progress := io.Writer(os.Stderr)
@@ -77,10 +64,9 @@ func runQuery(args []string) error {
 	if *logs != "" {
 		var s3 objstore.Store
 		if strings.HasPrefix(*logs, "s3://") {
-			st, err := objstore.NewS3(ctx, objstore.S3Config{Endpoint: *s3Endpoint, Region: *s3Region, PathStyle: *s3PathStyle,
-				AccessKeyID: os.Getenv("OPENTRAIL_S3_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("OPENTRAIL_S3_SECRET_ACCESS_KEY")})
+			st, err := s3f.open(ctx)
 			if err != nil {
-				return fmt.Errorf("--s3-endpoint: %w", err)
+				return err
 			}
 			s3 = st
 		}
@@ -103,7 +89,7 @@ func runQuery(args []string) error {
 	if *eds != "" {
 		sql = expandEDS(sql, *eds)
 	}
-	c, err := newClient(*endpoint, *region, false)
+	c, err := cf.connect(ctx, false)
 	if err != nil {
 		return err
 	}

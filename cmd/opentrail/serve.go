@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,24 +22,47 @@ import (
 	"github.com/opentrail/opentrail/internal/proxy"
 )
 
+const serveAbout = `Runs the OpenTrail server in the foreground until SIGINT or SIGTERM: the first signal stops
+accepting requests, lets those in flight finish and the projections flush, then exits 0; a second
+signal aborts at once (exit 1). On its first start it generates a root key and prints it once to
+stdout, unless OPENTRAIL_ROOT_ACCESS_KEY_ID and OPENTRAIL_ROOT_SECRET_ACCESS_KEY give one; setting
+different ones later replaces the stored root key. Trails deliver to folders under
+DATA-DIR/buckets (create a bucket there with mkdir), or to an S3-compatible service.
+
+Environment: OPENTRAIL_ACCOUNT_ID (the root key's account, default 123456789012), OPENTRAIL_REGION
+(default us-east-1), OPENTRAIL_ROOT_ACCESS_KEY_ID, OPENTRAIL_ROOT_SECRET_ACCESS_KEY.`
+
+// newLogger is the server's operational log on w.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level: %v", err)
+	}
+	o := &slog.HandlerOptions{Level: l}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, o)), nil
+}
+
 func runServe(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ExitOnError)
-	listen := fs.String("listen", env("127.0.0.1:4590", "OPENTRAIL_LISTEN"), "address to listen on")
-	dataDir := fs.String("data-dir", env("./opentrail-data", "OPENTRAIL_DATA_DIR"), "where OpenTrail keeps its data")
+	fs := newFlags("opentrail serve", "[flags]", serveAbout, "OPENTRAIL_DATA_DIR=/var/lib/opentrail opentrail serve --listen 0.0.0.0:4590 --log-format json")
+	listen := fs.String("listen", "127.0.0.1:4590", "address to listen on")
+	fs.envVar("listen", "OPENTRAIL_LISTEN")
+	dataDir := fs.String("data-dir", "./opentrail-data", "where OpenTrail keeps its data")
+	fs.envVar("data-dir", "OPENTRAIL_DATA_DIR")
 	retention := fs.Duration("retention", 90*24*time.Hour, "how long event history keeps an event after it was recorded")
 	cache := fs.Int64("cache-mib", 256, "database block cache in MiB")
 	deliveryInterval := fs.Duration("delivery-interval", 5*time.Minute, "how long a trail's log file collects events before it is written")
 	digestInterval := fs.Duration("digest-interval", time.Hour, "how often trails with log file validation write a digest file")
-	s3Endpoint := fs.String("s3-endpoint", env("", "OPENTRAIL_S3_ENDPOINT"), "deliver to this S3-compatible service instead of folders under DATA-DIR/buckets (credentials: OPENTRAIL_S3_ACCESS_KEY_ID/OPENTRAIL_S3_SECRET_ACCESS_KEY, else the AWS default chain)")
-	s3Region := fs.String("s3-region", env("us-east-1", "OPENTRAIL_S3_REGION"), "region of the S3 service")
-	s3PathStyle := fs.Bool("s3-path-style", true, "address buckets as ENDPOINT/BUCKET (most S3-compatible services) rather than BUCKET.ENDPOINT")
+	s3f := addS3Flags(fs, "deliver to this S3-compatible service instead of folders under DATA-DIR/buckets; ")
 	bucketOwners := map[string]string{}
 	fs.Func("bucket-owner", "BUCKET=ACCOUNT: with --s3-endpoint, account ACCOUNT owns BUCKET (other buckets are the root account's): "+
 		"only its trails, or trails its bucket policy grants, deliver there; repeatable",
 		func(v string) error { return parseBucketOwner(v, bucketOwners) })
 	var dests dest.Config
 	fs.Func("sns-topic", "NAME=ENDPOINT: deliver SNS topic NAME (trail file notifications and subscription filters) to ENDPOINT: "+
-		"http(s)://... (SNS HTTP messages), slack+https://... (Slack-compatible webhook) or mailto:a@example.com (SMTP); repeatable",
+		"http(s)://... (SNS HTTP messages), slack+https://... (Slack-compatible webhook), mailto:a@example.com (SMTP) or lambda:FUNCTION (a --lambda handler, SNS event); repeatable",
 		func(v string) error { return dest.ParseTopicFlag(v, &dests) })
 	fs.Func("lambda", "NAME=HANDLER: run Lambda function NAME (subscription destination arn:aws:lambda:...:function:NAME) as "+
 		"an http(s):// endpoint that receives the Lambda event, or exec:COMMAND that gets it on stdin; repeatable",
@@ -47,26 +70,40 @@ func runServe(args []string) error {
 	fs.Func("subscription-url-prefix", "PREFIX: accept plain URL subscription destinations only under PREFIX (e.g. https://hooks.example.com/); "+
 		"repeatable; without it any http(s) URL is accepted (never a link-local address such as a metadata service)",
 		func(v string) error { dests.URLPrefixes = append(dests.URLPrefixes, v); return nil })
-	destFile := fs.String("destinations", env("", "OPENTRAIL_DESTINATIONS"), "JSON file of Lambda handlers, SNS topics and SMTP settings (see README); flags add to it")
-	smtpAddr := fs.String("smtp", env("", "OPENTRAIL_SMTP"), "SMTP submission server host:port for mailto: endpoints")
-	smtpFrom := fs.String("smtp-from", env("", "OPENTRAIL_SMTP_FROM"), "From address of notification mail")
+	destFile := fs.String("destinations", "", "JSON file of Lambda handlers, SNS topics and SMTP settings (see README); flags add to it")
+	fs.envVar("destinations", "OPENTRAIL_DESTINATIONS")
+	smtpAddr := fs.String("smtp", "", "SMTP submission server host:port for mailto: endpoints")
+	fs.envVar("smtp", "OPENTRAIL_SMTP")
+	smtpFrom := fs.String("smtp-from", "", "From address of notification mail")
+	fs.envVar("smtp-from", "OPENTRAIL_SMTP_FROM")
 	attempts := fs.Int("subscription-attempts", 10, "delivery attempts of a subscription batch before it becomes a dead letter")
 	perGroup := fs.Int("subscription-filters-per-group", 2, "subscription filters one log group may have (AWS allows 2)")
 	proxyListen := fs.String("proxy-listen", "", "also run the audit proxy on this address (in-process: records go straight to the journal)")
 	proxyUpstream := fs.String("proxy-upstream", "", "the service the in-process audit proxy forwards to, e.g. https://dynamodb.us-east-1.amazonaws.com")
 	proxyPolicy := fs.String("proxy-policy", "", "endpoint policy file for the in-process audit proxy")
 	proxyFailOpen := fs.Bool("proxy-fail-open", false, "in-process audit proxy: forward calls even when their record cannot be guaranteed")
-	proxyRedact := fs.String("proxy-redact", proxy.RedactMask, "in-process audit proxy: mask (***) or hmac (hmac-sha256:<hex>) for non-key values")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	proxyRedact := fs.enum("proxy-redact", proxy.RedactMask, []string{proxy.RedactMask, proxy.RedactHMAC}, "in-process audit proxy: mask (***) or hmac (hmac-sha256:<hex>) for non-key values")
+	logLevel := fs.enum("log-level", "info", []string{"debug", "info", "warn", "error"}, "least severe log lines written")
+	fs.envVar("log-level", "OPENTRAIL_LOG_LEVEL")
+	logFormat := fs.enum("log-format", "text", []string{"text", "json"}, "log lines as logfmt text or one JSON object per line (for a log shipper)")
+	fs.envVar("log-format", "OPENTRAIL_LOG_FORMAT")
+	metricsListen := fs.String("metrics-listen", "127.0.0.1:9590", "serve Prometheus metrics (GET /metrics, every account's state: for the operator) on this address, apart from the API; \"\" turns them off")
+	fs.envVar("metrics-listen", "OPENTRAIL_METRICS_LISTEN")
+	metricsToken := fs.String("metrics-token", "", "require \"Authorization: Bearer TOKEN\" on GET /metrics (prefer the environment variable: flags show in ps)")
+	fs.envVar("metrics-token", "OPENTRAIL_METRICS_TOKEN")
 	consoleOn := fs.Bool("console", true, "serve the web console at /console/ on the API listener")
 	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
-	fs.Parse(args)
-
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	if err := fs.parse(args); err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if err := fs.wantArgs(0, "no arguments"); err != nil {
+		return err
+	}
+
+	log, err := newLogger(os.Stderr, *logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
 	if *destFile != "" {
 		fromFile, err := dest.LoadConfigFile(*destFile)
 		if err != nil {
@@ -83,24 +120,20 @@ func runServe(args []string) error {
 	if err := dests.Validate(); err != nil {
 		return err
 	}
-	topics := map[string]string{}
-	for name, eps := range dests.Topics {
-		for _, ep := range eps {
-			if _, ok := topics[name]; !ok && (strings.HasPrefix(ep, "http://") || strings.HasPrefix(ep, "https://")) {
-				topics[name] = ep // trail file notifications go to the topic's first SNS HTTP endpoint
-			}
-		}
-	}
+	// Signals are caught from here on: one arriving during startup shuts down once serving.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	account := env("123456789012", "OPENTRAIL_ACCOUNT_ID")
 	var buckets objstore.Store
-	if *s3Endpoint != "" {
-		s3, err := objstore.NewS3(ctx, objstore.S3Config{Endpoint: *s3Endpoint, Region: *s3Region, PathStyle: *s3PathStyle,
-			AccessKeyID: os.Getenv("OPENTRAIL_S3_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("OPENTRAIL_S3_SECRET_ACCESS_KEY"),
-			Owners: bucketOwners, Owner: account})
+	if *s3f.endpoint != "" {
+		c := s3f.config()
+		c.Owners, c.Owner = bucketOwners, account
+		s3, err := openS3(ctx, c)
 		if err != nil {
-			return fmt.Errorf("--s3-endpoint: %w", err)
+			return err
 		}
 		buckets = s3
 	}
@@ -113,12 +146,11 @@ func runServe(args []string) error {
 		RootKey:   os.Getenv("OPENTRAIL_ROOT_SECRET_ACCESS_KEY"),
 		Retention: *retention,
 		CacheMiB:  *cache,
-		Version:   version,
+		Version:   readBuildVersion().short(),
 		NoConsole: !*consoleOn,
 
 		DeliveryInterval: *deliveryInterval,
 		DigestInterval:   *digestInterval,
-		SNSTopics:        topics,
 
 		Destinations:         dests,
 		SubscriptionAttempts: *attempts,
@@ -127,7 +159,13 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer a.Close()
+	defer func() {
+		if err := a.Close(); err != nil {
+			log.Error("close", "err", err)
+			return
+		}
+		log.Info("stopped")
+	}()
 	a.PrintGenerated(os.Stdout)
 
 	if *pprofAddr != "" {
@@ -143,25 +181,41 @@ func runServe(args []string) error {
 		}
 		defer stop()
 	}
+	if *metricsListen != "" {
+		stop, err := serveMetrics(a, log, *metricsListen, *metricsToken)
+		switch {
+		case err == nil:
+			defer stop()
+		case fs.given["metrics-listen"] || os.Getenv("OPENTRAIL_METRICS_LISTEN") != "":
+			return err
+		default:
+			// The default address may be taken (another server on this host): the API still runs.
+			log.Warn("metrics are not served; choose a free address with --metrics-listen, or \"\" to turn them off", "err", err)
+		}
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	srv.RegisterOnShutdown(a.Handler.CloseStreams)
-	log.Info("OpenTrail is listening", "addr", "http://"+ln.Addr().String(), "data_dir", *dataDir, "version", version)
+	// Requests run under reqCtx, so that streams (tail --follow), which never end on their own,
+	// can be ended when a shutdown has given them a grace period.
+	reqCtx, cancelRequests := context.WithCancel(context.Background())
+	defer cancelRequests()
+	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return reqCtx }}
+	srv.RegisterOnShutdown(a.Handler.CloseStreams) // console streams end at once
+	log.Info("OpenTrail is listening", "addr", "http://"+ln.Addr().String(), "data_dir", *dataDir, "version", readBuildVersion().short())
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
 	case err := <-served:
 		return err
-	case <-sigs:
+	case sig := <-sigs:
+		log.Info("shutting down: no new requests; finishing those in flight", "signal", sig.String())
 	}
-	// Stop accepting, let in-flight requests (and their fsyncs) finish; a second signal aborts.
-	log.Info("shutting down")
+	// A second signal aborts; the first stops accepting, lets in-flight requests (and their
+	// fsyncs) finish, and then (deferred) stops the projections and closes the database.
 	go func() {
 		<-sigs
 		log.Error("second signal: aborting")
@@ -169,8 +223,10 @@ func runServe(args []string) error {
 	}()
 	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
 	defer scancel()
+	grace := time.AfterFunc(5*time.Second, cancelRequests)
+	defer grace.Stop()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
 }
@@ -191,6 +247,23 @@ func mergeDestinations(file, flags dest.Config) dest.Config {
 	}
 	file.URLPrefixes = append(file.URLPrefixes, flags.URLPrefixes...)
 	return file
+}
+
+// serveMetrics serves GET /metrics on its own listener.
+func serveMetrics(a *app.App, log *slog.Logger, addr, token string) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen: %w", err)
+	}
+	srv := &http.Server{Handler: a.MetricsHandler(token), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	go srv.Serve(ln)
+	log.Info("metrics are served", "addr", "http://"+ln.Addr().String()+"/metrics", "token", token != "")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
 }
 
 // serveProxy runs the audit proxy inside the server: its records are ingested

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,23 +17,26 @@ import (
 // runTail prints events from the server as they happen: history since
 // --since, then (with --follow) live events until interrupted.
 func runTail(args []string) error {
-	fs := flag.NewFlagSet("tail", flag.ExitOnError)
-	endpoint := fs.String("endpoint", env("http://127.0.0.1:4590", "OPENTRAIL_ENDPOINT"), "OpenTrail server URL")
-	region := fs.String("region", env("us-east-1", "OPENTRAIL_REGION"), "region of the log group")
+	fs := newFlags("opentrail tail", "[flags]", "Prints events as they happen: a log group's, or (without --log-group) every record of the caller's account; "+
+		"history since --since first, then with --follow live events until interrupted.",
+		"opentrail tail --follow --filter '{ $.userIdentity.userName = \"alice\" }'")
+	cf := addClientFlags(fs, "region of the log group")
 	group := fs.String("log-group", "", "log group to tail; empty tails every record of your account")
 	filter := fs.String("filter", "", "CloudWatch Logs filter pattern, e.g. '{ $.userIdentity.userName = \"alice\" }'")
 	since := fs.String("since", "10m", "start this long ago (e.g. 1h) or at this time (RFC 3339)")
 	follow := fs.Bool("follow", false, "keep printing new events until interrupted")
-	format := fs.String("format", "short", "short (time, stream, message) or json (one JSON object per line)")
-	fs.Parse(args)
-	if *format != "short" && *format != "json" {
-		return fmt.Errorf("--format must be short or json")
+	format := fs.enum("format", "short", []string{"short", "json"}, "short (time, stream, message) or json (one JSON object per line)")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if err := fs.wantArgs(0, "no arguments"); err != nil {
+		return err
 	}
 	start, err := parseWhen(*since)
 	if err != nil {
-		return fmt.Errorf("--since: %w", err)
+		return usagef("--since: %v", err)
 	}
-	c, err := newClient(*endpoint, *region, false)
+	c, err := cf.connect(context.Background(), false)
 	if err != nil {
 		return err
 	}
@@ -81,28 +83,33 @@ func printTail(w io.Writer, r io.Reader, format string) error {
 	return nil
 }
 
+var deadLetterCommands = []command{
+	{"list", "list a subscription filter's dead letters", func(a []string) error { return runDeadLetters("list", a) }},
+	{"replay", "deliver a subscription filter's dead letters again, in order", func(a []string) error { return runDeadLetters("replay", a) }},
+}
+
 // runDeadLetters lists or replays a subscription filter's dead letters.
-func runDeadLetters(args []string) error {
-	fs := flag.NewFlagSet("deadletters", flag.ExitOnError)
-	endpoint := fs.String("endpoint", env("http://127.0.0.1:4590", "OPENTRAIL_ENDPOINT"), "OpenTrail server URL")
-	region := fs.String("region", env("us-east-1", "OPENTRAIL_REGION"), "region of the log group")
+func runDeadLetters(action string, args []string) error {
+	about := map[string]string{
+		"list":   "Lists the events a subscription filter could not deliver after its attempts (serve --subscription-attempts).",
+		"replay": "Queues a subscription filter's dead letters for delivery again, in their order; they leave the list once delivered.",
+	}[action]
+	fs := newFlags("opentrail deadletters "+action, "--log-group G --filter-name F [flags]", about,
+		"opentrail deadletters "+action+" --log-group /aws/cloudtrail --filter-name to-siem")
+	cf := addClientFlags(fs, "region of the log group")
 	group := fs.String("log-group", "", "log group of the subscription filter (required)")
 	filter := fs.String("filter-name", "", "subscription filter name (required)")
 	limit := fs.Int("limit", 100, "list at most this many (0 = all)")
-	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: opentrail deadletters list|replay --log-group G --filter-name F")
-		fs.PrintDefaults()
+	if err := fs.parse(args); err != nil {
+		return err
 	}
-	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
-		fs.Usage()
-		return fmt.Errorf("say list or replay")
+	if err := fs.wantArgs(0, "no arguments"); err != nil {
+		return err
 	}
-	action := args[0]
-	fs.Parse(args[1:])
 	if *group == "" || *filter == "" {
-		return fmt.Errorf("--log-group and --filter-name are required")
+		return usagef("--log-group and --filter-name are required")
 	}
-	c, err := newClient(*endpoint, *region, false)
+	c, err := cf.connect(context.Background(), false)
 	if err != nil {
 		return err
 	}

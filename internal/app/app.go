@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -52,7 +53,7 @@ type Config struct {
 	Buckets          objstore.Store
 	DeliveryInterval time.Duration     // default 5m
 	DigestInterval   time.Duration     // default 1h
-	SNSTopics        map[string]string // SNS topic name → URL that receives its notifications
+	SNSTopics        map[string]string // SNS topic name → URL that receives its notifications; nil: Destinations.Topics, every endpoint
 
 	// Destinations are where subscription filters deliver (Lambda handlers, SNS topics, SMTP).
 	Destinations dest.Config
@@ -98,6 +99,8 @@ type App struct {
 	Logs    *logs.Service
 	// Registry is what GET /metrics serves; other parts (the in-process proxy) add to it.
 	Registry *prometheus.Registry
+	// Metrics serves Registry (Prometheus text), unauthenticated: see MetricsHandler.
+	Metrics http.Handler
 	// Account and Region are the node's defaults (the root key's account, the home Region).
 	Account, Region string
 	Lake            *lake.Engine
@@ -134,7 +137,7 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	if a.Keys, err = auth.Open(db, filepath.Join(c.DataDir, "master.key")); err != nil {
 		return fail(err)
 	}
-	if err := a.bootstrapRoot(c); err != nil {
+	if err := a.bootstrapRoot(c, log); err != nil {
 		return fail(err)
 	}
 	if a.Journal, err = journal.Open(db, log); err != nil {
@@ -172,7 +175,12 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	if err := a.CT.StartLake(ctx, a.Lake); err != nil {
 		return fail(err)
 	}
-	a.Notify = delivery.NewNotifier(db, a.CT, c.SNSTopics, log)
+	if c.SNSTopics != nil {
+		a.Notify = delivery.NewNotifier(db, a.CT, c.SNSTopics, log)
+	} else {
+		// Trail file notifications go to every endpoint of the topic, like subscription filters.
+		a.Notify = delivery.NewTopicNotifier(db, a.CT, c.Destinations.ResolveTopic, delivery.NotifierOptions{MaxAttempts: c.SubscriptionAttempts}, log)
+	}
 	a.Notify.Start(ctx)
 	a.Deliver = delivery.New(db, a.Journal, a.CT, a.Buckets, log, delivery.Options{
 		Interval: c.DeliveryInterval, Notify: a.Notify, Digests: delivery.NewDigester(ring, c.DigestInterval)})
@@ -185,8 +193,9 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 		return fail(err)
 	}
 	a.Registry = a.newRegistry()
-	metrics := promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
-	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs, Metrics: metrics,
+	// Metrics are served apart from the API (serve --metrics-listen): they show every account.
+	a.Metrics = promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
+	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs,
 		Regions: c.Regions, Registerer: a.Registry})
 	if !c.NoConsole {
 		a.Handler.SetConsole(console.New(a.Handler, log, console.Options{Region: c.Region}))
@@ -194,16 +203,22 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	return a, nil
 }
 
-func (a *App) bootstrapRoot(c Config) error {
+func (a *App) bootstrapRoot(c Config, log *slog.Logger) error {
 	if c.RootKeyID != "" {
-		return a.Keys.SetRoot(auth.Key{AccessKeyID: c.RootKeyID, Account: c.Account}, c.RootKey)
+		// A root key given by the operator replaces the one stored before, if it differs.
+		old, err := a.Keys.SetRoot(auth.Key{AccessKeyID: c.RootKeyID, Account: c.Account}, c.RootKey)
+		if old != nil {
+			log.Warn("the root key given by OPENTRAIL_ROOT_ACCESS_KEY_ID/OPENTRAIL_ROOT_SECRET_ACCESS_KEY replaced the stored one",
+				"old_access_key_id", old.AccessKeyID, "access_key_id", c.RootKeyID)
+		}
+		return err
 	}
 	if _, _, ok := a.Keys.Root(); ok {
 		return nil
 	}
 	key := auth.Key{AccessKeyID: auth.NewAccessKeyID(), Account: c.Account}
 	secret := auth.NewSecret()
-	if err := a.Keys.SetRoot(key, secret); err != nil {
+	if _, err := a.Keys.SetRoot(key, secret); err != nil {
 		return err
 	}
 	a.Generated, a.RootSecret = &key, secret

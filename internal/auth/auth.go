@@ -7,6 +7,8 @@
 package auth
 
 import (
+	"bytes"
+	"cmp"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -18,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,6 +45,8 @@ type Key struct {
 	Role        string    `json:"role"`
 	Created     time.Time `json:"created"`
 	Sealed      []byte    `json:"sealed"` // nonce | AES-GCM(secret)
+	// Disabled keys fail authentication (AWS's "Inactive"); absent in keys stored before it existed.
+	Disabled bool `json:"disabled,omitempty"`
 }
 
 // ARN is the key owner's IAM-style ARN.
@@ -52,8 +57,12 @@ func (k Key) ARN() string {
 	return "arn:aws:iam::" + k.Account + ":user/" + k.User
 }
 
-// ErrExists is returned when creating a key whose ID is taken.
-var ErrExists = errors.New("auth: access key already exists")
+// Errors of the keyring.
+var (
+	ErrExists   = errors.New("auth: access key already exists")
+	ErrNotFound = errors.New("auth: no such access key")
+	ErrRootKey  = errors.New("auth: the root key cannot be disabled or deleted; set OPENTRAIL_ROOT_ACCESS_KEY_ID and OPENTRAIL_ROOT_SECRET_ACCESS_KEY and restart to replace it")
+)
 
 var (
 	accountRE = regexp.MustCompile(`^[0-9]{12}$`)
@@ -120,8 +129,22 @@ func writeFileSync(path string, b []byte) error {
 	return f.Close()
 }
 
-// Lookup returns the key and its secret.
+// Lookup returns an enabled key and its secret: a disabled key is not found.
 func (k *Keyring) Lookup(accessKeyID string) (Key, string, bool) {
+	key, secret, ok := k.get(accessKeyID)
+	if !ok || key.Disabled {
+		return Key{}, "", false
+	}
+	return key, secret, true
+}
+
+// Get returns a key, enabled or not, without its secret.
+func (k *Keyring) Get(accessKeyID string) (Key, bool) {
+	key, _, ok := k.get(accessKeyID)
+	return key, ok
+}
+
+func (k *Keyring) get(accessKeyID string) (Key, string, bool) {
 	k.mu.RLock()
 	c, ok := k.cache[accessKeyID]
 	k.mu.RUnlock()
@@ -146,6 +169,98 @@ func (k *Keyring) Lookup(accessKeyID string) (Key, string, bool) {
 	k.cache[accessKeyID] = cached{key: key, secret: secret}
 	k.mu.Unlock()
 	return key, secret, true
+}
+
+// List returns the keys of account ("" = every account), sorted by account, user and ID.
+func (k *Keyring) List(account string) ([]Key, error) {
+	prefix := kv.StatePrefix(kv.StateAccessKey, "")
+	it, err := k.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, fmt.Errorf("auth: list keys: %w", err)
+	}
+	defer it.Close()
+	var keys []Key
+	for it.First(); it.Valid(); it.Next() {
+		var key Key
+		if err := json.Unmarshal(it.Value(), &key); err != nil {
+			return nil, fmt.Errorf("auth: list keys: %s: %w", it.Key(), err)
+		}
+		if account == "" || key.Account == account {
+			key.Sealed = nil
+			keys = append(keys, key)
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("auth: list keys: %w", err)
+	}
+	slices.SortFunc(keys, func(a, b Key) int {
+		return cmp.Or(cmp.Compare(a.Account, b.Account), cmp.Compare(a.User, b.User), cmp.Compare(a.AccessKeyID, b.AccessKeyID))
+	})
+	return keys, nil
+}
+
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// SetDisabled disables or enables a key. The root key cannot be disabled.
+func (k *Keyring) SetDisabled(accessKeyID string, disabled bool) (Key, error) {
+	key, secret, ok := k.get(accessKeyID)
+	if !ok {
+		return Key{}, ErrNotFound
+	}
+	if key.Role == RoleRoot {
+		return Key{}, ErrRootKey
+	}
+	key.Disabled = disabled
+	if err := k.store(key, secret); err != nil {
+		return Key{}, err
+	}
+	return key, nil
+}
+
+// Delete removes a key for good. The root key cannot be deleted.
+func (k *Keyring) Delete(accessKeyID string) (Key, error) {
+	key, _, ok := k.get(accessKeyID)
+	if !ok {
+		return Key{}, ErrNotFound
+	}
+	if key.Role == RoleRoot {
+		return Key{}, ErrRootKey
+	}
+	return key, k.remove(accessKeyID)
+}
+
+func (k *Keyring) remove(accessKeyID string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.db.Delete(kv.StateKey(kv.StateAccessKey, "", accessKeyID), pebble.Sync); err != nil {
+		return fmt.Errorf("auth: delete key: %w", err)
+	}
+	delete(k.cache, accessKeyID)
+	return nil
+}
+
+// store writes key (sealed already) and updates the cache.
+func (k *Keyring) store(key Key, secret string) error {
+	b, err := json.Marshal(key)
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.db.Set(kv.StateKey(kv.StateAccessKey, "", key.AccessKeyID), b, pebble.Sync); err != nil {
+		return fmt.Errorf("auth: store key: %w", err)
+	}
+	k.cache[key.AccessKeyID] = cached{key: key, secret: secret}
+	return nil
 }
 
 func (k *Keyring) open(key Key) (string, error) {
@@ -177,7 +292,7 @@ func (k *Keyring) Put(key Key, secret string) error {
 	if len(key.AccessKeyID) < 16 || len(key.AccessKeyID) > 128 || len(secret) < 16 {
 		return errors.New("auth: access key IDs need 16-128 characters and secrets at least 16")
 	}
-	if old, oldSecret, ok := k.Lookup(key.AccessKeyID); ok {
+	if old, oldSecret, ok := k.get(key.AccessKeyID); ok {
 		if old.Account == key.Account && old.User == key.User && old.Role == key.Role && oldSecret == secret {
 			return nil
 		}
@@ -189,14 +304,7 @@ func (k *Keyring) Put(key Key, secret string) error {
 	nonce := make([]byte, k.aead.NonceSize())
 	rand.Read(nonce)
 	key.Sealed = k.aead.Seal(nonce, nonce, []byte(secret), []byte(key.AccessKeyID))
-	b, err := json.Marshal(key)
-	if err != nil {
-		return err
-	}
-	if err := k.db.Set(kv.StateKey(kv.StateAccessKey, "", key.AccessKeyID), b, pebble.Sync); err != nil {
-		return fmt.Errorf("auth: store key: %w", err)
-	}
-	return nil
+	return k.store(key, secret)
 }
 
 // Create makes a new random key for user in account with role.
@@ -221,13 +329,24 @@ func (k *Keyring) Root() (Key, string, bool) {
 	return k.Lookup(id)
 }
 
-// SetRoot stores key as the root key.
-func (k *Keyring) SetRoot(key Key, secret string) error {
+// SetRoot makes key the root key. A different root key stored before (another ID, or the same
+// ID with another secret) is deleted and returned as replaced, so that only one root key exists.
+func (k *Keyring) SetRoot(key Key, secret string) (replaced *Key, err error) {
 	key.Role = RoleRoot
-	if err := k.Put(key, secret); err != nil {
-		return err
+	if old, oldSecret, ok := k.Root(); ok && (old.AccessKeyID != key.AccessKeyID || oldSecret != secret || old.Account != key.Account) {
+		if err := k.remove(old.AccessKeyID); err != nil {
+			return nil, err
+		}
+		old.Sealed = nil
+		replaced = &old
 	}
-	return k.db.Set(kv.StateKey(kv.StateRootKey, "", "root"), []byte(key.AccessKeyID), pebble.Sync)
+	if err := k.Put(key, secret); err != nil {
+		return nil, err
+	}
+	if err := k.db.Set(kv.StateKey(kv.StateRootKey, "", "root"), []byte(key.AccessKeyID), pebble.Sync); err != nil {
+		return nil, fmt.Errorf("auth: store root key: %w", err)
+	}
+	return replaced, nil
 }
 
 const keyAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"

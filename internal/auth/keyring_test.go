@@ -175,7 +175,7 @@ func TestRoot(t *testing.T) {
 	if _, _, ok := k.Root(); ok {
 		t.Fatal("Root found before SetRoot")
 	}
-	if err := k.SetRoot(Key{AccessKeyID: testID, Account: testAccount}, testSecret); err != nil {
+	if _, err := k.SetRoot(Key{AccessKeyID: testID, Account: testAccount}, testSecret); err != nil {
 		t.Fatal(err)
 	}
 	key, secret, ok := openKeyring(t, db, mf).Root()

@@ -77,19 +77,25 @@ func (d *Digester) final(ctx context.Context, w *Worker, s *stream) {
 }
 
 func (d *Digester) write(ctx context.Context, w *Worker, s *stream, end time.Time, last bool) {
-	err := d.put(ctx, w, s, end, last)
+	files := len(s.state.Files)
+	key, err := d.put(ctx, w, s, end, last)
 	w.report(s, trail.DeliveryDigest, end, err)
 	if err != nil {
 		s.failed(err, w.o.Now())
-		w.log.Warn("digest delivery failed; will retry", "trail", s.trail.ARN, "region", s.id.Region, "err", err)
+		if ctx.Err() == nil { // a shutdown cancels the upload: it is retried after the restart
+			w.log.Warn("digest delivery failed; will retry", "trail", s.trail.ARN, "region", s.id.Region, "err", err)
+		}
+		return
 	}
+	w.log.Info("delivered digest file", "trail", s.trail.ARN, "region", s.id.Region, "bucket", s.trail.S3BucketName, "key", key, "log_files", files)
 }
 
-func (d *Digester) put(ctx context.Context, w *Worker, s *stream, end time.Time, last bool) error {
+// put writes the digest and returns its key.
+func (d *Digester) put(ctx context.Context, w *Worker, s *stream, end time.Time, last bool) (string, error) {
 	object := digest.DigestKey(s.trail.S3KeyPrefix, s.id.Account, s.id.Region, s.id.Trail, s.id.HomeRegion, end)
 	bucket, err := w.openBucket(ctx, s, object)
 	if err != nil {
-		return err
+		return "", err
 	}
 	dg := &digest.Digest{
 		AWSAccountID:    s.id.Account,
@@ -109,14 +115,14 @@ func (d *Digester) put(ctx context.Context, w *Worker, s *stream, end time.Time,
 	dg.Chain(prev)
 	key, err := d.keys.Current(s.id.Region, end)
 	if err != nil {
-		return err
+		return "", err
 	}
 	sealed, err := digest.Seal(dg, key)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := bucket.Put(ctx, sealed.Key, sealed.Body, sealed.Meta); err != nil {
-		return fmt.Errorf("put %s: %w", sealed.Key, err)
+		return "", fmt.Errorf("put %s: %w", sealed.Key, err)
 	}
 	s.state.Files = nil
 	if last {
@@ -126,7 +132,7 @@ func (d *Digester) put(ctx context.Context, w *Worker, s *stream, end time.Time,
 		s.state.Prev = &digestLink{Bucket: sealed.Bucket, Key: sealed.Key, Hash: sealed.Hash, Signature: sealed.Signature}
 	}
 	s.backoff, s.retryAt = 0, time.Time{}
-	return w.saveState(s)
+	return sealed.Key, w.saveState(s)
 }
 
 // SealedKeyStore keeps the digest signing keys in the database, sealed with

@@ -6,41 +6,54 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/google/uuid"
 
 	"github.com/opentrail/opentrail/internal/kv"
+	"github.com/opentrail/opentrail/internal/logs/dest"
+	"github.com/opentrail/opentrail/internal/outbox"
 	"github.com/opentrail/opentrail/internal/trail"
 )
 
-// Notifier tells a trail's SNS topic about each delivered log file, by POSTing
-// an SNS HTTP notification to the URL configured for the topic's name. Pending
-// notifications are kept in the database, so a crash or a dead endpoint delays
-// them but loses none; failures are retried with capped backoff and shown in
-// the trail's status.
+// Notifier tells a trail's SNS topic about each delivered log file. A
+// notification is queued durably in the topic's outbox stream (internal/outbox)
+// before the file counts as delivered, and published, in delivery order, to
+// every endpoint the topic has (SNS HTTP, Slack, email: dest.Config.Topics),
+// through the same guarded transport as subscription filters. Failures are
+// retried with capped backoff and shown in the trail's status; after
+// MaxAttempts a notification becomes a dead letter of its topic's stream.
 type Notifier struct {
-	db     *pebble.DB
-	trails trail.Registry
-	topics map[string]string // topic name → URL
-	client *http.Client
-	log    *slog.Logger
-	now    func() time.Time
+	db      *pebble.DB
+	trails  trail.Registry
+	resolve func(topicARN string) (dest.Publisher, error)
+	o       NotifierOptions
+	log     *slog.Logger
 
-	mu   sync.Mutex
-	seq  uint64
-	kick chan struct{}
-	wg   sync.WaitGroup
-	stop context.CancelFunc
+	mu      sync.Mutex
+	streams map[string]*outbox.Stream // topic ARN → its stream
+	ctx     context.Context
+	wg      sync.WaitGroup
+	stop    context.CancelFunc
 }
 
-// ---- Storage format: a pending notification under kv.StateKey(kv.StateNotify, "", seq). ----
+// NotifierOptions tune a Notifier; zero values pick the defaults.
+type NotifierOptions struct {
+	MaxAttempts         int           // default 10
+	Backoff, MaxBackoff time.Duration // defaults 1 s and 5 min
+	Now                 func() time.Time
+}
+
+// ---- Storage format ----
+//
+// A pending notification is a pendingNotification JSON in the outbox stream
+// kv.OutboxPrefix(dead, kv.OutboxTrailNotify, topicARN). Before that,
+// notifications were kept under kv.StateKey(kv.StateNotify, "", id); Start
+// moves any such entry into its topic's stream.
 
 type pendingNotification struct {
 	Account    string   `json:"account"`
@@ -53,10 +66,68 @@ type pendingNotification struct {
 
 // ---- End of storage format. ----
 
-// NewNotifier returns a notifier for topics (name → URL); Start runs it.
+// NewNotifier returns a notifier that POSTs SNS HTTP notifications to one URL
+// per topic name (topics: name → URL); Start runs it.
 func NewNotifier(db *pebble.DB, trails trail.Registry, topics map[string]string, log *slog.Logger) *Notifier {
-	return &Notifier{db: db, trails: trails, topics: topics, log: log.With("component", "sns"),
-		client: &http.Client{Timeout: 10 * time.Second}, now: time.Now, kick: make(chan struct{}, 1)}
+	c := &dest.Config{Topics: map[string][]string{}}
+	for name, u := range topics {
+		c.Topics[name] = []string{u}
+	}
+	return NewTopicNotifier(db, trails, c.ResolveTopic, NotifierOptions{}, log)
+}
+
+// NewTopicNotifier returns a notifier that publishes to the topics resolve
+// returns (dest.Config.ResolveTopic: every endpoint of the topic); Start runs it.
+func NewTopicNotifier(db *pebble.DB, trails trail.Registry, resolve func(topicARN string) (dest.Publisher, error), o NotifierOptions, log *slog.Logger) *Notifier {
+	if o.Backoff <= 0 {
+		o.Backoff = time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 5 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Notifier{db: db, trails: trails, resolve: resolve, o: o, log: log.With("component", "sns"), streams: map[string]*outbox.Stream{}}
+}
+
+// stream returns topic's stream, starting its sender if the notifier runs.
+// The caller holds n.mu.
+func (n *Notifier) streamLocked(topicARN string) *outbox.Stream {
+	if s, ok := n.streams[topicARN]; ok {
+		return s
+	}
+	var (
+		pub    dest.Publisher
+		pubErr error
+		once   sync.Once
+	)
+	s := outbox.New(n.db, outbox.Options{
+		Name:    "trail notifications to " + topicARN,
+		Pending: kv.OutboxPrefix(false, kv.OutboxTrailNotify, topicARN),
+		Dead:    kv.OutboxPrefix(true, kv.OutboxTrailNotify, topicARN),
+		Deliver: func(ctx context.Context, batch []outbox.Entry) error {
+			once.Do(func() { pub, pubErr = n.resolve(topicARN) })
+			return n.deliver(ctx, pub, pubErr, batch[0])
+		},
+		Permanent:  func(err error) bool { return errors.Is(err, dest.ErrRejected) }, // as subscriptions: every endpoint refused it
+		MaxEntries: 1, MaxAttempts: n.o.MaxAttempts, Backoff: n.o.Backoff, MaxBackoff: n.o.MaxBackoff,
+		Valid: func(v []byte) bool { return json.Unmarshal(v, &pendingNotification{}) == nil },
+		Now:   n.o.Now, Log: n.log,
+	})
+	n.streams[topicARN] = s
+	if n.ctx != nil {
+		n.run(s)
+	}
+	return s
+}
+
+func (n *Notifier) run(s *outbox.Stream) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		s.Run(n.ctx)
+	}()
 }
 
 // enqueue durably records a notification for one delivered file.
@@ -66,29 +137,86 @@ func (n *Notifier) enqueue(s *stream, bucket, key string) error {
 	}
 	p := pendingNotification{Account: s.id.Account, HomeRegion: s.id.HomeRegion, Trail: s.id.Trail,
 		TopicARN: s.trail.SnsTopicARN, Bucket: bucket, Keys: []string{key}}
-	b, err := json.Marshal(p)
+	v, err := json.Marshal(p)
 	if err != nil {
 		return err
 	}
 	n.mu.Lock()
-	n.seq++
-	id := fmt.Sprintf("%020d", uint64(n.now().UnixNano())+n.seq) // ordered, unique within this process and across restarts
-	n.mu.Unlock()
-	if err := n.db.Set(kv.StateKey(kv.StateNotify, "", id), b, pebble.Sync); err != nil {
+	defer n.mu.Unlock()
+	st := n.streamLocked(p.TopicARN)
+	b := n.db.NewBatch()
+	defer b.Close()
+	if _, err := st.Append(b, v); err != nil {
 		return err
 	}
-	select {
-	case n.kick <- struct{}{}:
-	default:
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
 	}
+	st.Wake()
 	return nil
 }
 
 // Start sends pending notifications until Close.
 func (n *Notifier) Start(ctx context.Context) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	ctx, n.stop = context.WithCancel(ctx)
-	n.wg.Add(1)
-	go n.run(ctx)
+	if err := n.migrateLocked(); err != nil {
+		n.log.Error("move pending notifications into their topics' outboxes", "err", err)
+	}
+	// Topics with queued or dead-lettered notifications get their senders now.
+	for _, dead := range []bool{false, true} {
+		p := kv.OutboxKindPrefix(dead, kv.OutboxTrailNotify)
+		it, err := n.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: kv.PrefixUpper(p)})
+		if err != nil {
+			n.log.Error("list notification outboxes", "err", err)
+			continue
+		}
+		for ok := it.First(); ok; {
+			name, good := kv.OutboxStreamName(p, it.Key())
+			if !good {
+				ok = it.Next()
+				continue
+			}
+			n.streamLocked(name)
+			ok = it.SeekGE(kv.PrefixUpper(kv.OutboxPrefix(dead, kv.OutboxTrailNotify, name)))
+		}
+		it.Close()
+	}
+	n.ctx = ctx
+	for _, s := range n.streams {
+		n.run(s)
+	}
+}
+
+// migrateLocked moves notifications queued by an older version into their
+// topics' streams, in their order, in one synced batch.
+func (n *Notifier) migrateLocked() error {
+	lo := kv.StatePrefix(kv.StateNotify, "")
+	it, err := n.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: kv.PrefixUpper(lo)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	b := n.db.NewBatch()
+	defer b.Close()
+	moved := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		var p pendingNotification
+		if err := json.Unmarshal(it.Value(), &p); err == nil && p.TopicARN != "" {
+			if _, err := n.streamLocked(p.TopicARN).Append(b, bytes.Clone(it.Value())); err != nil {
+				return err
+			}
+		}
+		if err := b.Delete(bytes.Clone(it.Key()), nil); err != nil {
+			return err
+		}
+		moved++
+	}
+	if err := it.Error(); err != nil || moved == 0 {
+		return err
+	}
+	return b.Commit(pebble.Sync)
 }
 
 // Close stops sending; what is pending is sent after the next start.
@@ -99,113 +227,99 @@ func (n *Notifier) Close() {
 	n.wg.Wait()
 }
 
-func (n *Notifier) run(ctx context.Context) {
-	defer n.wg.Done()
-	backoff := time.Duration(0)
-	for {
-		failed := n.sendPending(ctx)
-		switch {
-		case failed:
-			backoff = min(max(2*backoff, time.Second), 5*time.Minute)
-		default:
-			backoff = 0
-		}
-		wait := backoff
-		if wait == 0 {
-			wait = time.Minute // also picks up anything a kick missed
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-n.kick:
-			if !failed {
-				continue
-			}
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return
-			}
-		case <-time.After(wait):
-		}
+// deliver publishes one notification and records the outcome in its trail's status.
+func (n *Notifier) deliver(ctx context.Context, pub dest.Publisher, pubErr error, e outbox.Entry) error {
+	var p pendingNotification
+	if err := json.Unmarshal(e.Value, &p); err != nil {
+		return err
 	}
-}
-
-// sendPending sends notifications in order; it stops at the first failure so
-// that a topic sees files in delivery order, and reports whether one failed.
-func (n *Notifier) sendPending(ctx context.Context) bool {
-	lo := kv.StatePrefix(kv.StateNotify, "")
-	it, err := n.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: kv.PrefixUpper(lo)})
+	err := pubErr
+	if err == nil {
+		err = pub.Publish(ctx, fileMessage(p))
+	}
+	if ctx.Err() != nil && err != nil {
+		return err // shutting down: not the destination's fault
+	}
+	u := trail.DeliveryUpdate{Kind: trail.DeliveryNotification, Time: n.o.Now()}
 	if err != nil {
-		return true
+		u.Err = err.Error()
 	}
-	type item struct {
-		key []byte
-		p   pendingNotification
+	if rerr := n.trails.RecordDelivery(p.Account, p.HomeRegion, p.Trail, u); rerr != nil && !errors.Is(rerr, trail.ErrNotFound) {
+		n.log.Error("record notification status", "err", rerr)
 	}
-	var items []item
-	for ok := it.First(); ok && len(items) < 1000; ok = it.Next() {
-		var p pendingNotification
-		if json.Unmarshal(it.Value(), &p) == nil {
-			items = append(items, item{bytes.Clone(it.Key()), p})
-		}
-	}
-	it.Close()
-	for _, x := range items {
-		err := n.send(ctx, x.p)
-		u := trail.DeliveryUpdate{Kind: trail.DeliveryNotification, Time: n.now()}
-		if err != nil {
-			u.Err = err.Error()
-		}
-		if rerr := n.trails.RecordDelivery(x.p.Account, x.p.HomeRegion, x.p.Trail, u); rerr != nil && !errors.Is(rerr, trail.ErrNotFound) {
-			n.log.Error("record notification status", "err", rerr)
-		}
-		if err != nil {
-			n.log.Warn("SNS notification failed; will retry", "topic", x.p.TopicARN, "err", err)
-			return true
-		}
-		if err := n.db.Delete(x.key, pebble.Sync); err != nil {
-			return true
-		}
-	}
-	return false
+	return err
 }
 
-// send POSTs one notification in the SNS HTTP message format.
-func (n *Notifier) send(ctx context.Context, p pendingNotification) error {
-	name := p.TopicARN[strings.LastIndexByte(p.TopicARN, ':')+1:]
-	url, ok := n.topics[name]
-	if !ok {
-		return fmt.Errorf("no endpoint is configured for SNS topic %s (serve --sns-topic %s=URL)", name, name)
-	}
-	msg, _ := json.Marshal(struct {
+// fileMessage is CloudTrail's SNS notification of a delivered log file: the
+// Message {"s3Bucket":...,"s3ObjectKey":[...]} and no Subject.
+func fileMessage(p pendingNotification) *dest.Message {
+	body, _ := json.Marshal(struct {
 		Bucket string   `json:"s3Bucket"`
 		Keys   []string `json:"s3ObjectKey"`
 	}{p.Bucket, p.Keys})
-	id := uuid.NewString()
-	body, _ := json.Marshal(map[string]string{
-		"Type":      "Notification",
-		"MessageId": id,
-		"TopicArn":  p.TopicARN,
-		"Message":   string(msg),
-		"Timestamp": n.now().UTC().Format("2006-01-02T15:04:05.000Z"),
-	})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	return &dest.Message{
+		Title: fmt.Sprintf("[OpenTrail] trail %s delivered a log file", p.Trail),
+		Body:  string(body),
+		Text: fmt.Sprintf("Trail %s of account %s delivered a log file to bucket %s:\n%s",
+			p.Trail, p.Account, p.Bucket, strings.Join(p.Keys, "\n")),
+	}
+}
+
+// DeadLetters returns up to limit (<= 0: all) notifications an SNS topic's
+// outbox gave up on, oldest first, as their file's bucket and keys.
+func (n *Notifier) DeadLetters(topicARN string, limit int) ([]DeadNotification, error) {
+	n.mu.Lock()
+	s, ok := n.streams[topicARN]
+	n.mu.Unlock()
+	if !ok {
+		return nil, nil
+	}
+	entries, err := s.DeadLetters(limit)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	req.Header.Set("Content-Type", "text/plain; charset=UTF-8")
-	req.Header.Set("x-amz-sns-message-type", "Notification")
-	req.Header.Set("x-amz-sns-message-id", id)
-	req.Header.Set("x-amz-sns-topic-arn", p.TopicARN)
-	resp, err := n.client.Do(req)
-	if err != nil {
-		return err
+	out := make([]DeadNotification, 0, len(entries))
+	for _, e := range entries {
+		var p pendingNotification
+		if json.Unmarshal(e.Value, &p) == nil {
+			out = append(out, DeadNotification{Account: p.Account, Trail: p.Trail, Bucket: p.Bucket, Keys: p.Keys})
+		}
 	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("POST %s: HTTP %d", url, resp.StatusCode)
+	return out, nil
+}
+
+// DeadNotification is one trail file notification that was given up on.
+type DeadNotification struct {
+	Account, Trail, Bucket string
+	Keys                   []string
+}
+
+// Replay puts an SNS topic's dead-lettered notifications back in its outbox,
+// in their original order, and returns how many.
+func (n *Notifier) Replay(topicARN string) (int, error) {
+	n.mu.Lock()
+	s, ok := n.streams[topicARN]
+	n.mu.Unlock()
+	if !ok {
+		return 0, nil
 	}
-	return nil
+	return s.Replay()
+}
+
+// NotificationStat is one SNS topic's trail notification state, for metrics.
+type NotificationStat struct {
+	TopicARN string
+	outbox.Stats
+}
+
+// Stats reports every topic's notification state, by topic ARN.
+func (n *Notifier) Stats() []NotificationStat {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]NotificationStat, 0, len(n.streams))
+	for arn, s := range n.streams {
+		out = append(out, NotificationStat{TopicARN: arn, Stats: s.Stats()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].TopicARN < out[j].TopicARN })
+	return out
 }

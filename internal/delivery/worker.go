@@ -66,6 +66,7 @@ type Worker struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	kick   chan struct{}
+	stats  stats // for TrailStats and Lag
 }
 
 type stream struct {
@@ -137,7 +138,7 @@ func (w *Worker) run(ctx context.Context) {
 	for {
 		now := w.o.Now()
 		if now.Sub(lastRefresh) >= time.Second {
-			if err := w.refresh(ctx); err != nil {
+			if err := w.refresh(ctx); err != nil && ctx.Err() == nil {
 				w.log.Error("read trails", "err", err)
 			}
 			lastRefresh = now
@@ -171,6 +172,7 @@ func (w *Worker) step(ctx context.Context) error {
 	if w.o.Digests != nil {
 		w.o.Digests.due(ctx, w)
 	}
+	w.publishStats()
 	return w.saveCursor()
 }
 
@@ -388,7 +390,9 @@ func (w *Worker) flush(ctx context.Context, s *stream) {
 	w.report(s, trail.DeliveryLogFile, now, err)
 	if err != nil {
 		s.failed(err, now)
-		w.log.Warn("log file delivery failed; will retry", "trail", s.trail.ARN, "region", s.id.Region, "retry_in", s.backoff, "err", err)
+		if ctx.Err() == nil { // a shutdown cancels the upload: the events are delivered after the restart
+			w.log.Warn("log file delivery failed; will retry", "trail", s.trail.ARN, "region", s.id.Region, "retry_in", s.backoff, "err", err)
+		}
 		return
 	}
 	s.failing, s.backoff, s.retryAt = "", 0, time.Time{}
@@ -468,7 +472,11 @@ func (w *Worker) deliver(ctx context.Context, s *stream) error {
 		w.saveState(s)
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	return w.complete(s, rec)
+	if err := w.complete(s, rec); err != nil {
+		return err
+	}
+	w.log.Info("delivered log file", "trail", s.trail.ARN, "region", s.id.Region, "bucket", rec.Bucket, "key", key, "events", rec.Events, "bytes", len(gz))
+	return nil
 }
 
 // complete records a delivered file: the watermark moves past its events. The

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -50,6 +51,8 @@ type Journal struct {
 	last    atomic.Uint64 // highest durable seq
 	mu      sync.Mutex
 	waiters chan struct{} // closed and replaced on every commit
+
+	observe atomic.Pointer[func(CommitStats)] // SetObserver
 
 	closeMu sync.RWMutex // held for reading while queueing, for writing while closing
 	closed  bool
@@ -183,6 +186,8 @@ func groupSize(r *request) int {
 }
 
 func (j *Journal) commit(group []*request) {
+	start := time.Now()
+	var synced time.Duration
 	b := j.db.NewBatch()
 	defer b.Close()
 	next := j.last.Load()
@@ -227,8 +232,11 @@ group:
 		}
 	}
 	if err == nil && !b.Empty() {
+		t := time.Now()
 		err = b.Commit(pebble.Sync)
+		synced = time.Since(t)
 	}
+	j.observeCommit(start, synced, next-j.last.Load(), b.Len(), err)
 	if err != nil {
 		err = fmt.Errorf("journal: append: %w", err)
 		j.log.Error("append failed", "err", err)
@@ -379,4 +387,35 @@ func (j *Journal) Close() error {
 	j.closeMu.Unlock()
 	j.wg.Wait()
 	return nil
+}
+
+// CommitStats describes one group commit, for metrics.
+type CommitStats struct {
+	Entries  uint64        // new entries made durable (duplicates not counted); 0 when Err is set
+	Bytes    int           // size of the batch written (entries, event-ID keys, framing)
+	Duration time.Duration // the whole group commit, ID lookups included
+	Sync     time.Duration // writing and syncing the batch (Pebble's WAL write and fsync)
+	Err      error
+}
+
+// SetObserver has fn called after every group commit, on the journal's writer
+// goroutine: fn must be quick. Nil removes it.
+func (j *Journal) SetObserver(fn func(CommitStats)) {
+	if fn == nil {
+		j.observe.Store(nil)
+		return
+	}
+	j.observe.Store(&fn)
+}
+
+func (j *Journal) observeCommit(start time.Time, synced time.Duration, entries uint64, bytes int, err error) {
+	fn := j.observe.Load()
+	if fn == nil {
+		return
+	}
+	st := CommitStats{Bytes: bytes, Duration: time.Since(start), Sync: synced, Err: err}
+	if err == nil {
+		st.Entries = entries
+	}
+	(*fn)(st)
 }

@@ -27,6 +27,10 @@ const (
 	prefixLogs    = 'l' // l | str(account) | str(region) | str(group) | str(stream) | time(8) | seq(8) → log event
 	prefixOutbox  = 'o' // o | str(account) | str(region) | str(group) | str(filter) | seq(8) → pending subscription delivery
 	prefixDead    = 'q' // q | str(account) | str(region) | str(group) | str(filter) | seq(8) → dead-lettered delivery
+	// Generic outbox streams (internal/outbox) other than subscriptions, by
+	// kind (Outbox* below) and stream name; the value is the kind's payload.
+	prefixStreamPending = 'n' // n | str(kind) | str(name) | seq(8) → pending payload
+	prefixStreamDead    = 'm' // m | str(kind) | str(name) | seq(8) → dead-lettered payload
 )
 
 // State kinds: the kind of StateKey and StatePrefix, one per kind of
@@ -36,19 +40,25 @@ const (
 	StateRootKey        = "accesskey-root"  // auth: the root key's access key ID, name "root" (account "")
 	StateDigestKeys     = "digest-keys"     // delivery: the digest signing key ring, name "ring" (account "")
 	StateDeliveryStream = "delivery-stream" // delivery: one log-file stream's position
-	StateNotify         = "delivery-notify" // delivery: a pending SNS notification, by seq (account "")
-	StateTrail          = "trail"           // cloudtrail: a trail, by homeRegion+"/"+name
-	StateEDS            = "eds"             // cloudtrail: an event data store, by ID
-	StateChannel        = "channel"         // cloudtrail: a channel, by ID
-	StateIngestion      = "ingestion"       // cloudtrail: a channel's IngestionStatus, by channel ID
-	StateQuery          = "query"           // cloudtrail: a Lake query, by query ID
-	StateQueryRows      = "qrows"           // cloudtrail: a chunk of a query's result rows, by queryID+"/"+8-digit chunk
-	StateLogGroup       = "loggroup"        // logs: a log group
-	StateLogStream      = "logstream"       // logs: a log stream, by group+":"+stream
-	StateSubscription   = "subfilter"       // logs: a subscription filter, by group+":"+filter
-	StateMetricFilter   = "metricfilter"    // logs: a metric filter, by group+":"+filter
-	StateMetricValues   = "metricvalue"     // logs: a metric filter's values, by group+":"+filter
-	StateLogSeq         = "logseq"          // logs: the log sequence number
+	StateNotify         = "delivery-notify" // delivery: a pending SNS notification, by seq (account ""); read only to move it into its outbox
+
+	StateTrail        = "trail"        // cloudtrail: a trail, by homeRegion+"/"+name
+	StateEDS          = "eds"          // cloudtrail: an event data store, by ID
+	StateChannel      = "channel"      // cloudtrail: a channel, by ID
+	StateIngestion    = "ingestion"    // cloudtrail: a channel's IngestionStatus, by channel ID
+	StateQuery        = "query"        // cloudtrail: a Lake query, by query ID
+	StateQueryRows    = "qrows"        // cloudtrail: a chunk of a query's result rows, by queryID+"/"+8-digit chunk
+	StateLogGroup     = "loggroup"     // logs: a log group
+	StateLogStream    = "logstream"    // logs: a log stream, by group+":"+stream
+	StateSubscription = "subfilter"    // logs: a subscription filter, by group+":"+filter
+	StateMetricFilter = "metricfilter" // logs: a metric filter, by group+":"+filter
+	StateMetricValues = "metricvalue"  // logs: a metric filter's values, by group+":"+filter
+	StateLogSeq       = "logseq"       // logs: the log sequence number
+)
+
+// Outbox stream kinds: the kind of OutboxPrefix, one per producer of a generic outbox stream.
+const (
+	OutboxTrailNotify = "trail-notify" // delivery: a trail's log file notifications, by SNS topic ARN
 )
 
 // Cursor names: the name of CursorKey, one per projection that follows the journal.
@@ -190,6 +200,38 @@ func SubscriptionPrefix(dead bool, account, region, group, filter string) []byte
 func SubscriptionKey(prefix []byte, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(make([]byte, 0, len(prefix)+8), prefix...), seq)
 }
+
+// OutboxPrefix is the prefix of one generic outbox stream's pending payloads
+// (dead = false) or dead letters (dead = true).
+func OutboxPrefix(dead bool, kind, name string) []byte {
+	return appendStr(OutboxKindPrefix(dead, kind), name)
+}
+
+// OutboxKindPrefix is the prefix of every stream of one kind.
+func OutboxKindPrefix(dead bool, kind string) []byte {
+	p := byte(prefixStreamPending)
+	if dead {
+		p = prefixStreamDead
+	}
+	return appendStr([]byte{p}, kind)
+}
+
+// OutboxStreamName decodes the stream name of a key under OutboxKindPrefix(dead, kind).
+func OutboxStreamName(kindPrefix, key []byte) (string, bool) {
+	if len(key) < len(kindPrefix) || string(key[:len(kindPrefix)]) != string(kindPrefix) {
+		return "", false
+	}
+	n, w := binary.Uvarint(key[len(kindPrefix):])
+	rest := key[len(kindPrefix):]
+	if w <= 0 || uint64(len(rest)-w) < n {
+		return "", false
+	}
+	return string(rest[w : w+int(n)]), true
+}
+
+// OutboxKey addresses one entry of an outbox stream (a subscription's or a
+// generic one) by its sequence number: prefix | seq(8). Same encoding as SubscriptionKey.
+func OutboxKey(prefix []byte, seq uint64) []byte { return SubscriptionKey(prefix, seq) }
 
 // ---- End of storage format. ----
 

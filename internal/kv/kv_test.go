@@ -44,6 +44,8 @@ func goldenKeys() []struct {
 		{"SubscriptionKey(outbox, 9)", SubscriptionKey(SubscriptionPrefix(false, "111122223333", "us-east-1", "g", "f"), 9)},
 		{"SubscriptionKey(dead, 9)", SubscriptionKey(SubscriptionPrefix(true, "111122223333", "us-east-1", "g", "f"), 9)},
 		{"EncodeSeq(258)", EncodeSeq(258)},
+		{"OutboxKey(trail-notify, 9)", OutboxKey(OutboxPrefix(false, OutboxTrailNotify, "arn:aws:sns:us-east-1:111122223333:t"), 9)},
+		{"OutboxKey(trail-notify dead, 9)", OutboxKey(OutboxPrefix(true, OutboxTrailNotify, "arn:aws:sns:us-east-1:111122223333:t"), 9)},
 	}
 	for _, kind := range []string{
 		StateAccessKey, StateRootKey, StateDigestKeys, StateDeliveryStream, StateNotify,
@@ -184,5 +186,21 @@ func TestPrefixUpper(t *testing.T) {
 	p := StatePrefix(StateTrail, "111122223333")
 	if k := StateKey(StateTrail, "111122223333", "\xff\xff"); bytes.Compare(k, PrefixUpper(p)) >= 0 {
 		t.Error("a key with the prefix is not below PrefixUpper")
+	}
+}
+
+// TestOutboxStreamName: a notifier finds its streams again after a restart by
+// decoding their names from the keys under a kind.
+func TestOutboxStreamName(t *testing.T) {
+	kind := OutboxKindPrefix(false, OutboxTrailNotify)
+	name := "arn:aws:sns:us-east-1:111122223333:topic"
+	if got, ok := OutboxStreamName(kind, OutboxKey(OutboxPrefix(false, OutboxTrailNotify, name), 7)); !ok || got != name {
+		t.Fatalf("OutboxStreamName = %q, %v", got, ok)
+	}
+	if _, ok := OutboxStreamName(kind, OutboxKey(OutboxPrefix(true, OutboxTrailNotify, name), 7)); ok {
+		t.Fatal("a dead letter's key decoded under the pending kind")
+	}
+	if _, ok := OutboxStreamName(kind, append(append([]byte{}, kind...), 0x7f)); ok {
+		t.Fatal("a truncated name decoded")
 	}
 }

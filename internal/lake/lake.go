@@ -460,7 +460,9 @@ func (e *Engine) commitBatch(ctx context.Context, rows map[string][]staged, next
 	ends := map[int]int64{} // block file ends before the batch, for a rollback
 	defer func() {
 		if err != nil {
-			if _, rerr := e.w.ExecContext(context.Background(), "ROLLBACK"); rerr != nil {
+			// A cancelled ctx (shutdown) has DuckDB abort the transaction itself, and ROLLBACK
+			// then finds none ("no transaction is active"): not worth an ERROR line.
+			if _, rerr := e.w.ExecContext(context.Background(), "ROLLBACK"); rerr != nil && ctx.Err() == nil {
 				e.log.Error("rollback", "err", rerr)
 			}
 			for sid, end := range ends {

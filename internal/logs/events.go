@@ -77,11 +77,10 @@ func (s *Service) appendLocked(b *pebble.Batch, g *group, evs []inEvent, ingest 
 		}
 		var setErr error
 		idx.match(fe, func(sub *subscription) {
-			if err := b.Set(kv.SubscriptionKey(sub.outbox, seq), encodePending(e.stream, e.ts, e.msg), nil); err != nil {
+			if err := sub.out.Put(b, seq, encodePending(e.stream, e.ts, e.msg)); err != nil {
 				setErr = err
 				return
 			}
-			sub.pending.Add(1)
 			woke[sub] = true
 		})
 		if setErr != nil {
@@ -105,6 +104,14 @@ func (s *Service) appendLocked(b *pebble.Batch, g *group, evs []inEvent, ingest 
 	for mf := range touched {
 		if err := setState(b, kv.StateMetricValues, g.id.Account, name+":"+mf.def.FilterName, mf.values); err != nil {
 			return nil, err
+		}
+		if mf.disabledNow {
+			mf.disabledNow = false
+			if err := setState(b, kv.StateMetricFilter, g.id.Account, name+":"+mf.def.FilterName, &mf.def); err != nil {
+				return nil, err
+			}
+			s.log.Warn("metric filter disabled: too many dimension value combinations", "account", g.id.Account, "region", g.id.Region,
+				"log_group", g.id.Name, "filter", mf.def.FilterName, "limit", maxDimensionCombinations)
 		}
 	}
 	list := make([]*subscription, 0, len(woke))

@@ -8,7 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -16,6 +16,7 @@ import (
 	"github.com/opentrail/opentrail/internal/filterpattern"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/logs/dest"
+	"github.com/opentrail/opentrail/internal/outbox"
 )
 
 var filterOps = map[string]opFunc{
@@ -45,20 +46,10 @@ type subscription struct {
 	group   groupID
 	pattern *filterpattern.Pattern
 	dest    dest.Destination
-	destErr error // why the destination could not be resolved at load
-	outbox  []byte
-	dead    []byte
-
-	pending   atomic.Int64 // events in the outbox (approximate after a restart until the sender counts them)
-	delivered atomic.Int64
-	failures  atomic.Int64
-	deadCount atomic.Int64
-	oldest    atomic.Int64  // when the sender first saw the batch it is trying (ms), 0 = none
-	from      atomic.Uint64 // every outbox entry below this seq is delivered or dead-lettered
-	readFrom  uint64        // from, as the sender last read it (sender goroutine only)
-	wake      chan struct{}
-	stop      context.CancelFunc
-	done      chan struct{}
+	destErr error          // why the destination could not be resolved at load
+	out     *outbox.Stream // pending deliveries and dead letters, keyed by log sequence number
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
 func (s *Service) newSubscription(g *group, d subscriptionDef) (*subscription, error) {
@@ -66,9 +57,8 @@ func (s *Service) newSubscription(g *group, d subscriptionDef) (*subscription, e
 	if err != nil {
 		return nil, err
 	}
-	sub := &subscription{def: d, group: g.id, pattern: p, wake: make(chan struct{}, 1),
-		outbox: kv.SubscriptionPrefix(false, g.id.Account, g.id.Region, g.id.Name, d.FilterName),
-		dead:   kv.SubscriptionPrefix(true, g.id.Account, g.id.Region, g.id.Name, d.FilterName)}
+	sub := &subscription{def: d, group: g.id, pattern: p}
+	sub.out = s.newOutbox(sub)
 	sub.dest, sub.destErr = s.o.Resolve(d.DestinationArn)
 	return sub, nil
 }
@@ -127,7 +117,7 @@ func (s *Service) putSubscriptionFilter(ctx context.Context, c auth.Caller, body
 		// Replacing a filter keeps its queue: what matched the old pattern is still delivered, to the new destination.
 		prev := g.subs[old]
 		s.stopSenderLocked(prev)
-		sub.pending.Store(prev.pending.Load())
+		sub.out.Adopt(prev.out)
 		g.subs[old] = sub
 	} else {
 		g.subs = append(g.subs, sub)
@@ -199,7 +189,7 @@ func (s *Service) deleteSubscriptionFilter(ctx context.Context, c auth.Caller, b
 		sub := g.subs[i]
 		s.stopSenderLocked(sub)
 		if err := s.deleteLocked(ctx, [][]byte{kv.StateKey(kv.StateSubscription, g.id.Account, g.id.stateName()+":"+in.FilterName)},
-			[][]byte{sub.outbox, sub.dead}); err != nil {
+			sub.out.Prefixes()); err != nil {
 			return nil, err
 		}
 		g.subs = slices.Delete(g.subs, i, i+1)
@@ -225,7 +215,16 @@ type metricFilterDef struct {
 	MetricTransformations []metricTransformation `json:"metricTransformations"`
 	CreationTime          int64                  `json:"creationTime"`
 	LogGroupName          string                 `json:"logGroupName"`
+	// DisabledReason is set when the filter stopped counting; not an AWS
+	// member (SDKs ignore it), shown by DescribeMetricFilters. Putting the
+	// filter again enables it.
+	DisabledReason string `json:"disabledReason,omitempty"`
 }
+
+// maxDimensionCombinations is how many distinct dimension value combinations
+// one metric filter may yield before it is disabled, as CloudWatch Logs
+// disables a filter past 1,000: each is a metric series.
+const maxDimensionCombinations = 1000
 
 // metricValue is the running sum of one metric (one set of dimension values).
 type metricValue struct {
@@ -240,6 +239,8 @@ type metricFilter struct {
 	group   groupID
 	pattern *filterpattern.Pattern
 	values  map[string]*metricValue // key: dimension values joined
+
+	disabledNow bool // apply disabled it; appendLocked saves the definition and logs it
 }
 
 func newMetricFilter(g *group, d metricFilterDef) (*metricFilter, error) {
@@ -250,9 +251,9 @@ func newMetricFilter(g *group, d metricFilterDef) (*metricFilter, error) {
 	return &metricFilter{def: d, group: g.id, pattern: p, values: map[string]*metricValue{}}, nil
 }
 
-// apply counts ev if it matches; it reports whether a value changed.
+// apply counts ev if it matches; it reports whether a value (or the filter) changed.
 func (mf *metricFilter) apply(ev *filterpattern.Event, ts int64) bool {
-	if !mf.pattern.Match(ev) {
+	if mf.def.DisabledReason != "" || !mf.pattern.Match(ev) {
 		return false
 	}
 	t := &mf.def.MetricTransformations[0]
@@ -279,6 +280,12 @@ func (mf *metricFilter) apply(ev *filterpattern.Event, ts int64) bool {
 		}
 	}
 	mv := mf.values[key]
+	if mv == nil && len(mf.values) >= maxDimensionCombinations {
+		mf.def.DisabledReason = fmt.Sprintf("disabled at %s: its dimensions yielded more than %d distinct value combinations; put the filter again with dimensions of fewer values to enable it",
+			time.UnixMilli(ts).UTC().Format(time.RFC3339), maxDimensionCombinations)
+		mf.disabledNow = true
+		return true
+	}
 	if mv == nil {
 		mv = &metricValue{Dims: dims}
 		mf.values[key] = mv
@@ -347,7 +354,7 @@ func (s *Service) putMetricFilter(ctx context.Context, c auth.Caller, body []byt
 	}
 	if old >= 0 {
 		prev := g.metrics[old]
-		if sameMetric(&prev.def.MetricTransformations[0], &t) {
+		if sameMetric(&prev.def.MetricTransformations[0], &t) && prev.def.DisabledReason == "" {
 			mf.values = prev.values // the metric goes on counting
 		}
 	}
@@ -540,6 +547,8 @@ type MetricSample struct {
 	Dims                              map[string]string
 	Sum                               float64
 	Count                             int64
+	// Disabled is set on the one sample of a disabled filter (DisabledReason), which has no values.
+	Disabled bool
 }
 
 // MetricSamples returns every metric filter's current values, plus a zero (or
@@ -554,6 +563,11 @@ func (s *Service) MetricSamples() []MetricSample {
 			t := mf.def.MetricTransformations[0]
 			base := MetricSample{Account: g.id.Account, Region: g.id.Region, LogGroup: g.id.Name, Filter: mf.def.FilterName,
 				Namespace: t.MetricNamespace, Name: t.MetricName, Unit: t.Unit}
+			if mf.def.DisabledReason != "" {
+				base.Disabled = true
+				out = append(out, base)
+				continue
+			}
 			if len(mf.values) == 0 && len(t.Dimensions) == 0 {
 				out = append(out, base)
 				continue

@@ -119,7 +119,7 @@ func (s *Service) deleteGroupLocked(ctx context.Context, g *group) (any, error) 
 	keys := [][]byte{kv.StateKey(kv.StateLogGroup, g.id.Account, name)}
 	prefixes := [][]byte{kv.LogGroupPrefix(g.id.Account, g.id.Region, g.id.Name)}
 	for _, sub := range g.subs {
-		prefixes = append(prefixes, sub.outbox, sub.dead)
+		prefixes = append(prefixes, sub.out.Prefixes()...)
 		keys = append(keys, kv.StateKey(kv.StateSubscription, g.id.Account, name+":"+sub.def.FilterName))
 	}
 	for _, mf := range g.metrics {

@@ -2,16 +2,14 @@ package logs
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/logs/dest"
+	"github.com/opentrail/opentrail/internal/outbox"
 )
 
 // Per-delivery bounds: small batches keep latency low; CloudWatch Logs caps a
@@ -23,10 +21,7 @@ const (
 
 func wake(subs []*subscription) {
 	for _, sub := range subs {
-		select {
-		case sub.wake <- struct{}{}:
-		default:
-		}
+		sub.out.Wake()
 	}
 }
 
@@ -39,7 +34,7 @@ func (s *Service) startSender(sub *subscription) {
 	go func() {
 		defer s.wg.Done()
 		defer close(sub.done)
-		s.send(ctx, sub)
+		sub.out.Run(ctx)
 	}()
 }
 
@@ -54,132 +49,31 @@ func (s *Service) stopSenderLocked(sub *subscription) {
 	sub.stop = nil
 }
 
-// pendingEvent is one outbox entry.
-type pendingEvent struct {
-	seq    uint64
-	stream string
-	ev     dest.LogEvent
+// newOutbox is sub's outbox stream: entries keyed by log sequence number
+// (encodePending), batches of one log stream.
+func (s *Service) newOutbox(sub *subscription) *outbox.Stream {
+	return outbox.New(s.db, outbox.Options{
+		Name:      "subscription " + sub.group.Account + "/" + sub.group.Region + "/" + sub.group.Name + "/" + sub.def.FilterName,
+		Pending:   kv.SubscriptionPrefix(false, sub.group.Account, sub.group.Region, sub.group.Name, sub.def.FilterName),
+		Dead:      kv.SubscriptionPrefix(true, sub.group.Account, sub.group.Region, sub.group.Name, sub.def.FilterName),
+		Deliver:   func(ctx context.Context, batch []outbox.Entry) error { return s.deliver(ctx, sub, batch) },
+		Permanent: func(err error) bool { return errors.Is(err, dest.ErrRejected) },
+		Valid: func(v []byte) bool {
+			_, _, _, ok := decodePending(v)
+			return ok
+		},
+		SameBatch: func(first, e outbox.Entry) bool {
+			a, _, _, _ := decodePending(first.Value)
+			b, _, _, _ := decodePending(e.Value)
+			return a == b
+		},
+		MaxEntries: sendMaxEvents, MaxBytes: sendMaxBytes,
+		MaxAttempts: s.o.MaxAttempts, Backoff: s.o.Backoff, MaxBackoff: s.o.MaxBackoff,
+		Now: s.o.Now, Log: s.log.With("filter", sub.def.FilterName, "group", sub.group.Name, "destination", dest.Redact(sub.def.DestinationArn)),
+	})
 }
 
-// send drains sub's outbox in order until ctx ends.
-func (s *Service) send(ctx context.Context, sub *subscription) {
-	s.countPending(sub)
-	attempts := 0
-	backoff := s.o.Backoff
-	for ctx.Err() == nil {
-		batch, err := s.readOutbox(sub)
-		if err != nil {
-			s.log.Error("read subscription outbox", "filter", sub.def.FilterName, "group", sub.group, "err", err)
-			sleep(ctx, time.Second)
-			continue
-		}
-		if len(batch) == 0 {
-			sub.oldest.Store(0)
-			select {
-			case <-sub.wake:
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		err = s.deliver(ctx, sub, batch)
-		if ctx.Err() != nil {
-			return
-		}
-		if err == nil {
-			attempts, backoff = 0, s.o.Backoff
-			if err := s.drop(sub, batch, false); err != nil {
-				s.log.Error("remove delivered events from the outbox", "filter", sub.def.FilterName, "err", err)
-			}
-			sub.delivered.Add(int64(len(batch)))
-			sub.pending.Add(-int64(len(batch)))
-			continue
-		}
-		sub.failures.Add(1)
-		attempts++
-		s.log.Warn("subscription delivery failed", "filter", sub.def.FilterName, "group", sub.group,
-			"destination", sub.def.DestinationArn, "attempt", attempts, "err", err)
-		if attempts >= s.o.MaxAttempts || errors.Is(err, dest.ErrRejected) {
-			if err := s.drop(sub, batch, true); err != nil {
-				s.log.Error("dead-letter a batch", "filter", sub.def.FilterName, "err", err)
-			} else {
-				sub.deadCount.Add(int64(len(batch)))
-				sub.pending.Add(-int64(len(batch)))
-			}
-			attempts, backoff = 0, s.o.Backoff
-			continue
-		}
-		sleep(ctx, backoff)
-		backoff = min(2*backoff, s.o.MaxBackoff)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-time.After(d):
-	case <-ctx.Done():
-	}
-}
-
-// countPending sets the pending gauge from the outbox after a (re)start.
-func (s *Service) countPending(sub *subscription) {
-	n, err := countPrefix(s.db, sub.outbox)
-	if err == nil {
-		sub.pending.Store(n)
-	}
-	if d, err := countPrefix(s.db, sub.dead); err == nil {
-		sub.deadCount.Store(d)
-	}
-}
-
-func countPrefix(db *pebble.DB, p []byte) (int64, error) {
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: kv.PrefixUpper(p)})
-	if err != nil {
-		return 0, err
-	}
-	defer it.Close()
-	var n int64
-	for ok := it.First(); ok; ok = it.Next() {
-		n++
-	}
-	return n, it.Error()
-}
-
-// readOutbox returns the next batch: consecutive entries of one log stream.
-func (s *Service) readOutbox(sub *subscription) ([]pendingEvent, error) {
-	// Reading from the first undelivered seq skips the tombstones of what was delivered.
-	sub.readFrom = sub.from.Load()
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: kv.SubscriptionKey(sub.outbox, sub.readFrom), UpperBound: kv.PrefixUpper(sub.outbox)})
-	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
-	var out []pendingEvent
-	size := 0
-	for ok := it.First(); ok && len(out) < sendMaxEvents && size < sendMaxBytes; ok = it.Next() {
-		k := it.Key()
-		if len(k) != len(sub.outbox)+8 {
-			continue
-		}
-		seq := binary.BigEndian.Uint64(k[len(k)-8:])
-		stream, ts, msg, ok := decodePending(it.Value())
-		if !ok {
-			s.log.Error("skip undecodable outbox entry", "filter", sub.def.FilterName, "seq", seq)
-			continue
-		}
-		if len(out) > 0 && stream != out[0].stream {
-			break
-		}
-		out = append(out, pendingEvent{seq: seq, stream: stream, ev: dest.LogEvent{ID: eventID(ts, seq), Timestamp: ts, Message: string(msg)}})
-		size += len(msg)
-	}
-	if len(out) > 0 && sub.oldest.Load() == 0 {
-		sub.oldest.Store(millis(s.o.Now()))
-	}
-	return out, it.Error()
-}
-
-func (s *Service) deliver(ctx context.Context, sub *subscription, batch []pendingEvent) error {
+func (s *Service) deliver(ctx context.Context, sub *subscription, batch []outbox.Entry) error {
 	if sub.dest == nil {
 		if sub.destErr != nil {
 			return sub.destErr
@@ -187,39 +81,13 @@ func (s *Service) deliver(ctx context.Context, sub *subscription, batch []pendin
 		return errors.New("no destination")
 	}
 	b := &dest.Batch{Owner: sub.group.Account, Region: sub.group.Region, LogGroup: sub.group.Name,
-		LogStream: batch[0].stream, SubscriptionFilters: []string{sub.def.FilterName}}
-	for _, p := range batch {
-		b.Events = append(b.Events, p.ev)
+		SubscriptionFilters: []string{sub.def.FilterName}}
+	for _, e := range batch {
+		stream, ts, msg, _ := decodePending(e.Value)
+		b.LogStream = stream
+		b.Events = append(b.Events, dest.LogEvent{ID: eventID(ts, e.Seq), Timestamp: ts, Message: string(msg)})
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	return sub.dest.Send(ctx, b)
-}
-
-// drop removes a batch from the outbox, into the dead letters when dead is set.
-// No sync: if the removal is lost in a crash, the batch is delivered again (at-least-once).
-func (s *Service) drop(sub *subscription, batch []pendingEvent, dead bool) error {
-	b := s.db.NewBatch()
-	defer b.Close()
-	if dead {
-		for _, p := range batch {
-			if err := b.Set(kv.SubscriptionKey(sub.dead, p.seq), encodePending(p.stream, p.ev.Timestamp, []byte(p.ev.Message)), nil); err != nil {
-				return err
-			}
-		}
-	}
-	// One range tombstone: the batch is every outbox entry from its first seq to its last.
-	last := batch[len(batch)-1].seq
-	if err := b.DeleteRange(kv.SubscriptionKey(sub.outbox, batch[0].seq), kv.SubscriptionKey(sub.outbox, last+1), nil); err != nil {
-		return err
-	}
-	sub.oldest.Store(0)
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return err
-	}
-	// Unless a replay moved the start back meanwhile, the next read begins after this batch.
-	sub.from.CompareAndSwap(sub.readFrom, last+1)
-	return nil
 }
 
 // DeadLetter is one event a subscription gave up on.
@@ -252,21 +120,22 @@ func (s *Service) DeadLetters(c auth.Caller, groupName, filter string, limit int
 	if err != nil {
 		return nil, err
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: sub.dead, UpperBound: kv.PrefixUpper(sub.dead)})
+	entries, err := sub.out.DeadLetters(0)
 	if err != nil {
 		return nil, err
 	}
-	defer it.Close()
 	out := []DeadLetter{}
-	for ok := it.First(); ok && (limit <= 0 || len(out) < limit); ok = it.Next() {
-		k := it.Key()
-		stream, ts, msg, good := decodePending(it.Value())
-		if !good || len(k) < 8 {
+	for _, e := range entries {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		stream, ts, msg, good := decodePending(e.Value)
+		if !good {
 			continue
 		}
-		out = append(out, DeadLetter{LogStreamName: stream, Timestamp: ts, EventID: eventID(ts, binary.BigEndian.Uint64(k[len(k)-8:])), Message: string(msg)})
+		out = append(out, DeadLetter{LogStreamName: stream, Timestamp: ts, EventID: eventID(ts, e.Seq), Message: string(msg)})
 	}
-	return out, it.Error()
+	return out, nil
 }
 
 // Replay moves every dead letter of a subscription filter back into its
@@ -276,39 +145,10 @@ func (s *Service) Replay(c auth.Caller, groupName, filter string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: sub.dead, UpperBound: kv.PrefixUpper(sub.dead)})
+	n, err := sub.out.Replay()
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("logs: %w", err)
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	n := 0
-	for ok := it.First(); ok; ok = it.Next() {
-		k := it.Key()
-		if len(k) != len(sub.dead)+8 {
-			continue
-		}
-		seq := binary.BigEndian.Uint64(k[len(k)-8:])
-		if err := b.Set(kv.SubscriptionKey(sub.outbox, seq), it.Value(), nil); err != nil {
-			it.Close()
-			return 0, err
-		}
-		if err := b.Delete(k, nil); err != nil {
-			it.Close()
-			return 0, err
-		}
-		n++
-	}
-	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return 0, err
-	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return 0, fmt.Errorf("logs: replay dead letters: %w", err)
-	}
-	sub.deadCount.Add(-int64(n))
-	sub.pending.Add(int64(n))
-	sub.from.Store(0) // the replayed entries are older than what the sender has delivered
-	wake([]*subscription{sub})
 	return n, nil
 }
 
@@ -317,23 +157,20 @@ type SubscriptionStat struct {
 	Account, Region, LogGroup, Filter, Destination string
 	Pending, Delivered, Failures, DeadLetters      int64
 	OldestPendingAge                               time.Duration
+	LastError                                      string // of the last failed attempt since the start; never holds credentials
 }
 
 // SubscriptionStats reports every subscription filter's delivery state.
 func (s *Service) SubscriptionStats() []SubscriptionStat {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := millis(s.o.Now())
 	var out []SubscriptionStat
 	for _, g := range s.groups {
 		for _, sub := range g.subs {
-			st := SubscriptionStat{Account: g.id.Account, Region: g.id.Region, LogGroup: g.id.Name, Filter: sub.def.FilterName,
-				Destination: sub.def.DestinationArn, Pending: max(sub.pending.Load(), 0), Delivered: sub.delivered.Load(),
-				Failures: sub.failures.Load(), DeadLetters: sub.deadCount.Load()}
-			if o := sub.oldest.Load(); o > 0 {
-				st.OldestPendingAge = time.Duration(now-o) * time.Millisecond
-			}
-			out = append(out, st)
+			o := sub.out.Stats()
+			out = append(out, SubscriptionStat{Account: g.id.Account, Region: g.id.Region, LogGroup: g.id.Name, Filter: sub.def.FilterName,
+				Destination: sub.def.DestinationArn, Pending: o.Pending, Delivered: o.Delivered, Failures: o.Failures,
+				DeadLetters: o.DeadLetters, OldestPendingAge: o.OldestPendingAge, LastError: o.LastError})
 		}
 	}
 	return out

@@ -433,8 +433,8 @@ func TestTrailToLogGroupToSubscription(t *testing.T) {
 		t.Fatalf("trail status: %+v %v", st, err)
 	}
 
-	// /metrics: the metric filter's counts per user, and the subscriptions' state.
-	resp, err := http.Get(e.url + "/metrics")
+	// /metrics (on the operator's listener, issue 11 §2): the metric filter's counts per user, and the subscriptions' state.
+	resp, err := http.Get(e.metricsURL(""))
 	if err != nil {
 		t.Fatal(err)
 	}

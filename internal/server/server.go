@@ -70,7 +70,6 @@ type Server struct {
 	regions map[string]bool
 	budget  *semaphore.Weighted
 	metrics *httpMetrics
-	promH   http.Handler
 	// auditFault, in tests, makes writing a self-audit record fail.
 	auditFault func(op string) error
 	console    http.Handler // the web console at /console/ (SetConsole); nil = not served
@@ -89,8 +88,6 @@ type Options struct {
 	BodyBudget int64
 	// Registerer receives the HTTP request metrics; nil = not collected.
 	Registerer prometheus.Registerer
-	// Metrics serves GET /metrics (Prometheus text format, unauthenticated); nil = not served.
-	Metrics http.Handler
 }
 
 // New returns a Server.
@@ -102,7 +99,7 @@ func New(j *journal.Journal, ct *cloudtrail.Service, keys *auth.Keyring, log *sl
 		o.BodyBudget = DefaultBodyBudget
 	}
 	s := &Server{j: j, ct: ct, keys: keys, log: log.With("component", "server"), access: log.With("component", "access"),
-		now: o.Now, version: o.Version, logs: o.Logs, budget: semaphore.NewWeighted(o.BodyBudget), metrics: newHTTPMetrics(o.Registerer), promH: o.Metrics}
+		now: o.Now, version: o.Version, logs: o.Logs, budget: semaphore.NewWeighted(o.BodyBudget), metrics: newHTTPMetrics(o.Registerer)}
 	if len(o.Regions) > 0 {
 		s.regions = map[string]bool{}
 		for _, r := range o.Regions {
@@ -177,9 +174,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/healthz" && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
-		return
-	case r.URL.Path == "/metrics" && r.Method == http.MethodGet && s.promH != nil:
-		s.promH.ServeHTTP(w, r)
 		return
 	case s.serveConsole(w, r):
 		return

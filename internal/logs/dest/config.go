@@ -393,6 +393,8 @@ func (c *Config) Validate() error {
 			kind, err := validEndpoint(ep)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("topics.%s[%d]: %w", name, i, err))
+			} else if fn := ep[len("lambda:"):]; kind == "lambda" && c.Lambdas[fn] == "" {
+				errs = append(errs, fmt.Errorf("topics.%s[%d]: no handler is configured for function %s (--lambda %s=URL|exec:COMMAND)", name, i, fn, fn))
 			}
 			needSMTP = needSMTP || kind == "mailto"
 		}
@@ -476,8 +478,10 @@ func validEndpoint(ep string) (string, error) {
 	case hasPrefixFold(ep, "mailto:"):
 		_, err := parseMailto(ep)
 		return "mailto", err
+	case strings.HasPrefix(ep, "lambda:"):
+		return "lambda", validLambdaName(ep[len("lambda:"):])
 	}
-	return "", errors.New("expected http(s)://..., slack+https://... or mailto:...")
+	return "", errors.New("expected http(s)://..., slack+https://... or mailto:... (or lambda:FUNCTION, a --lambda handler)")
 }
 
 // parseMailto returns the addresses of "mailto:a@example.com[,b@example.com]".

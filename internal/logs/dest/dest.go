@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -328,6 +331,44 @@ func redactURL(u *url.URL) string {
 	return r.String()
 }
 
+// Redact returns a destination (an ARN, an http(s) or slack+https URL, a
+// mailto: or an endpoint as configured) in a form fit for logs and metric
+// labels: ARNs as they are, URLs as scheme://host only, followed by a stable
+// hash of the whole URL when anything was left out (user info, path, query),
+// so that two destinations on one host stay apart without showing a secret.
+func Redact(destination string) string {
+	if strings.HasPrefix(destination, "arn:") || strings.HasPrefix(destination, "exec:") {
+		if i := strings.IndexByte(destination, ' '); strings.HasPrefix(destination, "exec:") && i > 0 {
+			return destination[:i] // the command, not its arguments
+		}
+		return destination
+	}
+	if strings.HasPrefix(destination, "mailto:") {
+		return "mailto:" + hashOf(destination)
+	}
+	u, err := url.Parse(destination)
+	if err != nil || u.Host == "" {
+		return "unparsable " + hashOf(destination)
+	}
+	return safeURL(u)
+}
+
+// safeURL is u as scheme://host, plus a hash of u when u has more than that.
+func safeURL(u *url.URL) string {
+	s := u.Scheme + "://" + u.Host
+	if u.User == nil && (u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.Fragment == "" {
+		return s
+	}
+	return s + " " + hashOf(u.String())
+}
+
+// hashOf is a short stable digest of s: enough to tell two values apart in
+// logs and labels, too short to confirm a guessed secret with confidence.
+func hashOf(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return "#" + hex.EncodeToString(h[:4])
+}
+
 // DefaultHTTPTimeout bounds one HTTP delivery when Config.HTTPClient is nil.
 const DefaultHTTPTimeout = 10 * time.Second
 
@@ -343,33 +384,77 @@ func (c *Config) httpClient() *http.Client {
 	}
 }
 
-// defaultTransport dials no link-local or unspecified address and not EC2's
-// IPv6 metadata address: a destination URL must not make the server post to a
-// cloud metadata service (169.254.169.254, fd00:ec2::254) or to 0.0.0.0. The
+// defaultTransport dials no link-local, unspecified or metadata address: a
+// destination URL must not make the server post to a cloud metadata service
+// (169.254.169.254, fd00:ec2::254) or to this host through 0.0.0.0 or ::. The
 // check is on the address actually dialled, after DNS, so a name that
-// resolves there is refused too.
+// resolves there is refused too, in every spelling (refusedAddr).
 var defaultTransport = func() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil // a proxy would dial for us, unchecked
 	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: refuseLinkLocal}
 	t.DialContext = d.DialContext
 	return t
 }()
 
-var ec2MetadataV6 = net.ParseIP("fd00:ec2::254")
+// GuardedTransport is the transport every HTTP delivery uses unless
+// Config.HTTPClient is set: it refuses to dial the addresses ErrAddressRefused
+// describes. Use it (with redirects not followed) for any request whose URL a
+// user chose.
+func GuardedTransport() http.RoundTripper { return defaultTransport }
 
-// ErrAddressRefused is returned for a destination at a link-local or unspecified address.
-var ErrAddressRefused = errors.New("link-local and unspecified addresses are not delivered to")
+// ErrAddressRefused is returned for a destination at a link-local, unspecified or metadata address.
+var ErrAddressRefused = errors.New("link-local, unspecified and metadata addresses are not delivered to")
 
 func refuseLinkLocal(_, address string, _ syscall.RawConn) error {
 	host, _, err := net.SplitHostPort(address)
 	if err != nil {
 		return err
 	}
-	ip := net.ParseIP(host)
-	if ip != nil && (ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.Equal(ec2MetadataV6)) {
+	if refusedAddr(host) {
 		return fmt.Errorf("%w: %s", ErrAddressRefused, host)
 	}
 	return nil
+}
+
+var (
+	ec2MetadataV6 = netip.MustParseAddr("fd00:ec2::254")
+	thisNetwork   = netip.MustParsePrefix("0.0.0.0/8")      // "this host on this network": 0.x.y.z reaches the local host
+	nat64         = netip.MustParsePrefix("64:ff9b::/96")   // RFC 6052 well-known prefix: IPv4 in the last 32 bits
+	nat64Local    = netip.MustParsePrefix("64:ff9b:1::/48") // RFC 8215 local-use NAT64
+)
+
+// refusedAddr reports whether host, an IP literal as dialled, is link-local
+// (with or without a zone), unspecified, in 0.0.0.0/8, EC2's IPv6 metadata
+// address, or any of those IPv4 addresses carried inside IPv6 (IPv4-mapped
+// ::ffff:a.b.c.d, IPv4-compatible ::a.b.c.d, NAT64 64:ff9b::/96 and
+// 64:ff9b:1::/48). A host that is no IP literal is refused too: by now DNS
+// has resolved it.
+func refusedAddr(host string) bool {
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return true
+	}
+	ip = ip.WithZone("")
+	cands := []netip.Addr{ip, ip.Unmap()}
+	if ip.Is6() && !ip.Is4In6() {
+		b := ip.As16()
+		v4 := netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})
+		allZero := true
+		for _, x := range b[:12] {
+			allZero = allZero && x == 0
+		}
+		if nat64.Contains(ip) || nat64Local.Contains(ip) || (allZero && !ip.IsLoopback() && !ip.IsUnspecified()) {
+			cands = append(cands, v4)
+		}
+	}
+	for _, a := range cands {
+		if a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast() || a.IsUnspecified() ||
+			a == ec2MetadataV6 || (a.Is4() && thisNetwork.Contains(a)) {
+			return true
+		}
+	}
+	return false
 }
 
 // post sends body to u and succeeds on a 2xx answer. what names the target in

@@ -1,8 +1,15 @@
 // Package dest delivers CloudWatch Logs subscription batches to their
 // destinations: Lambda functions (run as HTTP endpoints or local commands),
 // SNS topics (fanned out to HTTP, Slack and email endpoints) and plain URLs.
-// It is the leaf of internal/logs's sender: one Send is one delivery attempt;
-// retries, backoff and dead letters are the caller's.
+// It is the leaf of the outbox senders (internal/outbox, used by internal/logs
+// for subscriptions and internal/delivery for trail notifications): one Send or
+// Publish is one delivery attempt; retries, backoff and dead letters are the
+// caller's.
+//
+// Config.ResolveTopic returns a Publisher for an SNS topic ARN: a Message (a
+// trail's log file notification, a finding) goes to every endpoint of the
+// topic as a batch does, the SNS HTTP Message being Message.Body, Slack and
+// email showing Message.Title and Message.Text.
 //
 // # Destinations (Config.Resolve)
 //
@@ -22,7 +29,9 @@
 // errors wrap ErrInvalidDestination; Send's errors wrap ErrRejected when
 // retrying cannot help (HTTP 4xx but 408/429, SMTP 5xx, TLS required but not
 // offered). Errors and String() never show credentials: URLs lose their user
-// info and query, Slack webhooks show only the host.
+// info and query, Slack webhooks show only the host; errors show URLs as
+// scheme://host and a short hash. Redact gives that form of any destination
+// for logs and metric labels.
 //
 // # Lambda handlers
 //
@@ -71,6 +80,13 @@
 //	                       header, a context line (log group, stream, filter, account),
 //	                       one section per event, "…and N more" past 50 blocks; text
 //	                       under 40,000 characters, sections under 3,000.
+//	lambda:NAME            the Lambda handler Config.Lambdas["NAME"], invoked with the
+//	                       event SNS gives a subscribed function:
+//	                       {"Records":[{"EventSource":"aws:sns","EventVersion":"1.0",
+//	                        "EventSubscriptionArn":"<topic arn>:<uuid>","Sns":{"Type":"Notification",
+//	                        "MessageId","TopicArn","Subject" (null if none),"Message","Timestamp",
+//	                        "SignatureVersion":"1","Signature":"","SigningCertUrl":"",
+//	                        "UnsubscribeUrl":"","MessageAttributes":{}}}]}
 //	mailto:a@x[,b@y]       one email over SMTP (Config.SMTP): RFC 5322, text/plain
 //	                       UTF-8 in quoted-printable, Subject like
 //	                       "[OpenTrail] alice: DeleteBucket (s3.amazonaws.com)" or

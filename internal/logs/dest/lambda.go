@@ -52,10 +52,20 @@ func (l *httpLambda) Send(ctx context.Context, b *Batch) error {
 	if err != nil {
 		return fmt.Errorf("lambda %s: %w", l.name, err)
 	}
+	return l.invoke(ctx, b.Region, body)
+}
+
+// invoker runs a function with an event: the awslogs event of a subscription,
+// the SNS event of a topic it subscribes to.
+type invoker interface {
+	invoke(ctx context.Context, region string, event []byte) error
+}
+
+func (l *httpLambda) invoke(ctx context.Context, _ string, body []byte) error {
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Amz-Invocation-Type", "Event") // CloudWatch Logs invokes asynchronously
-	err = post(ctx, l.client, l.url, redactURL(l.url), body, h, func(r *http.Response) error {
+	err := post(ctx, l.client, l.url, safeURL(l.url), body, h, func(r *http.Response) error {
 		// The Invoke API and the emulator answer 200 even when the function
 		// failed, and say so in this header.
 		if fe := r.Header.Get("X-Amz-Function-Error"); fe != "" {
@@ -95,13 +105,17 @@ func (l *execLambda) Send(ctx context.Context, b *Batch) error {
 	if err != nil {
 		return fmt.Errorf("lambda %s: %w", l.name, err)
 	}
+	return l.invoke(ctx, b.Region, body)
+}
+
+func (l *execLambda) invoke(ctx context.Context, region string, body []byte) error {
 	cmd := exec.CommandContext(ctx, l.argv[0], l.argv[1:]...)
 	cmd.Stdin = bytes.NewReader(body)
 	// What a Lambda runtime would set that handlers commonly read.
 	cmd.Env = append(os.Environ(),
 		"AWS_LAMBDA_FUNCTION_NAME="+l.name,
-		"AWS_REGION="+b.Region,
-		"AWS_DEFAULT_REGION="+b.Region,
+		"AWS_REGION="+region,
+		"AWS_DEFAULT_REGION="+region,
 	)
 	var stdout capBuffer
 	stdout.max = stdoutCap
@@ -109,7 +123,7 @@ func (l *execLambda) Send(ctx context.Context, b *Batch) error {
 	stderr.max = stderrTail
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = execWaitDelay
-	err = cmd.Run()
+	err := cmd.Run()
 	if l.stdout != nil && stdout.buf.Len() > 0 {
 		l.stdout.Write(stdout.buf.Bytes())
 	}

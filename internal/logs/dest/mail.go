@@ -168,7 +168,15 @@ func buildMail(from *mail.Address, to []string, n *notification) []byte {
 	header("Auto-Submitted", "auto-generated") // RFC 3834: no vacation replies
 	buf.WriteString("\r\n")
 	qp := quotedprintable.NewWriter(&buf)
-	qp.Write([]byte(plainText(n.batch, n.sums)))
+	if n.msg != nil {
+		text := n.msg.Text
+		if text == "" {
+			text = n.msg.Body
+		}
+		qp.Write([]byte(strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", "\n"), "\n", "\r\n")))
+	} else {
+		qp.Write([]byte(plainText(n.batch, n.sums)))
+	}
 	qp.Close()
 	return buf.Bytes()
 }

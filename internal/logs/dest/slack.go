@@ -56,6 +56,9 @@ func (e *slackEndpoint) send(ctx context.Context, n *notification) error {
 // header, a context line naming the log group, one section per event, and
 // "…and N more" when the events do not fit in 50 blocks.
 func slackPayload(n *notification) slackMessage {
+	if n.msg != nil {
+		return slackMessagePayload(n.msg)
+	}
 	b, sums := n.batch, n.sums
 	title := fmt.Sprintf("OpenTrail: %d CloudTrail %s", len(sums), plural(len(sums), "event", "events"))
 	blocks := []slackBlock{
@@ -94,6 +97,24 @@ func slackPayload(n *notification) slackMessage {
 		sb.WriteString(line)
 	}
 	return slackMessage{Text: truncateBytes(sb.String(), slackTextMax), Blocks: blocks}
+}
+
+// slackMessagePayload renders a Message: its title as the header, its text
+// (or body) as one preformatted section.
+func slackMessagePayload(m *Message) slackMessage {
+	title := m.Title
+	if title == "" {
+		title = "OpenTrail notification"
+	}
+	text := m.Text
+	if text == "" {
+		text = m.Body
+	}
+	quoted := truncateBytes(strings.ReplaceAll(slackEscape(text), "```", "``\u200b`"), slackSectionMax-10)
+	return slackMessage{Text: truncateBytes(slackEscape(title)+"\n"+slackEscape(text), slackTextMax), Blocks: []slackBlock{
+		{Type: "header", Text: &slackText{Type: "plain_text", Text: truncateRunes(title, slackHeaderMax-1)}},
+		{Type: "section", Text: &slackText{Type: "mrkdwn", Text: "```" + quoted + "```"}},
+	}}
 }
 
 func slackEvent(s *summary) string {

@@ -20,10 +20,11 @@ type endpoint interface {
 	String() string
 }
 
-// notification is one batch as a topic publishes it.
+// notification is one batch, or one Message, as a topic publishes it.
 type notification struct {
 	topicARN string
-	batch    *Batch
+	batch    *Batch    // nil for a Message
+	msg      *Message  // nil for a batch
 	data     []byte    // the DATA_MESSAGE JSON
 	sums     []summary // per event, for people
 	subject  string
@@ -73,6 +74,19 @@ func (c *Config) newEndpoint(topicARN, ep string) (endpoint, error) {
 		// A stable subscription id per endpoint, as SNS has one per subscription.
 		sub := topicARN + ":" + uuid.NewSHA1(uuid.NameSpaceURL, []byte(topicARN+" "+ep)).String()
 		return &snsHTTPEndpoint{url: u, client: c.httpClient(), subscriptionARN: sub}, nil
+	case "lambda":
+		fn := ep[len("lambda:"):]
+		target, ok := c.Lambdas[fn]
+		if !ok {
+			return nil, fmt.Errorf("no handler is configured for function %s (--lambda %s=URL|exec:COMMAND)", fn, fn)
+		}
+		region := strings.Split(topicARN, ":")[3]
+		d, err := c.newLambda(fn, region, target)
+		if err != nil {
+			return nil, err
+		}
+		sub := topicARN + ":" + uuid.NewSHA1(uuid.NameSpaceURL, []byte(topicARN+" "+ep)).String()
+		return &lambdaEndpoint{name: fn, region: region, fn: d.(invoker), subscriptionARN: sub}, nil
 	case "mailto":
 		to, _ := parseMailto(ep)
 		if err := c.SMTP.validate(); err != nil {
@@ -93,8 +107,45 @@ func (t *topic) Send(ctx context.Context, b *Batch) error {
 		return fmt.Errorf("sns %s: %w", t.name, err)
 	}
 	sums := t.cfg.summarize(b)
-	n := &notification{topicARN: t.arn, batch: b, data: data, sums: sums, subject: subject(sums), at: time.Now()}
-	key := sha256.Sum256(data)
+	return t.fanOut(ctx, &notification{topicARN: t.arn, batch: b, data: data, sums: sums, subject: subject(sums), at: time.Now()})
+}
+
+// Message is a notification other than a batch of log events, published to an
+// SNS topic: a trail's log file notification, a detection's finding.
+type Message struct {
+	Subject string // the SNS Subject; "" = none (CloudTrail's file notifications have none)
+	Title   string // one line for people: the Slack header and the email Subject
+	Body    string // the SNS Message: what a program reads, usually JSON
+	Text    string // for people (Slack, email); "" shows Body
+}
+
+// Publisher publishes Messages to every endpoint of an SNS topic, as Send
+// does batches: nil once all accepted; a retry skips those that did.
+type Publisher interface {
+	Publish(ctx context.Context, m *Message) error
+	String() string
+}
+
+// ResolveTopic returns the topic an SNS topic ARN names, with the endpoints
+// c.Topics configures for its name. Errors wrap ErrInvalidDestination.
+func (c *Config) ResolveTopic(topicARN string) (Publisher, error) {
+	if p := strings.Split(topicARN, ":"); len(p) != 6 || p[0] != "arn" || p[2] != "sns" {
+		return nil, invalidf("Invalid SNS topic ARN %q: expected arn:aws:sns:<region>:<account>:<topic>", trimForError(topicARN))
+	}
+	d, err := c.resolveARN(topicARN)
+	if err != nil {
+		return nil, err
+	}
+	return d.(*topic), nil
+}
+
+func (t *topic) Publish(ctx context.Context, m *Message) error {
+	return t.fanOut(ctx, &notification{topicARN: t.arn, msg: m, data: []byte(m.Body), subject: m.Title, at: time.Now()})
+}
+
+// fanOut sends n to every endpoint that has not accepted it yet.
+func (t *topic) fanOut(ctx context.Context, n *notification) error {
+	key := sha256.Sum256(n.data)
 
 	t.mu.Lock()
 	done := make(map[int]bool)
@@ -200,7 +251,7 @@ type snsHTTPEndpoint struct {
 	subscriptionARN string
 }
 
-func (e *snsHTTPEndpoint) String() string { return "sns-http " + redactURL(e.url) }
+func (e *snsHTTPEndpoint) String() string { return "sns-http " + safeURL(e.url) }
 
 func (e *snsHTTPEndpoint) send(ctx context.Context, n *notification) error {
 	id := uuid.NewString()
@@ -208,7 +259,7 @@ func (e *snsHTTPEndpoint) send(ctx context.Context, n *notification) error {
 		Type:      "Notification",
 		MessageID: id,
 		TopicArn:  n.topicARN,
-		Subject:   snsSubject(n.subject),
+		Subject:   n.snsSubject(),
 		Message:   string(n.data),
 		Timestamp: n.at.UTC().Format("2006-01-02T15:04:05.000Z"),
 	})
@@ -222,7 +273,73 @@ func (e *snsHTTPEndpoint) send(ctx context.Context, n *notification) error {
 	h.Set("x-amz-sns-message-id", id)
 	h.Set("x-amz-sns-topic-arn", n.topicARN)
 	h.Set("x-amz-sns-subscription-arn", e.subscriptionARN)
-	return post(ctx, e.client, e.url, redactURL(e.url), body, h, nil)
+	return post(ctx, e.client, e.url, safeURL(e.url), body, h, nil)
+}
+
+func (n *notification) snsSubject() string {
+	if n.msg != nil {
+		if n.msg.Subject == "" {
+			return ""
+		}
+		return snsSubject(n.msg.Subject)
+	}
+	return snsSubject(n.subject)
+}
+
+// ---- Wire format: the event SNS gives a subscribed Lambda function. ----
+
+type snsLambdaEvent struct {
+	Records []snsLambdaRecord `json:"Records"`
+}
+
+type snsLambdaRecord struct {
+	EventSource          string         `json:"EventSource"` // "aws:sns"
+	EventVersion         string         `json:"EventVersion"`
+	EventSubscriptionArn string         `json:"EventSubscriptionArn"`
+	Sns                  snsLambdaInner `json:"Sns"`
+}
+
+type snsLambdaInner struct {
+	Type              string         `json:"Type"`
+	MessageID         string         `json:"MessageId"`
+	TopicArn          string         `json:"TopicArn"`
+	Subject           *string        `json:"Subject"` // null without a subject
+	Message           string         `json:"Message"`
+	Timestamp         string         `json:"Timestamp"`
+	SignatureVersion  string         `json:"SignatureVersion"`
+	Signature         string         `json:"Signature"`      // empty: OpenTrail cannot sign as SNS
+	SigningCertURL    string         `json:"SigningCertUrl"` // empty
+	UnsubscribeURL    string         `json:"UnsubscribeUrl"` // empty
+	MessageAttributes map[string]any `json:"MessageAttributes"`
+}
+
+// ---- End of wire format. ----
+
+// lambdaEndpoint invokes a function subscribed to the topic with the event
+// SNS gives a Lambda: {"Records":[{"EventSource":"aws:sns",...,"Sns":{...}}]}.
+type lambdaEndpoint struct {
+	name, region    string
+	fn              invoker
+	subscriptionARN string
+}
+
+func (e *lambdaEndpoint) String() string { return "lambda " + e.name }
+
+func (e *lambdaEndpoint) send(ctx context.Context, n *notification) error {
+	var subject *string
+	if s := n.snsSubject(); s != "" {
+		subject = &s
+	}
+	body, err := marshalNoHTML(snsLambdaEvent{Records: []snsLambdaRecord{{
+		EventSource: "aws:sns", EventVersion: "1.0", EventSubscriptionArn: e.subscriptionARN,
+		Sns: snsLambdaInner{Type: "Notification", MessageID: uuid.NewString(), TopicArn: n.topicARN, Subject: subject,
+			Message: string(n.data), Timestamp: n.at.UTC().Format("2006-01-02T15:04:05.000Z"), SignatureVersion: "1",
+			MessageAttributes: map[string]any{}},
+	}}})
+	if err != nil {
+		return err
+	}
+	return e.fn.invoke(ctx, e.region, body)
 }
 
 // snsSubject fits s to what SNS allows in a Subject: one line of printable

@@ -64,7 +64,7 @@ func (w *webhook) Send(ctx context.Context, b *Batch) error {
 	for _, f := range b.SubscriptionFilters {
 		h.Add(headerFilter, headerValue(f))
 	}
-	return post(ctx, w.client, w.url, redactURL(w.url), body, h, nil)
+	return post(ctx, w.client, w.url, safeURL(w.url), body, h, nil)
 }
 
 // headerValue percent-encodes '%' and every byte outside printable ASCII
