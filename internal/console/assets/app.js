@@ -311,7 +311,7 @@ async function dashboardPage() {
   fetch("/metrics").then(r => r.ok ? r.text() : Promise.reject(new Error("metrics are not served"))).then(text => {
     const lags = [...text.matchAll(/^opentrail_projection_lag_entries\{projection="([^"]+)"\} (\S+)$/gm)];
     lagBox.replaceChildren(lags.length ? h("ul", { class: "toplist" }, lags.map(m => h("li", {}, h("span", {}, m[1].replace(/_/g, " ")), h("span", { class: Number(m[2]) > 1000 ? "warn" : "good" }, `${Number(m[2])} entries`)))) : h("p", { class: "muted" }, "No projections report lag."));
-  }).catch(e => lagBox.replaceChildren(h("p", { class: "muted" }, e.message)));
+  }).catch(() => lagBox.replaceChildren(h("p", { class: "muted" }, "Projection lag is reported on the operator's metrics listener (serve --metrics-listen).")));
   ct("LookupEvents", { EventCategory: "insight", StartTime: (now - 7 * 86400000) / 1000, MaxResults: 50 }).then(out => {
     const evs = (out.Events || []).filter(e => JSON.parse(e.CloudTrailEvent).insightDetails?.state === "Start");
     insightBox.replaceChildren(h("div", { class: "stat" }, String(evs.length)), h("p", { class: "muted" }, evs.length ? h("a", { href: "#/insights" }, "See insights") : "No insights opened."));
