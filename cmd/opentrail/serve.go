@@ -120,6 +120,7 @@ func runServe(args []string) error {
 	fs.DurationVar(&rule.MinHistory, "insights-min-history", 24*time.Hour, "Insights: baseline an account and Region need before their first insight")
 	fs.DurationVar(&rule.Grace, "insights-grace", 30*time.Second, "Insights: how long after its end a minute of live events is closed")
 	fs.DurationVar(&rule.BackfillGrace, "insights-backfill-grace", 10*time.Minute, "Insights: extra wait, in event time, for minutes of imported or late events")
+	consoleOn := fs.Bool("console", true, "serve the web console at /console/ on the API listener")
 	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
 	diskReserve := fs.Int64("disk-reserve-mib", 512, "free disk space (MiB) to keep under the data dir: below it ingest answers 503 ServiceUnavailableException (retryable) while reads go on; half of it is held in DATA-DIR/disk-ballast, deleted when a start finds the disk full")
 	acceptLoss := fs.Bool("accept-journal-loss", false, "start even though the newest write-ahead log is corrupt before its end: "+
@@ -182,6 +183,7 @@ func runServe(args []string) error {
 		Retention: *retention,
 		CacheMiB:  *cache,
 		Version:   readBuildVersion().short(),
+		NoConsole: !*consoleOn,
 
 		DeliveryInterval: *deliveryInterval,
 		DigestInterval:   *digestInterval,
@@ -244,6 +246,7 @@ func runServe(args []string) error {
 	defer cancelRequests()
 	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		BaseContext: func(net.Listener) context.Context { return reqCtx }}
+	srv.RegisterOnShutdown(a.Handler.CloseStreams) // console streams end at once
 	log.Info("OpenTrail is listening", "addr", "http://"+ln.Addr().String(), "data_dir", *dataDir, "version", readBuildVersion().short())
 
 	if a.Detect != nil {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
+	"github.com/opentrail/opentrail/internal/console"
 	"github.com/opentrail/opentrail/internal/delivery"
 	"github.com/opentrail/opentrail/internal/detect"
 	"github.com/opentrail/opentrail/internal/digest"
@@ -75,6 +76,8 @@ type Config struct {
 	// and deleted when a start finds the disk short of the reserve, so that the
 	// database can open; it is made again at a start with room for it.
 	DiskBallastMiB int64
+	// NoConsole turns off the web console at /console/ (on by default).
+	NoConsole bool
 	// Regions, when set, are the only regions requests may be signed for.
 	Regions []string
 
@@ -254,6 +257,9 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 		if err := a.recordJournalLoss(ctx, loss); err != nil {
 			return fail(err)
 		}
+	}
+	if !c.NoConsole {
+		a.Handler.SetConsole(console.New(a.Handler, log, console.Options{Region: c.Region}))
 	}
 	return a, nil
 }

@@ -75,6 +75,7 @@ type Server struct {
 	// auditFault, in tests, makes writing a self-audit record fail.
 	auditFault func(op string) error
 	admitFn    func() error
+	console    http.Handler // the web console at /console/ (SetConsole); nil = not served
 }
 
 // Options configure a Server.
@@ -193,6 +194,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/healthz" && r.Method == http.MethodGet:
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
+		return
+	case s.serveConsole(w, r):
 		return
 	case r.Method != http.MethodPost:
 		s.fail(w, rq, awsapi.Errorf("UnknownOperationException", "%s %s is not an OpenTrail operation", r.Method, r.URL.Path))
