@@ -121,6 +121,8 @@ func runServe(args []string) error {
 	fs.DurationVar(&rule.Grace, "insights-grace", 30*time.Second, "Insights: how long after its end a minute of live events is closed")
 	fs.DurationVar(&rule.BackfillGrace, "insights-backfill-grace", 10*time.Minute, "Insights: extra wait, in event time, for minutes of imported or late events")
 	consoleOn := fs.Bool("console", true, "serve the web console at /console/ on the API listener")
+	regions := fs.String("regions", "", "comma-separated regions requests may be signed for (e.g. us-east-1,eu-west-1); empty: any name of AWS's region syntax")
+	fs.envVar("regions", "OPENTRAIL_REGIONS")
 	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060")
 	diskReserve := fs.Int64("disk-reserve-mib", 512, "free disk space (MiB) to keep under the data dir: below it ingest answers 503 ServiceUnavailableException (retryable) while reads go on; half of it is held in DATA-DIR/disk-ballast, deleted when a start finds the disk full")
 	acceptLoss := fs.Bool("accept-journal-loss", false, "start even though the newest write-ahead log is corrupt before its end: "+
@@ -196,6 +198,7 @@ func runServe(args []string) error {
 		NoInsights:        *noInsights,
 		AcceptJournalLoss: *acceptLoss,
 		DiskReserveMiB:    *diskReserve,
+		Regions:           splitList(*regions),
 		DiskBallastMiB:    *diskReserve / 2,
 		RulePaths:         rulePaths,
 	}, log)
@@ -374,4 +377,15 @@ func parseBucketOwner(v string, owners map[string]string) error {
 	}
 	owners[bucket] = acct
 	return nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, x := range strings.Split(v, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }
