@@ -275,3 +275,19 @@ func TestSignInRecorded(t *testing.T) {
 		}
 	}
 }
+
+// The console reads findings through Invoke, under the same role table as POST /v1/findings.
+func TestInvokeListFindings(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	rk, _, _ := e.a.Keys.Lookup(rootID)
+	out, err := e.a.Handler.Invoke(ctx, server.Principal{Key: rk, Region: "us-east-1"}, "opentrail", "ListFindings", []byte(`{}`))
+	if err != nil || !bytes.Contains(out, []byte(`"Findings":[]`)) {
+		t.Fatalf("ListFindings: %s %v", out, err)
+	}
+	w := e.newKey(rootAcct, "sender", "writer")
+	wk, _, _ := e.a.Keys.Lookup(w.id)
+	if _, err := e.a.Handler.Invoke(ctx, server.Principal{Key: wk, Region: "us-east-1"}, "opentrail", "ListFindings", []byte(`{}`)); err == nil || !strings.Contains(err.Error(), "AccessDenied") {
+		t.Fatalf("a writer listed findings: %v", err)
+	}
+}

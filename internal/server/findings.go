@@ -55,27 +55,33 @@ const (
 // findingsAPI lists the caller's account's findings, newest first. Writer
 // keys only send records; reading findings takes a reader, admin or root key.
 func (s *Server) findingsAPI(w http.ResponseWriter, r *http.Request, rq *request, body []byte) {
-	if !s.allowed(rq, "opentrail:ListFindings", true) {
-		s.fail(w, rq, denied(rq.key, rq.op))
+	out, err := s.listFindings(rq, body)
+	if err != nil {
+		s.fail(w, rq, err)
 		return
+	}
+	awsapi.WriteJSON(w, rq.id, http.StatusOK, out)
+}
+
+// listFindings answers one findings query of rq's account (POST /v1/findings,
+// and the console through Invoke("opentrail", "ListFindings")).
+func (s *Server) listFindings(rq *request, body []byte) (FindingsResponse, error) {
+	if !s.allowed(rq, "opentrail:ListFindings", true) {
+		return FindingsResponse{}, denied(rq.key, rq.op)
 	}
 	q, err := findingsQuery(rq, body)
 	if err != nil {
-		s.fail(w, rq, err)
-		return
+		return FindingsResponse{}, err
 	}
 	if s.detect == nil {
-		awsapi.WriteJSON(w, rq.id, http.StatusOK, FindingsResponse{Findings: []Finding{}})
-		return
+		return FindingsResponse{Findings: []Finding{}}, nil
 	}
 	page, err := s.detect.Findings(q)
 	if errors.Is(err, detect.ErrBadToken) {
-		s.fail(w, rq, awsapi.Errorf("InvalidNextTokenException", "The NextToken is invalid: it was not issued for this query."))
-		return
+		return FindingsResponse{}, awsapi.Errorf("InvalidNextTokenException", "The NextToken is invalid: it was not issued for this query.")
 	}
 	if err != nil {
-		s.fail(w, rq, err)
-		return
+		return FindingsResponse{}, err
 	}
 	out := FindingsResponse{Findings: make([]Finding, len(page.Findings)), NextToken: page.NextToken}
 	for i, f := range page.Findings {
@@ -86,7 +92,7 @@ func (s *Server) findingsAPI(w http.ResponseWriter, r *http.Request, rq *request
 		out.Findings[i] = Finding{FindingId: f.FindingID, RuleId: f.RuleID, RuleTitle: f.RuleTitle, Level: f.Level, Tags: tags,
 			Time: float64(f.Time.UnixNano()) / 1e9, AccountId: f.AccountID, Region: f.Region, EventIds: f.EventIDs, GroupBy: f.GroupBy}
 	}
-	awsapi.WriteJSON(w, rq.id, http.StatusOK, out)
+	return out, nil
 }
 
 // findingsQuery validates a POST /v1/findings body.

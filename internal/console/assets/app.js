@@ -797,7 +797,7 @@ async function findingsPage() {
   if (!fs.length) { box.append(h("p", { class: "empty", id: "no-findings" }, "No findings.")); return; }
   box.append(h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, ["Time", "Severity", "Title", "Rule"].map(c => h("th", { scope: "col" }, c)))),
     h("tbody", {}, fs.map(f => {
-      const tr = h("tr", { class: "clickable", tabindex: "0" }, h("td", { class: "nowrap" }, fmtTime(f.Time || f.CreatedAt || f.EventTime || "")), h("td", {}, f.Severity || f.Level || ""), h("td", {}, f.Title || ""), h("td", {}, f.RuleId || f.Rule || ""));
+      const tr = h("tr", { class: "clickable", tabindex: "0" }, h("td", { class: "nowrap" }, fmtTime(f.Time || f.CreatedAt || f.EventTime || "")), h("td", {}, f.Severity || f.Level || ""), h("td", {}, f.RuleTitle || f.Title || ""), h("td", {}, f.RuleId || f.Rule || ""));
       tr.addEventListener("click", () => showJSON(f.Title || "Finding", f));
       tr.addEventListener("keydown", ev => { if (ev.key === "Enter") showJSON(f.Title || "Finding", f); });
       return tr;
