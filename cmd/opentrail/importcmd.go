@@ -18,13 +18,8 @@ import (
 	"time"
 
 	"github.com/opentrail/opentrail/internal/archive"
+	"github.com/opentrail/opentrail/internal/ingest"
 	"github.com/opentrail/opentrail/internal/objstore"
-)
-
-// Limits of one POST /v1/records.
-const (
-	importMaxRecords = 500
-	importMaxBytes   = 1 << 20
 )
 
 // runImport sends the records of CloudTrail archives (a folder or an S3 prefix)
@@ -366,11 +361,11 @@ func (im *importer) pass(ctx context.Context) error {
 			return nil
 		}
 		for _, rec := range res.Records {
-			if len(rec)+32 > importMaxBytes {
+			if len(rec)+32 > ingest.MaxRequestBytes {
 				im.skipped.Add(1)
 				continue
 			}
-			if n == importMaxRecords || (n > 0 && body.Len()+len(rec)+3 > importMaxBytes) {
+			if n == ingest.MaxRecords || (n > 0 && body.Len()+len(rec)+3 > ingest.MaxRequestBytes) {
 				if err := flush(); err != nil {
 					return err
 				}
