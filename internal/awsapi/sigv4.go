@@ -55,28 +55,9 @@ const (
 // and CloudWatch Logs clients sign the Authorization header, and we do not
 // need it.
 func (v *Verifier) Verify(r *http.Request, body []byte) (Scope, error) {
-	header := r.Header.Get("Authorization")
-	if header == "" {
-		if r.URL.Query().Has("X-Amz-Algorithm") {
-			return Scope{}, Errorf(codeIncompleteSignature,
-				"Query-string (presigned) authentication is not supported; sign the Authorization header instead.")
-		}
-		return Scope{}, Errorf(codeMissingAuthentication, "Request is missing Authentication Token")
-	}
-	auth, err := parseAuthorization(header)
+	auth, signedAt, secret, err := v.header(r)
 	if err != nil {
 		return Scope{}, err
-	}
-	signedAt, err := signingTime(r, auth)
-	if err != nil {
-		return Scope{}, err
-	}
-	if err := v.checkSkew(signedAt); err != nil {
-		return Scope{}, err
-	}
-	secret, ok := v.Lookup(auth.scope.AccessKeyID)
-	if !ok {
-		return Scope{}, Errorf(codeUnrecognizedClient, "The security token included in the request is invalid.")
 	}
 	payloadHash, err := payloadHash(r, auth, body)
 	if err != nil {
@@ -99,29 +80,37 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (Scope, error) {
 // an unauthenticated client cannot make the server buffer anything. Verify
 // must still be called with the body.
 func (v *Verifier) Precheck(r *http.Request) (Scope, error) {
+	auth, _, _, err := v.header(r)
+	return auth.scope, err
+}
+
+// header checks the Authorization header: its form, the signing time, and
+// that the key is known, whose secret it returns.
+func (v *Verifier) header(r *http.Request) (authorization, time.Time, string, error) {
 	header := r.Header.Get("Authorization")
 	if header == "" {
 		if r.URL.Query().Has("X-Amz-Algorithm") {
-			return Scope{}, Errorf(codeIncompleteSignature,
+			return authorization{}, time.Time{}, "", Errorf(codeIncompleteSignature,
 				"Query-string (presigned) authentication is not supported; sign the Authorization header instead.")
 		}
-		return Scope{}, Errorf(codeMissingAuthentication, "Request is missing Authentication Token")
+		return authorization{}, time.Time{}, "", Errorf(codeMissingAuthentication, "Request is missing Authentication Token")
 	}
 	auth, err := parseAuthorization(header)
 	if err != nil {
-		return Scope{}, err
+		return authorization{}, time.Time{}, "", err
 	}
 	signedAt, err := signingTime(r, auth)
 	if err != nil {
-		return Scope{}, err
+		return authorization{}, time.Time{}, "", err
 	}
 	if err := v.checkSkew(signedAt); err != nil {
-		return Scope{}, err
+		return authorization{}, time.Time{}, "", err
 	}
-	if _, ok := v.Lookup(auth.scope.AccessKeyID); !ok {
-		return Scope{}, Errorf(codeUnrecognizedClient, "The security token included in the request is invalid.")
+	secret, ok := v.Lookup(auth.scope.AccessKeyID)
+	if !ok {
+		return authorization{}, time.Time{}, "", Errorf(codeUnrecognizedClient, "The security token included in the request is invalid.")
 	}
-	return auth.scope, nil
+	return auth, signedAt, secret, nil
 }
 
 // authorization is a parsed "AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=..." header.

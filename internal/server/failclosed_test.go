@@ -3,19 +3,14 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/cockroachdb/pebble/v2"
@@ -206,21 +201,7 @@ func trailInput(name, bucket string) *cloudtrail.CreateTrailInput {
 // postTarget sends a SigV4-signed CloudTrail JSON 1.1 call.
 func (e *env) postTarget(k key, region, target string, body []byte) (int, []byte) {
 	e.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, e.url+"/", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", target)
-	sum := sha256.Sum256(body)
-	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: k.id, SecretAccessKey: k.secret},
-		req, hex.EncodeToString(sum[:]), "cloudtrail", region, time.Now()); err != nil {
-		e.t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return e.signedPost(k, region, "/", target, body)
 }
 
 // lastRecord is the newest self-audit record of eventName, as LookupEvents returns it.

@@ -71,8 +71,18 @@ var root = key{rootID, rootSecret}
 // post sends a SigV4-signed POST and returns status and body.
 func (e *env) post(k key, region, path string, body []byte) (int, []byte) {
 	e.t.Helper()
+	return e.signedPost(k, region, path, "", body)
+}
+
+// signedPost sends a POST signed for service cloudtrail, with an X-Amz-Target when target is set.
+func (e *env) signedPost(k key, region, path, target string, body []byte) (int, []byte) {
+	e.t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, e.url+path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	if target != "" {
+		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		req.Header.Set("X-Amz-Target", target)
+	}
 	sum := sha256.Sum256(body)
 	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: k.id, SecretAccessKey: k.secret},
 		req, hex.EncodeToString(sum[:]), "cloudtrail", region, time.Now()); err != nil {
