@@ -9,6 +9,7 @@ import (
 
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
+	"github.com/opentrail/opentrail/internal/event"
 	"github.com/opentrail/opentrail/internal/history"
 )
 
@@ -26,7 +27,8 @@ type lookupEventsInput struct {
 	NextToken     *string
 }
 
-type lookupEvent struct {
+// LookupEvent is one event as LookupEvents returns it.
+type LookupEvent struct {
 	EventID         string           `json:"EventId"`
 	EventName       string           `json:"EventName,omitempty"`
 	ReadOnly        string           `json:"ReadOnly,omitempty"`
@@ -34,17 +36,18 @@ type lookupEvent struct {
 	EventTime       float64          `json:"EventTime"`
 	EventSource     string           `json:"EventSource,omitempty"`
 	Username        string           `json:"Username,omitempty"`
-	Resources       []lookupResource `json:"Resources,omitempty"`
+	Resources       []LookupResource `json:"Resources,omitempty"`
 	CloudTrailEvent string           `json:"CloudTrailEvent"`
 }
 
-type lookupResource struct {
+// LookupResource is one resource of a LookupEvent.
+type LookupResource struct {
 	ResourceType string `json:"ResourceType,omitempty"`
 	ResourceName string `json:"ResourceName,omitempty"`
 }
 
 type lookupEventsOutput struct {
-	Events    []lookupEvent `json:"Events"`
+	Events    []LookupEvent `json:"Events"`
 	NextToken string        `json:"NextToken,omitempty"`
 }
 
@@ -110,25 +113,30 @@ func (s *Service) lookupEvents(ctx context.Context, c auth.Caller, body []byte) 
 	if err != nil {
 		return nil, err
 	}
-	out := lookupEventsOutput{Events: make([]lookupEvent, 0, len(page.Events))}
+	out := lookupEventsOutput{Events: make([]LookupEvent, 0, len(page.Events))}
 	for _, e := range page.Events {
-		m := &e.Record.Meta
-		le := lookupEvent{
-			EventID: m.EventID, EventName: m.Name, AccessKeyID: m.AccessKeyID, EventSource: m.Source,
-			Username: m.Username, EventTime: float64(m.EventTime) / 1e9, CloudTrailEvent: string(e.Record.Raw),
-		}
-		if m.ReadOnly >= 0 {
-			le.ReadOnly = strconv.FormatBool(m.ReadOnly > 0)
-		}
-		for _, r := range m.Resources {
-			le.Resources = append(le.Resources, lookupResource{ResourceType: r.Type, ResourceName: r.ARN})
-		}
-		out.Events = append(out.Events, le)
+		out.Events = append(out.Events, LookupEventOf(&e.Record))
 	}
 	if page.Next != nil {
 		out.NextToken = s.tokens.Encode(q, page.Next)
 	}
 	return out, nil
+}
+
+// LookupEventOf is r as LookupEvents returns it (the console's live rows too).
+func LookupEventOf(r *event.Record) LookupEvent {
+	m := &r.Meta
+	le := LookupEvent{
+		EventID: m.EventID, EventName: m.Name, AccessKeyID: m.AccessKeyID, EventSource: m.Source,
+		Username: m.Username, EventTime: float64(m.EventTime) / 1e9, CloudTrailEvent: string(r.Raw),
+	}
+	if m.ReadOnly >= 0 {
+		le.ReadOnly = strconv.FormatBool(m.ReadOnly > 0)
+	}
+	for _, res := range m.Resources {
+		le.Resources = append(le.Resources, LookupResource{ResourceType: res.Type, ResourceName: res.ARN})
+	}
+	return le
 }
 
 // secondsToNanos converts epoch seconds to nanoseconds, saturating.

@@ -4,36 +4,17 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
-	"math"
 	"net/http"
 	"strings"
 
 	"github.com/opentrail/opentrail/internal/awsapi"
+	"github.com/opentrail/opentrail/internal/cloudtrail"
 	"github.com/opentrail/opentrail/internal/event"
 	"github.com/opentrail/opentrail/internal/server"
 )
 
 // Live streams use server-sent events: EventSource reconnects by itself, and a GET
 // carries the SameSite=Strict cookie only from the console's own pages.
-
-// lookupEvent is one event as LookupEvents returns it, so the page renders live rows
-// and looked-up rows alike.
-type lookupEvent struct {
-	EventID         string           `json:"EventId"`
-	EventName       string           `json:"EventName,omitempty"`
-	ReadOnly        string           `json:"ReadOnly,omitempty"`
-	AccessKeyID     string           `json:"AccessKeyId,omitempty"`
-	EventTime       float64          `json:"EventTime"`
-	EventSource     string           `json:"EventSource,omitempty"`
-	Username        string           `json:"Username,omitempty"`
-	Resources       []lookupResource `json:"Resources,omitempty"`
-	CloudTrailEvent string           `json:"CloudTrailEvent"`
-}
-
-type lookupResource struct {
-	ResourceType string `json:"ResourceType,omitempty"`
-	ResourceName string `json:"ResourceName,omitempty"`
-}
 
 // liveFilter is the lookup attribute a live stream matches, as LookupEvents would.
 type liveFilter struct {
@@ -74,22 +55,6 @@ func (f liveFilter) match(m *event.Meta) bool {
 
 var liveAttrs = map[string]bool{"": true, "EventId": true, "EventName": true, "EventSource": true, "Username": true,
 	"AccessKeyId": true, "ReadOnly": true, "ResourceType": true, "ResourceName": true}
-
-func toLookup(r *event.Record) lookupEvent {
-	e := lookupEvent{EventID: r.Meta.EventID, EventName: r.Meta.Name, AccessKeyID: r.Meta.AccessKeyID,
-		EventTime: math.Floor(float64(r.Meta.EventTime)/1e9*1000) / 1000, EventSource: r.Meta.Source,
-		Username: r.Meta.Username, CloudTrailEvent: string(r.Raw)}
-	switch r.Meta.ReadOnly {
-	case 0:
-		e.ReadOnly = "false"
-	case 1:
-		e.ReadOnly = "true"
-	}
-	for _, res := range r.Meta.Resources {
-		e.Resources = append(e.Resources, lookupResource{ResourceType: res.Type, ResourceName: res.ARN})
-	}
-	return e
-}
 
 // sse writes server-sent events.
 type sse struct {
@@ -144,10 +109,10 @@ func (c *Console) live(w http.ResponseWriter, r *http.Request, p server.Principa
 		if out == nil {
 			out = startSSE(w)
 		}
-		var evs []lookupEvent
+		var evs []cloudtrail.LookupEvent
 		for i := range recs {
 			if f.match(&recs[i].Meta) {
-				evs = append(evs, toLookup(&recs[i]))
+				evs = append(evs, cloudtrail.LookupEventOf(&recs[i]))
 			}
 		}
 		if len(evs) == 0 {
