@@ -120,31 +120,57 @@ func TestValidateLogsCommand(t *testing.T) {
 	if _, err := ct.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: tr.Name}); err != nil {
 		t.Fatal(err)
 	}
+	var logs []string
+	countLogs := func() {
+		logs = nil
+		filepath.WalkDir(filepath.Join(dir, "buckets", "cli-logs"), func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			if err == nil && !d.IsDir() && strings.Contains(p, "/CloudTrail/") {
+				logs = append(logs, p)
+			}
+			return nil
+		})
+	}
+	// Records until three log files are delivered (each file closes with its delivery interval;
+	// on a loaded machine two records may share one), then until a digest lists the last file.
 	time.Sleep(1200 * time.Millisecond)
-	for range 3 {
+	for deadline := time.Now().Add(30 * time.Second); ; {
 		body := []byte(fmt.Sprintf(`{"Records":[{"eventTime":%q,"eventName":"Deploy","eventSource":"ci.example.com"}]}`, time.Now().UTC().Format(time.RFC3339)))
 		if err := c.post(ctx, "/v1/records", body, nil); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(600 * time.Millisecond)
-	}
-	time.Sleep(2500 * time.Millisecond) // a digest listing the last file
-	out, err := run()
-	if err != nil || !strings.Contains(out, "digest files valid") || strings.Contains(out, "INVALID") {
-		t.Fatalf("validate-logs: %v\n%s", err, out)
-	}
-	var logs []string
-	filepath.WalkDir(filepath.Join(dir, "buckets", "cli-logs"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() && strings.HasPrefix(d.Name(), ".") {
-			return filepath.SkipDir
+		if countLogs(); len(logs) >= 3 {
+			break
 		}
-		if err == nil && !d.IsDir() && strings.Contains(p, "/CloudTrail/") {
-			logs = append(logs, p)
+		if time.Now().After(deadline) {
+			t.Fatalf("%d log files delivered in 30 s", len(logs))
 		}
-		return nil
-	})
-	if len(logs) < 3 {
-		t.Fatalf("%d log files delivered", len(logs))
+	}
+	var out string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		out, err = run()
+		// Three log files that a valid digest covers: the ones tampered with below.
+		logs = nil
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Split(line, "\t"); len(f) == 3 && f[0] == "Log file" && f[2] == "valid" {
+				logs = append(logs, filepath.Join(dir, "buckets", "cli-logs", filepath.FromSlash(strings.TrimPrefix(f[1], "s3://cli-logs/"))))
+			}
+		}
+		if err == nil && strings.Contains(out, "digest files valid") && !strings.Contains(out, "INVALID") && len(logs) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("validate-logs: %v\n%s", err, out)
+		}
+		if countLogs(); len(logs) < 4 { // one more file, so that a digest comes to cover three
+			body := []byte(fmt.Sprintf(`{"Records":[{"eventTime":%q,"eventName":"Deploy","eventSource":"ci.example.com"}]}`, time.Now().UTC().Format(time.RFC3339)))
+			if err := c.post(ctx, "/v1/records", body, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	sort.Strings(logs)
 	if err := os.Remove(logs[0]); err != nil {
