@@ -21,6 +21,7 @@ import (
 	"github.com/opentrail/opentrail/internal/logs/dest"
 	"github.com/opentrail/opentrail/internal/objstore"
 	"github.com/opentrail/opentrail/internal/proxy"
+	"github.com/opentrail/opentrail/internal/server"
 )
 
 const serveAbout = `Runs the OpenTrail server in the foreground until SIGINT or SIGTERM: the first signal stops
@@ -247,7 +248,7 @@ func runServe(args []string) error {
 	// can be ended when a shutdown has given them a grace period.
 	reqCtx, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
-	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: server.ReadHeaderTimeout, IdleTimeout: server.IdleTimeout,
 		BaseContext: func(net.Listener) context.Context { return reqCtx }}
 	srv.RegisterOnShutdown(a.Handler.CloseStreams) // console streams end at once
 	log.Info("OpenTrail is listening", "addr", "http://"+ln.Addr().String(), "data_dir", *dataDir, "version", readBuildVersion().short())

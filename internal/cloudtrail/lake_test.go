@@ -18,7 +18,7 @@ import (
 )
 
 // fakeEngine answers every query with rows "n" = 0..rows-1, after release is
-// closed (or at once when it is nil); SQL containing "bad" fails with a
+// closed (or at once when it is nil); SQL selecting "bad" fails with a
 // QueryError.
 type fakeEngine struct {
 	mu      sync.Mutex
@@ -46,7 +46,8 @@ func (f *fakeEngine) Query(ctx context.Context, account, sql string) (*lakemodel
 			return nil, ctx.Err()
 		}
 	}
-	if strings.Contains(sql, "bad") {
+	// Fixed bug: a random store ID such as …cbad70 contains "bad" too; only the word fails.
+	if strings.Contains(sql, "SELECT bad ") {
 		return nil, &lakemodel.QueryError{Message: "mismatched input 'bad'", Line: 1, Column: 8}
 	}
 	res := &lakemodel.Result{Columns: []string{"n", "account"}, BytesScanned: 4096}

@@ -2,8 +2,6 @@ package kv
 
 import (
 	"context"
-	"errors"
-	"io"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -12,20 +10,21 @@ import (
 // Txn collects the control-plane writes of one API call, so that they commit
 // in the same Pebble batch as the call's audit record: no change without its
 // record. The server opens one per mutating call and puts it in the call's
-// context; the services write through Commit and read through Get, which use
-// the transaction when the context carries one and the database otherwise
-// (background work: delivery status, query workers, projections).
+// context; the services write through Commit, which uses the transaction when
+// the context carries one and the database otherwise (background work:
+// delivery status, query workers, projections). The locks a call takes with
+// Hold keep others from reading what it changed before it is durable.
 //
 // What a call changes outside the database (caches, counters, waiters) is
 // registered with AfterCommit and runs only once the batch is durable.
 type Txn struct {
-	b       *pebble.Batch // indexed: reads through it see the call's own writes
+	b       *pebble.Batch
 	after   []func()
 	release []func() // locks held for the call (Hold), released by Close
 }
 
 // NewTxn starts a transaction over db.
-func NewTxn(db *pebble.DB) *Txn { return &Txn{b: db.NewIndexedBatch()} }
+func NewTxn(db *pebble.DB) *Txn { return &Txn{b: db.NewBatch()} }
 
 // Batch is what the transaction would commit.
 func (t *Txn) Batch() *pebble.Batch { return t.b }
@@ -86,34 +85,6 @@ func AfterCommit(ctx context.Context, f func()) {
 		return
 	}
 	f()
-}
-
-// Get reads key through ctx's transaction (seeing the call's own writes) or
-// from db. The value is a copy; found is false when the key is absent.
-func Get(ctx context.Context, db *pebble.DB, key []byte) (value []byte, found bool, err error) {
-	var v []byte
-	var closer io.Closer
-	if t := TxnFrom(ctx); t != nil {
-		v, closer, err = t.b.Get(key)
-	} else {
-		v, closer, err = db.Get(key)
-	}
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	defer closer.Close()
-	return append([]byte(nil), v...), true, nil
-}
-
-// NewIter iterates over ctx's transaction merged with db, or over db.
-func NewIter(ctx context.Context, db *pebble.DB, o *pebble.IterOptions) (*pebble.Iterator, error) {
-	if t := TxnFrom(ctx); t != nil {
-		return t.b.NewIter(o)
-	}
-	return db.NewIter(o)
 }
 
 // Hold locks mu for the rest of the call: with a transaction in ctx, until it
