@@ -252,7 +252,7 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 	admit, floor := diskGuards(c.DataDir, c.DiskReserveMiB, log)
 	a.Journal.SetGuard(floor)
 	a.Handler = server.New(a.Journal, a.CT, a.Keys, log, server.Options{Version: c.Version, Logs: a.Logs,
-		Regions: c.Regions, Registerer: a.Registry, Admit: admit, Detect: a.Detect})
+		Regions: c.Regions, Registerer: a.Registry, Admit: admit, Detect: a.Detect, Notify: a.Notify})
 	if loss != nil {
 		if err := a.recordJournalLoss(ctx, loss); err != nil {
 			return fail(err)

@@ -265,24 +265,25 @@ func fileMessage(p pendingNotification) *dest.Message {
 	}
 }
 
-// DeadLetters returns up to limit (<= 0: all) notifications an SNS topic's
-// outbox gave up on, oldest first, as their file's bucket and keys.
-func (n *Notifier) DeadLetters(topicARN string, limit int) ([]DeadNotification, error) {
-	n.mu.Lock()
-	s, ok := n.streams[topicARN]
-	n.mu.Unlock()
-	if !ok {
-		return nil, nil
-	}
-	entries, err := s.DeadLetters(limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]DeadNotification, 0, len(entries))
-	for _, e := range entries {
-		var p pendingNotification
-		if json.Unmarshal(e.Value, &p) == nil {
-			out = append(out, DeadNotification{Account: p.Account, Trail: p.Trail, Bucket: p.Bucket, Keys: p.Keys})
+// DeadLetters returns up to limit (<= 0: all) notifications the outboxes gave
+// up on, oldest first per topic: of one SNS topic (topicARN) or of every one
+// (""), and of one account's trails (account) or of all (""; root only).
+func (n *Notifier) DeadLetters(topicARN, account string, limit int) ([]DeadNotification, error) {
+	out := []DeadNotification{}
+	for _, ts := range n.topics(topicARN) {
+		entries, err := ts.s.DeadLetters(0)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			if limit > 0 && len(out) >= limit {
+				return out, nil
+			}
+			var p pendingNotification
+			if json.Unmarshal(e.Value, &p) != nil || (account != "" && p.Account != account) {
+				continue
+			}
+			out = append(out, DeadNotification{TopicARN: ts.arn, Account: p.Account, Trail: p.Trail, Bucket: p.Bucket, Keys: p.Keys})
 		}
 	}
 	return out, nil
@@ -290,20 +291,46 @@ func (n *Notifier) DeadLetters(topicARN string, limit int) ([]DeadNotification, 
 
 // DeadNotification is one trail file notification that was given up on.
 type DeadNotification struct {
-	Account, Trail, Bucket string
-	Keys                   []string
+	TopicARN, Account, Trail, Bucket string
+	Keys                             []string
 }
 
-// Replay puts an SNS topic's dead-lettered notifications back in its outbox,
-// in their original order, and returns how many.
-func (n *Notifier) Replay(topicARN string) (int, error) {
-	n.mu.Lock()
-	s, ok := n.streams[topicARN]
-	n.mu.Unlock()
-	if !ok {
-		return 0, nil
+// Replay puts the dead-lettered notifications of one SNS topic (or of all,
+// "") and of one account's trails (or of all, "") back in their outboxes, in
+// their original order, and returns how many. Inside an API call's
+// transaction (ctx) the move commits with the call's audit record.
+func (n *Notifier) Replay(ctx context.Context, topicARN, account string) (int, error) {
+	total := 0
+	for _, ts := range n.topics(topicARN) {
+		k, err := ts.s.Replay(ctx, func(e outbox.Entry) bool {
+			var p pendingNotification
+			return account == "" || (json.Unmarshal(e.Value, &p) == nil && p.Account == account)
+		})
+		total += k
+		if err != nil {
+			return total, err
+		}
 	}
-	return s.Replay()
+	return total, nil
+}
+
+type topicStream struct {
+	arn string
+	s   *outbox.Stream
+}
+
+// topics returns the stream of topicARN, or every stream by ARN when it is "".
+func (n *Notifier) topics(topicARN string) []topicStream {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []topicStream
+	for arn, s := range n.streams {
+		if topicARN == "" || arn == topicARN {
+			out = append(out, topicStream{arn, s})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].arn < out[j].arn })
+	return out
 }
 
 // NotificationStat is one SNS topic's trail notification state, for metrics.

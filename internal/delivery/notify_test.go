@@ -109,11 +109,21 @@ func TestNotificationEveryEndpoint(t *testing.T) {
 		t.Fatal("the notification followed a redirect")
 	}
 	movedARN := "arn:aws:sns:us-east-1:123456789012:moved"
-	dead, err := n.DeadLetters(movedARN, 0)
+	dead, err := n.DeadLetters(movedARN, "", 0)
 	if err != nil || len(dead) != 1 || dead[0].Trail != "trail-2" || dead[0].Bucket != "bucket-2" || len(dead[0].Keys) != 1 {
 		t.Fatalf("DeadLetters = %+v, %v", dead, err)
 	}
-	if k, err := n.Replay(movedARN); err != nil || k != 1 {
+	// Another account neither sees nor replays this account's dead letters.
+	if other, err := n.DeadLetters("", "210987654321", 0); err != nil || len(other) != 0 {
+		t.Fatalf("another account's DeadLetters = %+v, %v", other, err)
+	}
+	if k, err := n.Replay(context.Background(), "", "210987654321"); err != nil || k != 0 {
+		t.Fatalf("another account's Replay = %d, %v", k, err)
+	}
+	if all, err := n.DeadLetters("", "123456789012", 0); err != nil || len(all) != 1 || all[0].TopicARN != movedARN {
+		t.Fatalf("the account's DeadLetters of every topic = %+v, %v", all, err)
+	}
+	if k, err := n.Replay(context.Background(), movedARN, "123456789012"); err != nil || k != 1 {
 		t.Fatalf("Replay = %d, %v", k, err)
 	}
 	b, _ := json.Marshal(r.call("us-east-1", "GetTrailStatus", `{"Name":"trail-2"}`))

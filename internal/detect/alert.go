@@ -24,14 +24,15 @@ type sender struct {
 	s       *Service
 	route   dest.FindingRoute
 	d       dest.Destination
+	name    string // dest.Redact's form of the destination: for logs, metrics and dead letters
 	minRank int
 	stream  *outbox.Stream
 }
 
 func newSender(s *Service, r dest.FindingRoute, d dest.Destination) *sender {
-	sd := &sender{s: s, route: r, d: d, minRank: max(dest.LevelRank(r.MinLevel), 0)}
+	sd := &sender{s: s, route: r, d: d, name: dest.Redact(r.Destination), minRank: max(dest.LevelRank(r.MinLevel), 0)}
 	sd.stream = outbox.New(s.db, outbox.Options{
-		Name:    "findings " + d.String(), // String hides credentials
+		Name:    "findings " + sd.name,
 		Pending: kv.OutboxPrefix(false, kv.OutboxFindings, r.Destination),
 		Dead:    kv.OutboxPrefix(true, kv.OutboxFindings, r.Destination),
 		Deliver: sd.deliverBatch,
@@ -66,10 +67,10 @@ func (sd *sender) deliverBatch(ctx context.Context, batch []outbox.Entry) error 
 			return &permanent{fmt.Errorf("undecodable finding: %w", err)}
 		}
 		if err := sd.deliver(ctx, &f); err != nil {
-			sd.s.stats.failed(f.RuleID, sd.d.String())
+			sd.s.stats.failed(f.RuleID, sd.name)
 			return err
 		}
-		sd.s.stats.delivered(f.RuleID, sd.d.String())
+		sd.s.stats.delivered(f.RuleID, sd.name)
 	}
 	return nil
 }
@@ -161,4 +162,89 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// ErrNoDestination: no findings destination has the name asked for.
+var ErrNoDestination = errors.New("detect: no such findings destination")
+
+// DeadFinding is one finding a findings destination gave up on.
+type DeadFinding struct {
+	Destination string // as logs and metrics name it: never credentials
+	*Finding
+}
+
+// Destinations are the findings destinations by the names logs, metrics and
+// dead letters use.
+func (s *Service) Destinations() []string {
+	out := make([]string, len(s.senders))
+	for i, sd := range s.senders {
+		out[i] = sd.name
+	}
+	return out
+}
+
+// senders returns the sender named destination, or every one for "".
+func (s *Service) sendersNamed(destination string) ([]*sender, error) {
+	if destination == "" {
+		return s.senders, nil
+	}
+	for _, sd := range s.senders {
+		if sd.name == destination {
+			return []*sender{sd}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %q (the destinations are %s)", ErrNoDestination, destination, strings.Join(s.Destinations(), ", "))
+}
+
+// DeadLetters returns up to limit (<= 0: all) findings that one destination
+// (or every one, "") gave up on, of one account (or of all, ""; root only),
+// oldest first per destination.
+func (s *Service) DeadLetters(destination, account string, limit int) ([]DeadFinding, error) {
+	sds, err := s.sendersNamed(destination)
+	if err != nil {
+		return nil, err
+	}
+	out := []DeadFinding{}
+	for _, sd := range sds {
+		entries, err := sd.stream.DeadLetters(0)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			if limit > 0 && len(out) >= limit {
+				return out, nil
+			}
+			f := new(Finding)
+			if json.Unmarshal(e.Value, f) != nil || (account != "" && f.AccountID != account) {
+				continue
+			}
+			out = append(out, DeadFinding{Destination: sd.name, Finding: f})
+		}
+	}
+	return out, nil
+}
+
+// Replay puts the dead-lettered findings of one destination (or of every
+// one, "") and of one account (or of all, "") back in their outboxes, in
+// their original order, and returns how many. Inside an API call's
+// transaction (ctx) the move commits with the call's audit record.
+func (s *Service) Replay(ctx context.Context, destination, account string) (int, error) {
+	sds, err := s.sendersNamed(destination)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, sd := range sds {
+		n, err := sd.stream.Replay(ctx, func(e outbox.Entry) bool {
+			var f struct {
+				AccountID string `json:"AccountId"`
+			}
+			return account == "" || (json.Unmarshal(e.Value, &f) == nil && f.AccountID == account)
+		})
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }

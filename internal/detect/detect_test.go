@@ -3,6 +3,7 @@ package detect
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -523,6 +524,36 @@ func TestAlertToWebhook(t *testing.T) {
 	}
 	if d := countKeys(t, n, kv.OutboxPrefix(true, kv.OutboxFindings, reject.URL+"/r")); d != 2 {
 		t.Errorf("%d dead letters for the rejecting destination, want 2", d)
+	}
+
+	// Dead letters are listed and replayed per destination and account.
+	name := n.s.Destinations()[1]
+	if strings.Contains(name, "/r") {
+		t.Errorf("destination name %q shows the URL's path", name)
+	}
+	dead, err := n.s.DeadLetters(name, acctA, 0)
+	if err != nil || len(dead) != 2 || dead[0].Destination != name || dead[0].AccountID != acctA {
+		t.Fatalf("DeadLetters = %+v, %v", dead, err)
+	}
+	if other, err := n.s.DeadLetters("", acctB, 0); err != nil || len(other) != 0 {
+		t.Errorf("another account's DeadLetters = %+v, %v", other, err)
+	}
+	if _, err := n.s.DeadLetters("https://nowhere.example", "", 0); !errors.Is(err, ErrNoDestination) {
+		t.Errorf("DeadLetters of an unknown destination: %v", err)
+	}
+	if k, err := n.s.Replay(context.Background(), "", acctB); err != nil || k != 0 {
+		t.Errorf("another account's Replay = %d, %v", k, err)
+	}
+	if k, err := n.s.Replay(context.Background(), name, acctA); err != nil || k != 2 {
+		t.Fatalf("Replay = %d, %v", k, err)
+	}
+	// The destination still refuses them: tried again, they are dead letters again.
+	deadline = time.Now().Add(10 * time.Second)
+	for n.s.senders[1].stream.Stats().Delivered+n.s.senders[1].stream.Stats().Failures < 4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := n.s.senders[1].stream.Stats(); st.Failures < 4 || st.DeadLetters != 2 {
+		t.Errorf("after the replay: %+v", st)
 	}
 }
 

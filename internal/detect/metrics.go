@@ -89,8 +89,8 @@ func (s *Service) Collect(ch chan<- prometheus.Metric) {
 	st.mu.Unlock()
 	for _, sd := range s.senders {
 		st := sd.stream.Stats()
-		ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(st.Pending), sd.d.String())
-		ch <- prometheus.MustNewConstMetric(descDead, prometheus.GaugeValue, float64(st.DeadLetters), sd.d.String())
+		ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(st.Pending), sd.name)
+		ch <- prometheus.MustNewConstMetric(descDead, prometheus.GaugeValue, float64(st.DeadLetters), sd.name)
 	}
 	ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(s.Lag()))
 }

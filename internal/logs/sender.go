@@ -140,12 +140,12 @@ func (s *Service) DeadLetters(c auth.Caller, groupName, filter string, limit int
 
 // Replay moves every dead letter of a subscription filter back into its
 // outbox, where it takes its original place in order, and wakes the sender.
-func (s *Service) Replay(c auth.Caller, groupName, filter string) (int, error) {
+func (s *Service) Replay(ctx context.Context, c auth.Caller, groupName, filter string) (int, error) {
 	sub, err := s.findSub(c, groupName, filter)
 	if err != nil {
 		return 0, err
 	}
-	n, err := sub.out.Replay()
+	n, err := sub.out.Replay(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("logs: %w", err)
 	}

@@ -28,7 +28,8 @@
 // Entries are keyed prefix | seq (8 bytes, big endian): Put takes the caller's
 // increasing sequence number (subscriptions use the log sequence number),
 // Append numbers them itself. Stats reports the stream's state for metrics;
-// DeadLetters and Replay are what an operator command lists and replays.
+// DeadLetters and Replay are what an operator command lists and replays
+// (POST /v1/deadletters).
 //
 // A new kind of stream declares its kind in kv (next to kv.OutboxTrailNotify)
 // and names each stream after its destination. To alert through the
@@ -378,9 +379,12 @@ func (s *Stream) DeadLetters(limit int) ([]Entry, error) {
 	return out, it.Error()
 }
 
-// Replay moves every dead letter back into the queue, where it takes its
-// original place in order, durably, and wakes Run. It returns how many moved.
-func (s *Stream) Replay() (int, error) {
+// Replay moves the dead letters keep selects (nil: all) back into the queue,
+// where they take their original place in order, and returns how many moved.
+// It commits through kv.Commit, synced: inside an API call's transaction
+// (ctx) the move is durable together with the call's audit record, and the
+// counters and Run learn of it only once it is.
+func (s *Stream) Replay(ctx context.Context, keep func(Entry) bool) (int, error) {
 	p := s.o.Dead
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: kv.PrefixUpper(p)})
 	if err != nil {
@@ -394,8 +398,11 @@ func (s *Stream) Replay() (int, error) {
 		if len(k) != len(p)+8 {
 			continue
 		}
-		seq := binary.BigEndian.Uint64(k[len(p):])
-		if err := b.Set(kv.OutboxKey(s.o.Pending, seq), it.Value(), nil); err != nil {
+		e := Entry{Seq: binary.BigEndian.Uint64(k[len(p):]), Value: it.Value()}
+		if keep != nil && !keep(e) {
+			continue
+		}
+		if err := b.Set(kv.OutboxKey(s.o.Pending, e.Seq), e.Value, nil); err != nil {
 			it.Close()
 			return 0, err
 		}
@@ -408,13 +415,18 @@ func (s *Stream) Replay() (int, error) {
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return 0, err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if n == 0 {
+		return 0, nil
+	}
+	if err := kv.Commit(ctx, b, true); err != nil {
 		return 0, fmt.Errorf("outbox %s: replay dead letters: %w", s.o.Name, err)
 	}
-	s.deadCount.Add(-int64(n))
-	s.pending.Add(int64(n))
-	s.from.Store(0) // the replayed entries are older than what Run has delivered
-	s.Wake()
+	kv.AfterCommit(ctx, func() {
+		s.deadCount.Add(-int64(n))
+		s.pending.Add(int64(n))
+		s.from.Store(0) // the replayed entries are older than what Run has delivered
+		s.Wake()
+	})
 	return n, nil
 }
 

@@ -85,14 +85,19 @@ func (s *Server) listFindings(rq *request, body []byte) (FindingsResponse, error
 	}
 	out := FindingsResponse{Findings: make([]Finding, len(page.Findings)), NextToken: page.NextToken}
 	for i, f := range page.Findings {
-		tags := f.Tags
-		if tags == nil {
-			tags = []string{}
-		}
-		out.Findings[i] = Finding{FindingId: f.FindingID, RuleId: f.RuleID, RuleTitle: f.RuleTitle, Level: f.Level, Tags: tags,
-			Time: float64(f.Time.UnixNano()) / 1e9, AccountId: f.AccountID, Region: f.Region, EventIds: f.EventIDs, GroupBy: f.GroupBy}
+		out.Findings[i] = findingOf(&f)
 	}
 	return out, nil
+}
+
+// findingOf is f as the API shows it.
+func findingOf(f *detect.Finding) Finding {
+	tags := f.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	return Finding{FindingId: f.FindingID, RuleId: f.RuleID, RuleTitle: f.RuleTitle, Level: f.Level, Tags: tags,
+		Time: float64(f.Time.UnixNano()) / 1e9, AccountId: f.AccountID, Region: f.Region, EventIds: f.EventIDs, GroupBy: f.GroupBy}
 }
 
 // findingsQuery validates a POST /v1/findings body.

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -180,5 +183,96 @@ func TestDetections(t *testing.T) {
 	}
 	if matches[ruleBruteForce] != 1 || matches[ruleStopLogging] != 1 {
 		t.Errorf("rule matches = %v", matches)
+	}
+}
+
+// TestFindingsDeadLetters: findings a destination refused become dead
+// letters that POST /v1/deadletters lists and replays per account (root: all);
+// a reader lists but cannot replay; a replay whose audit record fails moves
+// nothing; an unknown destination is named in the error.
+func TestFindingsDeadLetters(t *testing.T) {
+	var tries atomic.Int64
+	refuse := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		tries.Add(1)
+		w.WriteHeader(http.StatusForbidden) // rejected: a dead letter at once
+	}))
+	defer refuse.Close()
+	e := startWith(t, func(c *app.Config) {
+		c.RulePaths = []string{"../detect/testdata/rules/stop_logging.yml"}
+		c.Destinations.Findings = []dest.FindingRoute{{Destination: refuse.URL + "/secret-path"}}
+	})
+	const acctB = "210987654321"
+	adminA, readerA := e.newKey(rootAcct, "ops", "admin"), e.newKey(rootAcct, "soc", "reader")
+	adminB := e.newKey(acctB, "ops", "admin")
+	t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	e.ingest(adminA, "us-east-1", stopLogging("da1", t0))
+	e.ingest(adminB, "us-east-1", stopLogging("db1", t0))
+	e.waitDetections()
+
+	list := func(k key, body string) []server.DeadFinding {
+		t.Helper()
+		status, b := e.post(k, "us-east-1", "/v1/deadletters", []byte(body))
+		if status != 200 {
+			t.Fatalf("list %s: %d %s", body, status, b)
+		}
+		var out struct{ DeadLetters []server.DeadFinding }
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out.DeadLetters
+	}
+	var all []server.DeadFinding
+	for deadline := time.Now().Add(10 * time.Second); len(all) < 2 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		all = list(root, `{"Action":"list","Kind":"findings"}`)
+	}
+	if len(all) != 2 {
+		t.Fatalf("root's dead findings = %+v", all)
+	}
+	name := all[0].Destination
+	if strings.Contains(name, "secret-path") {
+		t.Errorf("the destination's name shows its path: %q", name)
+	}
+	if got := list(readerA, `{"Action":"list","Kind":"findings"}`); len(got) != 1 || got[0].EventIds[0] != "da1" || got[0].AccountId != rootAcct {
+		t.Errorf("A's dead findings = %+v", got)
+	}
+	if status, b := e.post(readerA, "us-east-1", "/v1/deadletters", []byte(`{"Action":"replay","Kind":"findings"}`)); status != 403 {
+		t.Errorf("a reader replayed: %d %s", status, b)
+	}
+	if status, b := e.post(adminA, "us-east-1", "/v1/deadletters", []byte(`{"Action":"list","Kind":"findings","Destination":"https://nowhere.example"}`)); status != 404 ||
+		!strings.Contains(string(b), "ResourceNotFoundException") {
+		t.Errorf("unknown destination: %d %s", status, b)
+	}
+	if status, b := e.post(adminA, "us-east-1", "/v1/deadletters", []byte(`{"Action":"list","Kind":"findings","LogGroupName":"g"}`)); status != 400 {
+		t.Errorf("a log group with findings: %d %s", status, b)
+	}
+
+	// A replay whose record cannot be written changes nothing.
+	e.a.Handler.SetAuditFault(func(op string) error { return fmt.Errorf("disk gone") })
+	if status, b := e.post(adminA, "us-east-1", "/v1/deadletters", []byte(`{"Action":"replay","Kind":"findings"}`)); status != 500 {
+		t.Errorf("replay without its record: %d %s", status, b)
+	}
+	e.a.Handler.SetAuditFault(nil)
+	if got := list(root, `{"Action":"list","Kind":"findings"}`); len(got) != 2 {
+		t.Fatalf("after a replay that was not recorded: %+v", got)
+	}
+
+	// A's admin replays A's dead letters only; B's stay.
+	before := tries.Load()
+	status, b := e.post(adminA, "us-east-1", "/v1/deadletters", []byte(`{"Action":"replay","Kind":"findings","Destination":"`+name+`"}`))
+	if status != 200 || !strings.Contains(string(b), `"Replayed":1`) {
+		t.Fatalf("replay: %d %s", status, b)
+	}
+	if got := list(adminB, `{"Action":"list","Kind":"findings"}`); len(got) != 1 || got[0].EventIds[0] != "db1" {
+		t.Errorf("B's dead findings after A's replay = %+v", got)
+	}
+	for deadline := time.Now().Add(10 * time.Second); tries.Load() == before && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if tries.Load() == before {
+		t.Error("the replayed finding was not sent again")
+	}
+	rec := string(e.lastRecord("ReplayDeadLetters"))
+	if !strings.Contains(rec, `"eventSource":"cloudtrail.amazonaws.com"`) || !strings.Contains(rec, `"replayed":1`) {
+		t.Errorf("replay record: %s", rec)
 	}
 }

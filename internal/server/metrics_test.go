@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 
 	"github.com/opentrail/opentrail/internal/app"
+	"github.com/opentrail/opentrail/internal/logs/dest"
 )
 
 // metricsURL serves the app's metrics (as serve --metrics-listen does) and
@@ -66,7 +67,16 @@ func (b *lockedBuffer) String() string {
 // labels nor the log show user info, path or query of a destination URL.
 func TestMetricsLeakNothing(t *testing.T) {
 	var logs lockedBuffer
-	a, err := app.Open(context.Background(), app.Config{DataDir: t.TempDir(), RootKeyID: rootID, RootKey: rootSecret, CacheMiB: 16},
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	secretURL := strings.Replace(down.URL, "http://", "http://opentrail:hunter2@", 1) + "/T0/B0/webhooksecret?token=querysecret"
+	// The same URL is a findings destination too (its labels and log lines are checked below).
+	cfg := app.Config{DataDir: t.TempDir(), RootKeyID: rootID, RootKey: rootSecret, CacheMiB: 16,
+		RulePaths: []string{"../detect/testdata/rules/stop_logging.yml"}}
+	cfg.Destinations.Findings = []dest.FindingRoute{{Destination: secretURL}}
+	a, err := app.Open(context.Background(), cfg,
 		slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
@@ -74,12 +84,10 @@ func TestMetricsLeakNothing(t *testing.T) {
 	ts := httptest.NewServer(a.Handler)
 	t.Cleanup(func() { ts.Close(); a.Close() })
 	e := &env{t: t, a: a, url: ts.URL}
-
-	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "down", http.StatusServiceUnavailable)
-	}))
-	defer down.Close()
-	secretURL := strings.Replace(down.URL, "http://", "http://opentrail:hunter2@", 1) + "/T0/B0/webhooksecret?token=querysecret"
+	k, _, _ := a.Keys.Lookup(rootID)
+	if _, err := a.Handler.IngestRecords(context.Background(), k, "us-east-1", [][]byte{stopLogging("metrics-stop", time.Now())}); err != nil {
+		t.Fatal(err)
+	}
 
 	ctx := context.Background()
 	cw := e.logs(root, "us-east-1")
@@ -121,7 +129,12 @@ func TestMetricsLeakNothing(t *testing.T) {
 		if strings.Contains(body, `opentrail_subscription_failures_total{`) && !strings.Contains(body, `opentrail_subscription_failures_total{account="123456789012",destination="`+down.URL+` #`) {
 			t.Fatalf("destination label is not scheme://host and a hash:\n%s", grep(body, "opentrail_subscription"))
 		}
-		if strings.Contains(body, `opentrail_subscription_failures_total{`) && strings.Contains(logs.String(), "delivery failed") {
+		if strings.Contains(body, `opentrail_detection_pending_findings{destination="`) &&
+			!strings.Contains(body, `opentrail_detection_pending_findings{destination="`+down.URL+` #`) {
+			t.Fatalf("findings destination label is not scheme://host and a hash:\n%s", grep(body, "opentrail_detection"))
+		}
+		if strings.Contains(body, `opentrail_subscription_failures_total{`) && strings.Count(logs.String(), "delivery failed") >= 2 &&
+			strings.Contains(logs.String(), "findings "+down.URL) {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -4,10 +4,13 @@
 // X-Amz-Target CloudTrail_20131101.*), the CloudWatch Logs API (X-Amz-Target
 // Logs_20140328.*), PutAuditEvents for channels (POST /PutAuditEvents, signed
 // for cloudtrail-data), key management (POST /v1/keys), live tail (POST
-// /v1/tail) and subscription dead letters (POST /v1/deadletters). GET /healthz
-// and GET /metrics (when configured) need no signature. Every CloudTrail and
-// Logs API call it serves is itself recorded in the journal as a management
-// event, as AWS does.
+// /v1/tail), findings and rules of the detections (POST /v1/findings,
+// /v1/rules) and the dead letters of subscriptions, findings destinations and
+// trail notifications (POST /v1/deadletters). GET /healthz needs no
+// signature; metrics are served on their own listener (app). Every CloudTrail
+// and Logs API call it serves, and every change through the native
+// endpoints, is itself recorded in the journal as a management event, as AWS
+// does.
 package server
 
 import (
@@ -28,6 +31,7 @@ import (
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
+	"github.com/opentrail/opentrail/internal/delivery"
 	"github.com/opentrail/opentrail/internal/detect"
 	"github.com/opentrail/opentrail/internal/ingest"
 	"github.com/opentrail/opentrail/internal/journal"
@@ -72,6 +76,7 @@ type Server struct {
 	budget  *semaphore.Weighted
 	metrics *httpMetrics
 	detect  *detect.Service
+	notify  *delivery.Notifier
 	// auditFault, in tests, makes writing a self-audit record fail.
 	auditFault func(op string) error
 	admitFn    func() error
@@ -93,6 +98,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Detect serves POST /v1/findings and /v1/rules; nil = no detections (empty answers).
 	Detect *detect.Service
+	// Notify lists and replays the dead letters of trail file notifications
+	// (POST /v1/deadletters); nil = none.
+	Notify *delivery.Notifier
 	// Admit, when set, is asked before records from outside (ingest,
 	// PutAuditEvents, PutLogEvents) are written; its error is the answer
 	// (e.g. 503 when the disk is nearly full; reads go on).
@@ -117,7 +125,7 @@ func New(j *journal.Journal, ct *cloudtrail.Service, keys *auth.Keyring, log *sl
 	}
 	s := &Server{j: j, ct: ct, keys: keys, log: log.With("component", "server"), access: log.With("component", "access"),
 		now: o.Now, version: o.Version, logs: o.Logs, budget: semaphore.NewWeighted(o.BodyBudget), metrics: newHTTPMetrics(o.Registerer), admitFn: o.Admit,
-		detect: o.Detect}
+		detect: o.Detect, notify: o.Notify}
 	if len(o.Regions) > 0 {
 		s.regions = map[string]bool{}
 		for _, r := range o.Regions {
