@@ -185,4 +185,3 @@ func (s *Server) firstIngestedAt(ms int64) (uint64, error) {
 	}
 	return lo, nil
 }
-
