@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 
+	"github.com/opentrail/opentrail/internal/ingest"
 	"github.com/opentrail/opentrail/internal/objstore"
 )
 
@@ -175,25 +176,31 @@ func (c *client) open(ctx context.Context, path string, body []byte) (*http.Resp
 	return resp, nil
 }
 
+// credentials provides the credentials the client resolved.
+func (c *client) credentials() aws.CredentialsProvider {
+	return aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return c.creds, nil })
+}
+
 // cloudTrail returns an AWS SDK CloudTrail client for the server.
 func (c *client) cloudTrail() *cloudtrail.Client {
 	return cloudtrail.New(cloudtrail.Options{
-		BaseEndpoint: aws.String(c.endpoint),
-		Region:       c.region,
-		Credentials:  aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return c.creds, nil }),
-		HTTPClient:   c.http,
-		Retryer:      newRetryer(),
+		BaseEndpoint: aws.String(c.endpoint), Region: c.region, Credentials: c.credentials(),
+		HTTPClient: c.http, Retryer: newRetryer(),
 	})
 }
 
 // logs returns an AWS SDK CloudWatch Logs client for the server.
 func (c *client) logs() *cloudwatchlogs.Client {
 	return cloudwatchlogs.New(cloudwatchlogs.Options{
-		BaseEndpoint: aws.String(c.endpoint), Region: c.region,
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return c.creds, nil }),
-		HTTPClient:  c.http,
-		Retryer:     newRetryer(),
+		BaseEndpoint: aws.String(c.endpoint), Region: c.region, Credentials: c.credentials(),
+		HTTPClient: c.http, Retryer: newRetryer(),
 	})
+}
+
+// records returns the server's POST /v1/records client, sending each request
+// up to retries more times while its error may heal (ingest.Retryable).
+func (c *client) records(retries int) *ingest.Client {
+	return &ingest.Client{Endpoint: c.endpoint, Region: c.region, Credentials: c.credentials(), HTTP: c.http, Retries: retries}
 }
 
 // newRetryer is the SDK's standard retryer, except that a refused connection is not retried:

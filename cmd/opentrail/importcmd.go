@@ -93,7 +93,8 @@ key any account's. The summary says which accounts the records went to. Files th
 	if err != nil {
 		return err
 	}
-	im := &importer{c: c, ar: ar, filter: filter, state: st, workers: *workers, inflight: max(1, *inflight), out: out,
+	// A request that fails for a reason that may heal is sent up to five more times.
+	im := &importer{c: c.records(5), ar: ar, filter: filter, state: st, workers: *workers, inflight: max(1, *inflight), out: out,
 		progressLine: !*quiet && isTerminal(out), accounts: map[string]int64{}}
 	for {
 		if err := im.pass(ctx); err != nil {
@@ -220,7 +221,7 @@ func (s *importState) snapshot() map[string]bool {
 }
 
 type importer struct {
-	c        *client
+	c        *ingest.Client
 	ar       *archive.Archive
 	filter   archive.Filter
 	state    *importState
@@ -341,46 +342,23 @@ func (im *importer) pass(ctx context.Context) error {
 		}
 		f := &fileJob{key: res.File.Key}
 		f.pending.Store(1) // held until all of the file's requests are queued
-		var body bytes.Buffer
-		n := 0
-		accounts := map[string]int{}
-		flush := func() error {
-			if n == 0 {
-				return nil
+		for _, batch := range ingest.Batches(res.Records) {
+			body := ingest.Body(batch)
+			if len(body) > ingest.MaxRequestBytes {
+				// A record larger than a request, alone in its batch: no server takes it.
+				im.skipped.Add(int64(len(batch)))
+				continue
 			}
-			body.WriteString("]}")
+			accounts := map[string]int{}
+			for _, rec := range batch {
+				accounts[recipientAccount(rec)]++
+			}
 			f.pending.Add(1)
 			select {
-			case reqs <- request{file: f, body: bytes.Clone(body.Bytes()), n: n, accounts: accounts}:
+			case reqs <- request{file: f, body: body, n: len(batch), accounts: accounts}:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			body.Reset()
-			n = 0
-			accounts = map[string]int{}
-			return nil
-		}
-		for _, rec := range res.Records {
-			if len(rec)+32 > ingest.MaxRequestBytes {
-				im.skipped.Add(1)
-				continue
-			}
-			if n == ingest.MaxRecords || (n > 0 && body.Len()+len(rec)+3 > ingest.MaxRequestBytes) {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-			if n == 0 {
-				body.WriteString(`{"Records":[`)
-			} else {
-				body.WriteByte(',')
-			}
-			body.Write(rec)
-			n++
-			accounts[recipientAccount(rec)]++
-		}
-		if err := flush(); err != nil {
-			return err
 		}
 		finish(f)
 		return nil
@@ -394,34 +372,21 @@ func (im *importer) pass(ctx context.Context) error {
 	return derr
 }
 
-// send posts one request, retrying what may succeed later.
+// send posts one request (retried by the client while the error may heal) and counts its records.
 func (im *importer) send(ctx context.Context, r request) error {
-	backoff := 200 * time.Millisecond
-	for attempt := 0; ; attempt++ {
-		var out struct{ Accepted, Duplicates int }
-		err := im.c.post(ctx, "/v1/records", r.body, &out)
-		if err == nil {
-			im.records.Add(int64(r.n))
-			im.imported.Add(int64(out.Accepted - out.Duplicates))
-			im.present.Add(int64(out.Duplicates))
-			im.mu.Lock()
-			for a, n := range r.accounts {
-				im.accounts[a] += int64(n)
-			}
-			im.mu.Unlock()
-			return nil
-		}
-		retry := strings.Contains(err.Error(), "HTTP 5") || strings.Contains(err.Error(), "HTTP 429") || !strings.Contains(err.Error(), "HTTP ")
-		if !retry || attempt >= 5 || ctx.Err() != nil {
-			return err
-		}
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		backoff = min(2*backoff, 5*time.Second)
+	out, err := im.c.Post(ctx, r.body)
+	if err != nil {
+		return err
 	}
+	im.records.Add(int64(r.n))
+	im.imported.Add(int64(out.Accepted - out.Duplicates))
+	im.present.Add(int64(out.Duplicates))
+	im.mu.Lock()
+	for a, n := range r.accounts {
+		im.accounts[a] += int64(n)
+	}
+	im.mu.Unlock()
+	return nil
 }
 
 // lineStart ends the progress line before a message, when one is drawn.

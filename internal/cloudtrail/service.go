@@ -57,7 +57,7 @@ type Service struct {
 	part       string
 	buckets    objstore.Store
 	publicKeys func(region string, start, end time.Time) []digest.PublicKey
-	ops        map[string]opFunc
+	ops        awsapi.Ops[*Service, auth.Caller]
 
 	// trailMu serialises the read-modify-write sequences on trails (trails*.go):
 	// name uniqueness and the per-Region quota span several stored objects.
@@ -75,7 +75,7 @@ type Service struct {
 	insightsCache insightsCache
 }
 
-type opFunc func(s *Service, ctx context.Context, c auth.Caller, body []byte) (any, error)
+type opFunc = func(s *Service, ctx context.Context, c auth.Caller, body []byte) (any, error)
 
 // New returns a Service.
 func New(db *pebble.DB, st *history.Store, tokens *history.Tokens, log *slog.Logger, o Options) *Service {
@@ -86,7 +86,7 @@ func New(db *pebble.DB, st *history.Store, tokens *history.Tokens, log *slog.Log
 		o.Partition = "aws"
 	}
 	s := &Service{db: db, store: st, tokens: tokens, log: log.With("component", "cloudtrail"), now: o.Now, part: o.Partition, buckets: o.Buckets, publicKeys: o.PublicKeys}
-	s.ops = map[string]opFunc{}
+	s.ops = awsapi.Ops[*Service, auth.Caller]{}
 	maps.Copy(s.ops, trailOps)
 	maps.Copy(s.ops, lookupOps)
 	maps.Copy(s.ops, lakeOps)
@@ -101,14 +101,8 @@ func New(db *pebble.DB, st *history.Store, tokens *history.Tokens, log *slog.Log
 func (s *Service) Handles(op string) bool { _, ok := s.ops[op]; return ok }
 
 // Handle runs op for c. body is the request JSON, already valid against the model.
-// Operations of the model that OpenTrail does not implement yet answer
-// UnsupportedOperationException.
 func (s *Service) Handle(ctx context.Context, c auth.Caller, op string, body []byte) (any, error) {
-	f, ok := s.ops[op]
-	if !ok {
-		return nil, awsapi.Errorf("UnsupportedOperationException", "OpenTrail does not support %s yet.", op)
-	}
-	return f(s, ctx, c, body)
+	return s.ops.Call(s, ctx, c, op, body)
 }
 
 // ReadOnly reports whether op only reads (Get*, Describe*, List*, LookupEvents, ...):

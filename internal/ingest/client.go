@@ -25,7 +25,17 @@ type Client struct {
 	Region      string
 	Credentials aws.CredentialsProvider
 	HTTP        *http.Client // nil: http.DefaultClient
+	// Retries is how many times a request is sent again after an error that
+	// may heal by itself (Retryable), pausing 200 ms, then twice as long each
+	// time up to 5 s. 0: never.
+	Retries int
 }
+
+// The pauses between the attempts of one request.
+const (
+	firstBackoff = 200 * time.Millisecond
+	maxBackoff   = 5 * time.Second
+)
 
 // Send posts records in batches within the limits and adds up the answers.
 // A batch the server refuses ends the call with an *awsapi.Error carrying the
@@ -35,7 +45,7 @@ type Client struct {
 func (c *Client) Send(ctx context.Context, records [][]byte) (Response, error) {
 	var total Response
 	for _, batch := range Batches(records) {
-		out, err := c.post(ctx, Body(batch))
+		out, err := c.Post(ctx, Body(batch))
 		if err != nil {
 			return total, err
 		}
@@ -44,6 +54,27 @@ func (c *Client) Send(ctx context.Context, records [][]byte) (Response, error) {
 		total.EventIds = append(total.EventIds, out.EventIds...)
 	}
 	return total, nil
+}
+
+// Post sends one request body, {"Records":[...]} within the limits (see Body
+// and Batches), and returns the server's answer. An error that may heal by
+// itself is retried as c.Retries says; the last error is returned.
+func (c *Client) Post(ctx context.Context, body []byte) (Response, error) {
+	backoff := firstBackoff
+	for attempt := 0; ; attempt++ {
+		out, err := c.post(ctx, body)
+		if err == nil || attempt >= c.Retries || !Retryable(err) || ctx.Err() != nil {
+			return out, err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return Response{}, err
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
 }
 
 func (c *Client) post(ctx context.Context, body []byte) (Response, error) {

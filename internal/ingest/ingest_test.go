@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -78,15 +80,22 @@ func TestBatches(t *testing.T) {
 	}
 }
 
-// The client against a real node: batches, duplicates, and a refusal it reports as final.
-func TestClient(t *testing.T) {
+// openNode starts a real node and returns its handler.
+func openNode(t *testing.T) http.Handler {
+	t.Helper()
 	a, err := app.Open(context.Background(), app.Config{DataDir: t.TempDir(), RootKeyID: "AKIATESTROOT00000001",
 		RootKey: "test-root-secret-0123456789abcdefghijkl", CacheMiB: 16}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(a.Handler)
-	defer func() { ts.Close(); a.Close() }()
+	t.Cleanup(func() { a.Close() })
+	return a.Handler
+}
+
+// The client against a real node: batches, duplicates, and a refusal it reports as final.
+func TestClient(t *testing.T) {
+	ts := httptest.NewServer(openNode(t))
+	defer ts.Close()
 	c := &ingest.Client{Endpoint: ts.URL, Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AKIATESTROOT00000001", "test-root-secret-0123456789abcdefghijkl", "")}
 	var recs [][]byte
@@ -111,3 +120,73 @@ func TestClient(t *testing.T) {
 		t.Fatalf("a bad signature: %v", err)
 	}
 }
+
+// Post retries what may heal (a 503 in front of a real node) as Retries says,
+// and never a refusal of the records.
+func TestClientRetries(t *testing.T) {
+	node := openNode(t)
+	var attempts, failures atomic.Int64 // failures: how many of the next requests answer 503
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		attempts.Add(1)
+		if failures.Add(-1) >= 0 {
+			awsapi.WriteError(w, "req", &awsapi.Error{Code: "ServiceUnavailable", Message: "busy", Status: http.StatusServiceUnavailable}, nil)
+			return
+		}
+		node.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	client := func(retries int) *ingest.Client {
+		return &ingest.Client{Endpoint: ts.URL, Region: "us-east-1", Retries: retries,
+			Credentials: credentials.NewStaticCredentialsProvider("AKIATESTROOT00000001", "test-root-secret-0123456789abcdefghijkl", "")}
+	}
+	good := ingest.Body([][]byte{[]byte(`{"eventID":"00000000-0000-4000-8000-000000000001","eventTime":"2024-01-02T03:04:05Z","eventSource":"s3.amazonaws.com","eventName":"GetObject"}`)})
+	bad := ingest.Body([][]byte{[]byte(`{"eventSource":"x"}`)})
+	tests := []struct {
+		name              string
+		retries, failures int
+		body              []byte
+		attempts          int64
+		code              string // the error's, "" for success
+	}{
+		{"heals within the retries", 2, 2, good, 3, ""},
+		{"fails past the retries", 2, 3, good, 3, "ServiceUnavailable"},
+		{"no retries", 0, 1, good, 1, "ServiceUnavailable"},
+		{"a refusal is final", 5, 0, bad, 1, "ValidationException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			attempts.Store(0)
+			failures.Store(int64(tt.failures))
+			out, err := client(tt.retries).Post(context.Background(), tt.body)
+			var ae *awsapi.Error
+			switch {
+			case tt.code == "" && (err != nil || out.Accepted != 1):
+				t.Errorf("Post: %+v %v", out, err)
+			case tt.code != "" && (!errors.As(err, &ae) || ae.Code != tt.code):
+				t.Errorf("Post: %v, want %s", err, tt.code)
+			}
+			if n := attempts.Load(); n != tt.attempts {
+				t.Errorf("%d attempts, want %d", n, tt.attempts)
+			}
+		})
+	}
+	// A cancelled context ends the pauses: the call returns with the last error.
+	attempts.Store(0)
+	failures.Store(100)
+	ctx, cancel := context.WithCancel(context.Background())
+	c := client(100)
+	c.HTTP = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		if attempts.Load() == 2 {
+			cancel()
+		}
+		return resp, err
+	})}
+	if _, err := c.Post(ctx, good); !errors.As(err, new(*awsapi.Error)) || attempts.Load() != 2 {
+		t.Errorf("cancelled after the second attempt: %v, %d attempts", err, attempts.Load())
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -73,7 +73,7 @@ type Service struct {
 	trails trail.Registry
 	log    *slog.Logger
 	o      Options
-	ops    map[string]opFunc
+	ops    awsapi.Ops[*Service, auth.Caller]
 
 	// mu guards the caches below and serialises writes, so that log sequence
 	// numbers, stream metadata and metric values change in commit order.
@@ -95,7 +95,7 @@ type Service struct {
 	feedPos     uint64 // next journal seq the feed reads (for lag)
 }
 
-type opFunc func(s *Service, ctx context.Context, c auth.Caller, body []byte) (any, error)
+type opFunc = func(s *Service, ctx context.Context, c auth.Caller, body []byte) (any, error)
 
 type groupID struct{ Account, Region, Name string }
 
@@ -161,7 +161,7 @@ func New(db *pebble.DB, j *journal.Journal, trails trail.Registry, log *slog.Log
 	s := &Service{db: db, j: j, trails: trails, log: log.With("component", "logs"), o: o,
 		groups: map[groupID]*group{}, changed: make(chan struct{}),
 		feedErrs: map[string]string{}, feedOKAt: map[string]time.Time{}}
-	s.ops = map[string]opFunc{}
+	s.ops = awsapi.Ops[*Service, auth.Caller]{}
 	maps.Copy(s.ops, groupOps)
 	maps.Copy(s.ops, eventOps)
 	maps.Copy(s.ops, filterOps)
@@ -173,11 +173,7 @@ func (s *Service) Handles(op string) bool { _, ok := s.ops[op]; return ok }
 
 // Handle runs op for c. body is the request JSON, already valid against the model.
 func (s *Service) Handle(ctx context.Context, c auth.Caller, op string, body []byte) (any, error) {
-	f, ok := s.ops[op]
-	if !ok {
-		return nil, awsapi.Errorf("UnsupportedOperationException", "OpenTrail does not support %s yet.", op)
-	}
-	return f(s, ctx, c, body)
+	return s.ops.Call(s, ctx, c, op, body)
 }
 
 // ReadOnly reports whether op only reads.

@@ -456,3 +456,53 @@ func outputMetadata(out any) middleware.Metadata {
 	}
 	return v.Elem().FieldByName("ResultMetadata").Interface().(middleware.Metadata)
 }
+
+// headerTransport sets a request header after the SDK signed the request
+// (SigV4 leaves User-Agent out of the signature).
+type headerTransport struct{ key, value string }
+
+func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(h.key, h.value)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// A client's User-Agent and an upstream's error message are cut in the record
+// (on a rune boundary), so that a record's size is known before the call is
+// forwarded.
+func TestRecordCaps(t *testing.T) {
+	r := newRig(t, rigOpts{})
+	ua := "a" + strings.Repeat("é", 2000) // two bytes a rune, cut inside one
+	c := dynamodb.New(dynamodb.Options{
+		BaseEndpoint: aws.String(r.url), Region: region, RetryMaxAttempts: 1,
+		Credentials: r.ddb.Options().Credentials, HTTPClient: &http.Client{Transport: headerTransport{"User-Agent", ua}},
+	})
+	createMusic(t, r.ddb)
+	long := strings.Repeat("x", 3000) // dynalite quotes the key it refuses
+	out, err := c.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String("Music"),
+		ExpressionAttributeNames: map[string]string{long: "Artist"}, ProjectionExpression: aws.String("Artist")})
+	if apiCode(err) != "ValidationException" {
+		t.Fatalf("Scan with a 3000-byte invalid name key: %v, want ValidationException", err)
+	}
+	if !strings.Contains(err.Error(), long[:2100]) {
+		t.Fatalf("the upstream's message does not quote the name: %v", err)
+	}
+	reqID := requestID(outputMetadata(out), err)
+	var rec map[string]any
+	for _, x := range r.trail.records("dynamodb.amazonaws.com") {
+		if x["requestID"] == reqID {
+			rec = x
+		}
+	}
+	if rec == nil {
+		t.Fatal("no record of the call")
+	}
+	got, _ := rec["userAgent"].(string)
+	if len(got) != 1023 || !strings.HasPrefix(ua, got) {
+		t.Errorf("userAgent kept %d bytes, want the first 1023 (1024 cut back to a rune boundary)", len(got))
+	}
+	msg, _ := rec["errorMessage"].(string)
+	if len(msg) != 2048 || !strings.Contains(err.Error(), msg) {
+		t.Errorf("errorMessage kept %d bytes, want the first 2048 of the upstream's", len(msg))
+	}
+}

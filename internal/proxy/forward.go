@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/opentrail/opentrail/internal/audit"
 	"github.com/opentrail/opentrail/internal/event"
 )
 
@@ -30,13 +31,13 @@ type exchange struct {
 	params    json.RawMessage
 	truncated bool
 	bodyBytes int64
-	resources []resource
+	resources []audit.Resource
 	reserved  int64 // spool bytes promised to this call's record
 	recorded  bool  // the record was committed (successfully or not)
 	coming    bool  // counted in Proxy.coming
 	auditErr  error
 	ip, agent string
-	tls       *tlsDetails
+	tls       *audit.TLSDetails
 }
 
 type ctxKey struct{}
@@ -49,7 +50,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer p.inflight.Done()
 	p.m.calls.Add(1)
-	x := &exchange{start: p.o.Now().UTC(), ip: clientIP(r), agent: capString(r.UserAgent(), maxUserAgent), tls: tlsInfo(r.TLS, r.Host)}
+	x := &exchange{start: p.o.Now().UTC(), ip: clientIP(r), agent: r.UserAgent(), tls: tlsInfo(r.TLS, r.Host)}
 
 	// Read what is parsed; the rest of the body streams upstream untouched.
 	prefix, err := readPrefix(r.Body, p.o.MaxParseBytes)
@@ -140,7 +141,7 @@ func (p *Proxy) identify(akid string) (Identity, string) {
 }
 
 // parameters builds requestParameters and the resources of a call.
-func (p *Proxy) parameters(r *http.Request, x *exchange, body []byte) (json.RawMessage, []resource) {
+func (p *Proxy) parameters(r *http.Request, x *exchange, body []byte) (json.RawMessage, []audit.Resource) {
 	c := &x.call
 	var tree *node
 	switch c.Protocol {
@@ -221,7 +222,7 @@ func (p *Proxy) deny(w http.ResponseWriter, x *exchange, d decision) {
 	reqID := uuid.NewString()
 	rec := p.newRecord(x)
 	rec.EventType, rec.EventCategory, rec.ManagementEvent = "AwsVpceEvent", event.CategoryNetworkActivity, false
-	rec.ErrorCode, rec.ErrorMessage = "VpceAccessDenied", "The request was denied due to a VPC endpoint policy"
+	rec.Fail("VpceAccessDenied", "The request was denied due to a VPC endpoint policy")
 	rec.RequestID = reqID
 	x.reserved = p.reservation(len(x.params))
 	if !p.spool.reserve(x.reserved) {
@@ -247,24 +248,18 @@ func (p *Proxy) deny(w http.ResponseWriter, x *exchange, d decision) {
 	writeAWSError(w, x.call.Protocol, reqID, status, code, msg)
 }
 
-func (p *Proxy) newRecord(x *exchange) *record {
+func (p *Proxy) newRecord(x *exchange) *audit.Record {
 	c := &x.call
-	rec := &record{
-		EventVersion: event.DefaultEventVersion, UserIdentity: x.identity,
-		EventTime: x.start.Format(time.RFC3339), EventSource: x.spec.source(c.Service), EventName: c.Op,
-		AWSRegion: c.Region, SourceIPAddress: x.ip, UserAgent: x.agent,
-		RequestParameters: x.params, ResponseElements: jsonNull,
-		EventID: uuid.NewString(), ReadOnly: x.spec.readOnly(c.Op), Resources: x.resources,
-		EventType: "AwsApiCall", ManagementEvent: !x.spec.isData(c.Op), RecipientAccountID: x.account,
-		VPCEndpointID: p.o.VPCEndpointID, VPCEndpointAccountID: p.o.Account,
-		EventCategory: event.CategoryManagement, TLSDetails: x.tls,
-	}
-	if rec.EventName == "" {
-		rec.EventName = "Unknown"
-	}
-	if !rec.ManagementEvent {
-		rec.EventCategory = event.CategoryData
-	}
+	rec := audit.New(audit.Call{
+		Time: x.start, Identity: x.identity, Account: x.account,
+		Source: x.spec.source(c.Service), Name: c.Op, Region: c.Region,
+		SourceIP: x.ip, UserAgent: x.agent,
+		ReadOnly: x.spec.readOnly(c.Op), Data: x.spec.isData(c.Op), Params: x.params,
+	})
+	rec.ResponseElements = jsonNull
+	rec.Resources = x.resources
+	rec.VPCEndpoint = &audit.VPCEndpoint{ID: p.o.VPCEndpointID, AccountID: p.o.Account}
+	rec.TLSDetails = x.tls
 	if x.truncated {
 		rec.RequestParameters = jsonNull
 		rec.AdditionalEventData = map[string]any{"requestParametersTruncated": true, "requestBodyBytes": x.bodyBytes}
@@ -309,8 +304,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		}
 	}
 	if isErr {
-		rec.ErrorCode, rec.ErrorMessage = parseError(resp.StatusCode, resp.Header, body)
-		rec.ErrorMessage = capString(rec.ErrorMessage, maxErrorMessage)
+		rec.Fail(parseError(resp.StatusCode, resp.Header, body))
 	}
 	if body != nil && !isErr {
 		if t, err := parseJSON(body); err == nil {

@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/opentrail/opentrail/internal/audit"
 )
 
 // node is an order-preserving JSON value: requestParameters keep the
@@ -316,8 +318,8 @@ func formTree(q url.Values) *node {
 }
 
 // resourceARNs derives the resources of a call from the service's rules.
-func resourceARNs(spec *serviceSpec, c *call, body *node, account string) []resource {
-	var out []resource
+func resourceARNs(spec *serviceSpec, c *call, body *node, account string) []audit.Resource {
+	var out []audit.Resource
 	add := func(typ, arn string) {
 		if arn == "" || len(out) >= maxResources {
 			return
@@ -327,7 +329,7 @@ func resourceARNs(spec *serviceSpec, c *call, body *node, account string) []reso
 				return
 			}
 		}
-		out = append(out, resource{AccountID: account, Type: typ, ARN: arn})
+		out = append(out, audit.Resource{AccountID: account, Type: typ, ARN: arn})
 	}
 	fill := func(tmpl, value string) string {
 		return fillARN(tmpl, c.Region, account, c.Bucket, c.Key, value)

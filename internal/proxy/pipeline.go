@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/opentrail/opentrail/internal/audit"
 	"github.com/opentrail/opentrail/internal/ingest"
 )
 
@@ -25,7 +26,7 @@ var errAudit = errors.New("proxy: the call's record could not be written")
 // commit makes the record durable, in OpenTrail or in the spool, and returns
 // only then. It is not cancelled with the client's request: a forwarded call
 // is recorded even if its client has gone.
-func (p *Proxy) commit(x *exchange, rec *record) error {
+func (p *Proxy) commit(x *exchange, rec *audit.Record) error {
 	x.recorded = true
 	raw, err := json.Marshal(rec)
 	if err == nil && int64(len(raw)+frameHeader) > x.reserved && x.reserved > 0 {

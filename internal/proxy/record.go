@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 
+	"github.com/opentrail/opentrail/internal/audit"
 	"github.com/opentrail/opentrail/internal/auth"
 )
 
@@ -21,73 +22,20 @@ func KeyringResolver(lookup func(accessKeyID string) (auth.Key, string, bool)) f
 	}
 }
 
-type resource struct {
-	AccountID string `json:"accountId,omitempty"`
-	Type      string `json:"type"`
-	ARN       string `json:"ARN"`
-}
-
-type tlsDetails struct {
-	TLSVersion               string `json:"tlsVersion"`
-	CipherSuite              string `json:"cipherSuite"`
-	ClientProvidedHostHeader string `json:"clientProvidedHostHeader"`
-}
-
-// record is one CloudTrail record, its members in the order CloudTrail writes them.
-type record struct {
-	EventVersion         string          `json:"eventVersion"`
-	UserIdentity         Identity        `json:"userIdentity"`
-	EventTime            string          `json:"eventTime"`
-	EventSource          string          `json:"eventSource"`
-	EventName            string          `json:"eventName"`
-	AWSRegion            string          `json:"awsRegion"`
-	SourceIPAddress      string          `json:"sourceIPAddress"`
-	UserAgent            string          `json:"userAgent"`
-	ErrorCode            string          `json:"errorCode,omitempty"`
-	ErrorMessage         string          `json:"errorMessage,omitempty"`
-	RequestParameters    json.RawMessage `json:"requestParameters"`
-	ResponseElements     json.RawMessage `json:"responseElements"`
-	AdditionalEventData  map[string]any  `json:"additionalEventData,omitempty"`
-	RequestID            string          `json:"requestID"`
-	EventID              string          `json:"eventID"`
-	ReadOnly             bool            `json:"readOnly"`
-	Resources            []resource      `json:"resources,omitempty"`
-	EventType            string          `json:"eventType"`
-	ManagementEvent      bool            `json:"managementEvent"`
-	RecipientAccountID   string          `json:"recipientAccountId"`
-	VPCEndpointID        string          `json:"vpcEndpointId"`
-	VPCEndpointAccountID string          `json:"vpcEndpointAccountId"`
-	EventCategory        string          `json:"eventCategory"`
-	TLSDetails           *tlsDetails     `json:"tlsDetails,omitempty"`
-}
-
+// jsonNull is requestParameters or responseElements left out.
 var jsonNull = json.RawMessage("null")
 
-// Caps on what a record carries from the client, so that a record's size is
-// bounded before the call is forwarded (see reservation).
-const (
-	maxUserAgent    = 1024
-	maxErrorMessage = 2048
-	recordBase      = 16 << 10 // everything but requestParameters and responseElements
-)
+// recordBase bounds a record's size but for requestParameters and
+// responseElements (its other members from the client are capped by package
+// audit), so that the size is known before the call is forwarded (see reservation).
+const recordBase = 16 << 10
 
-func capString(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	// Cut on a rune boundary.
-	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n]
-}
-
-func tlsInfo(cs *tls.ConnectionState, host string) *tlsDetails {
+func tlsInfo(cs *tls.ConnectionState, host string) *audit.TLSDetails {
 	if cs == nil {
 		return nil
 	}
 	v := map[uint16]string{tls.VersionTLS10: "TLSv1", tls.VersionTLS11: "TLSv1.1", tls.VersionTLS12: "TLSv1.2", tls.VersionTLS13: "TLSv1.3"}[cs.Version]
-	return &tlsDetails{TLSVersion: v, CipherSuite: cipherSuiteName(cs.CipherSuite), ClientProvidedHostHeader: host}
+	return &audit.TLSDetails{TLSVersion: v, CipherSuite: cipherSuiteName(cs.CipherSuite), ClientProvidedHostHeader: host}
 }
 
 // opensslNames are the names CloudTrail writes for the TLS 1.0–1.2 suites Go

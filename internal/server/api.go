@@ -6,11 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/opentrail/opentrail/internal/auth"
+	"github.com/opentrail/opentrail/internal/audit"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/event"
 )
@@ -27,7 +26,7 @@ func (s *Server) auditAs(rq *request, source, op string, readOnly bool, reqBody 
 }
 
 // callRecord is the management event for one call, with its outcome.
-func (s *Server) callRecord(rq *request, source, op string, readOnly bool, reqBody []byte, out any, callErr error) *auditRec {
+func (s *Server) callRecord(rq *request, source, op string, readOnly bool, reqBody []byte, out any, callErr error) *audit.Record {
 	rec := auditRecord(rq, source, op, readOnly, capMember(lowerCamelJSON(reqBody)))
 	var ae *awsapi.Error
 	switch {
@@ -36,9 +35,9 @@ func (s *Server) callRecord(rq *request, source, op string, readOnly bool, reqBo
 			rec.ResponseElements = capMember(lowerCamelJSON(b))
 		}
 	case errors.As(callErr, &ae):
-		rec.ErrorCode, rec.ErrorMessage = ae.Code, capString(ae.Message, maxErrorMessage)
+		rec.Fail(ae.Code, ae.Message)
 	case callErr != nil:
-		rec.ErrorCode, rec.ErrorMessage = "InternalFailure", "An internal error occurred."
+		rec.Fail("InternalFailure", "An internal error occurred.")
 	}
 	return rec
 }
@@ -56,76 +55,22 @@ func capMember(v any) any {
 	return json.RawMessage(b)
 }
 
-// Caps on what a self-audit record carries from the client.
-const (
-	maxUserAgent    = 1024
-	maxErrorMessage = 2048
-)
-
-// capString cuts s to at most n bytes, on a rune boundary.
-func capString(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
-// auditRec is one self-audit record, with its members in the order CloudTrail writes them.
-type auditRec struct {
-	EventVersion        string        `json:"eventVersion"`
-	UserIdentity        auth.Identity `json:"userIdentity"`
-	EventTime           string        `json:"eventTime"`
-	EventSource         string        `json:"eventSource"`
-	EventName           string        `json:"eventName"`
-	AWSRegion           string        `json:"awsRegion"`
-	SourceIPAddress     string        `json:"sourceIPAddress"`
-	UserAgent           string        `json:"userAgent"`
-	ErrorCode           string        `json:"errorCode,omitempty"`
-	ErrorMessage        string        `json:"errorMessage,omitempty"`
-	RequestParameters   any           `json:"requestParameters"`
-	ResponseElements    any           `json:"responseElements"`
-	AdditionalEventData any           `json:"additionalEventData,omitempty"`
-	RequestID           string        `json:"requestID"`
-	EventID             string        `json:"eventID"`
-	ReadOnly            bool          `json:"readOnly"`
-	EventType           string        `json:"eventType"`
-	ManagementEvent     bool          `json:"managementEvent"`
-	RecipientAccountID  string        `json:"recipientAccountId"`
-	EventCategory       string        `json:"eventCategory"`
-}
-
 // auditRecord is the management event for one call rq served.
-func auditRecord(rq *request, source, name string, readOnly bool, params any) *auditRec {
-	return &auditRec{
-		EventVersion:       event.DefaultEventVersion,
-		UserIdentity:       rq.key.Identity(),
-		EventTime:          rq.start.Format(time.RFC3339),
-		EventSource:        source,
-		EventName:          name,
-		AWSRegion:          rq.region,
-		SourceIPAddress:    rq.ip,
-		UserAgent:          capString(rq.agent, maxUserAgent),
-		RequestParameters:  params,
-		RequestID:          rq.id,
-		EventID:            newRequestID(),
-		ReadOnly:           readOnly,
-		EventType:          "AwsApiCall",
-		ManagementEvent:    true,
-		RecipientAccountID: rq.key.Account,
-		EventCategory:      event.CategoryManagement,
-	}
+func auditRecord(rq *request, source, name string, readOnly bool, params any) *audit.Record {
+	return audit.New(audit.Call{
+		Time: rq.start, Identity: rq.key.Identity(), Account: rq.key.Account,
+		Source: source, Name: name, Region: rq.region, SourceIP: rq.ip, UserAgent: rq.agent,
+		RequestID: rq.id, ReadOnly: readOnly, Params: params,
+	})
 }
 
 // record durably appends one self-audit record.
-func (s *Server) record(rq *request, rec *auditRec) error {
+func (s *Server) record(rq *request, rec *audit.Record) error {
 	return s.commitRecord(context.Background(), rq, rec, nil, false)
 }
 
 // auditEntry normalises a self-audit record.
-func (s *Server) auditEntry(rq *request, rec *auditRec) ([]event.Record, error) {
+func (s *Server) auditEntry(rq *request, rec *audit.Record) ([]event.Record, error) {
 	raw, err := json.Marshal(rec)
 	if err != nil {
 		return nil, fmt.Errorf("encode self-audit record: %w", err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/opentrail/opentrail/internal/audit"
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 	"github.com/opentrail/opentrail/internal/cloudtrail"
@@ -157,7 +158,7 @@ func (s *Server) dispatch(ctx context.Context, rq *request, a *api, op string, b
 // commitRecord appends a call's audit record; when changed, with the call's
 // transaction in the same batch, and then runs what the call deferred until
 // its changes were durable.
-func (s *Server) commitRecord(ctx context.Context, rq *request, rec *auditRec, txn *kv.Txn, changed bool) error {
+func (s *Server) commitRecord(ctx context.Context, rq *request, rec *audit.Record, txn *kv.Txn, changed bool) error {
 	entry, err := s.auditEntry(rq, rec)
 	if err == nil && s.auditFault != nil {
 		err = s.auditFault(rq.op)

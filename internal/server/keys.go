@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/opentrail/opentrail/internal/audit"
 	"github.com/opentrail/opentrail/internal/auth"
 	"github.com/opentrail/opentrail/internal/awsapi"
 )
@@ -105,7 +106,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, rq *request, 
 		map[string]any{"userName": in.User, "account": in.Account, "role": in.Role})
 	var ae *awsapi.Error
 	if errors.As(err, &ae) {
-		rec.ErrorCode, rec.ErrorMessage = ae.Code, ae.Message
+		rec.Fail(ae.Code, ae.Message)
 	} else if err == nil {
 		rec.ResponseElements = map[string]any{"accessKey": map[string]any{
 			"accessKeyId": key.AccessKeyID, "status": "Active", "userName": key.User, "createDate": key.Created.Format(time.RFC3339)}}
@@ -198,10 +199,10 @@ func (s *Server) changeKey(w http.ResponseWriter, rq *request, in CreateKeyReque
 
 // audited records rec with err's code and message, and answers err (or a failure to record).
 // It returns true when the caller should write its success answer.
-func (s *Server) audited(w http.ResponseWriter, rq *request, rec *auditRec, err error) bool {
+func (s *Server) audited(w http.ResponseWriter, rq *request, rec *audit.Record, err error) bool {
 	var ae *awsapi.Error
 	if errors.As(err, &ae) {
-		rec.ErrorCode, rec.ErrorMessage = ae.Code, ae.Message
+		rec.Fail(ae.Code, ae.Message)
 	}
 	if aerr := s.record(rq, rec); aerr != nil {
 		s.fail(w, rq, aerr)

@@ -45,6 +45,6 @@ func (s *Server) RecordSignIn(ctx context.Context, p Principal, keyID string, ok
 		rec.ErrorMessage = "Failed authentication"
 	}
 	rec.ResponseElements = map[string]string{"ConsoleLogin": outcome}
-	rec.AdditionalEventData = map[string]string{"LoginTo": "opentrail-console", "MobileVersion": "No", "MFAUsed": "No"}
+	rec.AdditionalEventData = map[string]any{"LoginTo": "opentrail-console", "MobileVersion": "No", "MFAUsed": "No"}
 	return s.commitRecord(ctx, rq, rec, nil, false)
 }
