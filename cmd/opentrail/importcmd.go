@@ -94,7 +94,9 @@ key any account's. The summary says which accounts the records went to. Files th
 		return err
 	}
 	// A request that fails for a reason that may heal is sent up to five more times.
-	im := &importer{c: c.records(5), ar: ar, filter: filter, state: st, workers: *workers, inflight: max(1, *inflight), out: out,
+	rc := c.records(5)
+	rc.Retry = ingest.Transient // a wrong key fails at once, not after 6 s of retries per request
+	im := &importer{c: rc, ar: ar, filter: filter, state: st, workers: *workers, inflight: max(1, *inflight), out: out,
 		progressLine: !*quiet && isTerminal(out), accounts: map[string]int64{}}
 	for {
 		if err := im.pass(ctx); err != nil {

@@ -29,6 +29,8 @@ type Client struct {
 	// may heal by itself (Retryable), pausing 200 ms, then twice as long each
 	// time up to 5 s. 0: never.
 	Retries int
+	// Retry says which errors are worth another attempt; nil: Retryable.
+	Retry func(error) bool
 }
 
 // The pauses between the attempts of one request.
@@ -63,7 +65,11 @@ func (c *Client) Post(ctx context.Context, body []byte) (Response, error) {
 	backoff := firstBackoff
 	for attempt := 0; ; attempt++ {
 		out, err := c.post(ctx, body)
-		if err == nil || attempt >= c.Retries || !Retryable(err) || ctx.Err() != nil {
+		retry := c.Retry
+		if retry == nil {
+			retry = Retryable
+		}
+		if err == nil || attempt >= c.Retries || !retry(err) || ctx.Err() != nil {
 			return out, err
 		}
 		t := time.NewTimer(backoff)
@@ -138,4 +144,13 @@ func Retryable(err error) bool {
 		return false
 	}
 	return true
+}
+
+// Transient reports whether err is one the server or the network may heal
+// within seconds: no answer, a 5xx or a throttle (429). Unlike Retryable it
+// gives up at once on a failed authentication, for a person waiting on a
+// command with a wrong key.
+func Transient(err error) bool {
+	ae, ok := err.(*awsapi.Error)
+	return !ok || ae.Status == http.StatusTooManyRequests || ae.Status >= 500
 }

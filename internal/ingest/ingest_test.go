@@ -170,6 +170,21 @@ func TestClientRetries(t *testing.T) {
 			}
 		})
 	}
+	// A wrong secret: Retryable tries again (the key may be on its way),
+	// Transient does not (a person is waiting on a command).
+	for _, c := range []struct {
+		retry    func(error) bool
+		attempts int64
+	}{{nil, 2}, {ingest.Transient, 1}} {
+		attempts.Store(0)
+		failures.Store(0)
+		wrong := client(1)
+		wrong.Retry = c.retry
+		wrong.Credentials = credentials.NewStaticCredentialsProvider("AKIATESTROOT00000001", "not-the-secret", "")
+		if _, err := wrong.Post(context.Background(), good); err == nil || attempts.Load() != c.attempts {
+			t.Errorf("wrong secret: %v after %d attempts, want %d", err, attempts.Load(), c.attempts)
+		}
+	}
 	// A cancelled context ends the pauses: the call returns with the last error.
 	attempts.Store(0)
 	failures.Store(100)
