@@ -165,7 +165,18 @@ func (s *Service) Lag() uint64 {
 	return last - min(last, applied)
 }
 
-const batchEntries = 4096
+// A batch evaluates up to batchEntries journal entries, and ends early once
+// it holds a finding and has evaluated afterFinding more: a batch commits
+// before its findings are sent, so a finding does not wait for the rest of a
+// long catch-up batch, while a rule that matches everything still commits in
+// batches, not entry by entry.
+const (
+	batchEntries = 4096
+	afterFinding = 64
+)
+
+// errCut ends a batch early (see afterFinding); the entry it was returned for is not evaluated.
+var errCut = errors.New("detect: batch cut after a finding")
 
 // startCursor is where the projection resumes. The first time detections run
 // on a node they start after the journal's last entry: enabling rules does not
@@ -239,9 +250,16 @@ func (s *Service) applyFrom(from uint64) (uint64, error) {
 	var found []*Finding
 	queued := make([]bool, len(s.senders))
 	latest := map[string]time.Time{} // per account: the newest event time of the batch
+	evaluated := 0                   // entries since the batch's first finding
 	next, err := s.j.Scan(from, batchEntries, func(seq uint64, v []byte) error {
 		if rs == nil || rs.set == nil {
 			return nil
+		}
+		if len(found) > 0 {
+			if evaluated >= afterFinding {
+				return errCut
+			}
+			evaluated++
 		}
 		r, err := event.Decode(v)
 		if err != nil {
@@ -277,6 +295,9 @@ func (s *Service) applyFrom(from uint64) (uint64, error) {
 		}
 		return nil
 	})
+	if errors.Is(err, errCut) {
+		err = nil
+	}
 	if err != nil {
 		return from, err
 	}

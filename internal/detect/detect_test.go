@@ -593,3 +593,58 @@ func TestFindingsQueryScanLimit(t *testing.T) {
 		t.Errorf("got %v", got)
 	}
 }
+
+// TestBatchCutAfterFinding: a batch that found something ends afterFinding
+// entries later and commits, so its finding is sent without waiting for the
+// rest of a long catch-up; the next batch goes on from there and nothing is
+// evaluated twice or skipped.
+func TestBatchCutAfterFinding(t *testing.T) {
+	n := open(t, nil, t.TempDir(), []string{rulesDir(t)}, Options{})
+	defer n.close()
+	n.s.Close() // the batches are run by hand below
+	t0 := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	var entries []journal.Entry
+	add := func(raw string) {
+		r, err := event.Normalize([]byte(raw), event.Defaults{Account: acctA, Region: "us-east-1", Now: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, journal.Entry{ID: kv.EventIDKey(r.Meta.Account, r.Meta.EventID), Value: event.Encode(nil, &r)})
+	}
+	add(stopLogging("s0", t0))
+	for i := range 200 {
+		add(whoami(fmt.Sprintf("w%03d", i), t0))
+	}
+	add(stopLogging("s1", t0))
+	res, err := n.j.Append(context.Background(), entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, last := res[0].Seq, res[len(res)-1].Seq
+	next, err := n.s.applyFrom(from)
+	if err != nil || next != from+1+afterFinding {
+		t.Fatalf("first batch ended before %d (%v), want %d", next, err, from+1+afterFinding)
+	}
+	if got := n.findings(t, Query{Account: acctA, MinLevel: "critical"}); len(got) != 1 || got[0].EventIDs[0] != "s0" {
+		t.Fatalf("after the first batch: %+v", got)
+	}
+	for batches := 0; next <= last; batches++ {
+		if batches > 10 {
+			t.Fatal("no end")
+		}
+		if next, err = n.s.applyFrom(next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := n.findings(t, Query{Account: acctA, MinLevel: "critical"})
+	var ids []string
+	for _, f := range got {
+		ids = append(ids, f.EventIDs...)
+	}
+	if slices.Sort(ids); strings.Join(ids, ",") != "s0,s1" {
+		t.Fatalf("findings = %+v", got)
+	}
+	if cur, err := n.j.Cursor(cursorName); err != nil || cur != last+1 {
+		t.Fatalf("cursor %d (%v), want %d", cur, err, last+1)
+	}
+}
