@@ -32,7 +32,7 @@ type fakeBackend struct {
 
 func newFake() *fakeBackend {
 	return &fakeBackend{
-		keys:    map[string]auth.Key{"AKIAADMIN": {AccessKeyID: "AKIAADMIN", Account: "111111111111", User: "alice", Role: auth.RoleAdmin}, "AKIAWRITER": {AccessKeyID: "AKIAWRITER", Account: "111111111111", User: "w", Role: auth.RoleWriter},
+		keys: map[string]auth.Key{"AKIAADMIN": {AccessKeyID: "AKIAADMIN", Account: "111111111111", User: "alice", Role: auth.RoleAdmin}, "AKIAWRITER": {AccessKeyID: "AKIAWRITER", Account: "111111111111", User: "w", Role: auth.RoleWriter},
 			"AKIAROOT": {AccessKeyID: "AKIAROOT", Account: "111111111111", Role: auth.RoleRoot}},
 		secrets: map[string]string{"AKIAADMIN": "right", "AKIAWRITER": "right", "AKIAROOT": "right"},
 	}

@@ -27,7 +27,7 @@ type session struct {
 	seen    time.Time
 	streams atomic.Int32 // live streams open in this session
 
-	mu     sync.Mutex
+	mu         sync.Mutex
 	regionName string // the region the session acts in (the region picker's choice)
 }
 
