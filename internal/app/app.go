@@ -259,7 +259,10 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (*App, error) {
 		}
 	}
 	if !c.NoConsole {
-		a.Handler.SetConsole(console.New(a.Handler, log, console.Options{Region: c.Region}))
+		// The region picker offers the regions an account has events in: a trail's home region is
+		// among them while its CreateTrail record is in event history.
+		a.Handler.SetConsole(console.New(a.Handler, log, console.Options{Region: c.Region, Regions: c.Regions,
+			AccountRegions: a.Store.Regions, Lag: a.ProjectionLags}))
 	}
 	return a, nil
 }

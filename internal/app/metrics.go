@@ -103,6 +103,7 @@ var (
 	descJournalLast  = prometheus.NewDesc("opentrail_journal_last_sequence", "Sequence number of the newest durable journal entry.", nil, nil)
 	descWALFsync     = prometheus.NewDesc("opentrail_journal_fsync_seconds", "Latency of the database write-ahead log's fsyncs, which every journal commit waits for.", nil, nil)
 	descLag          = prometheus.NewDesc("opentrail_projection_lag_entries", "Journal entries a projection has yet to apply.", []string{"projection"}, nil)
+	descLagAge       = prometheus.NewDesc("opentrail_projection_lag_seconds", "How long the oldest journal entry a projection has yet to apply has waited since it was recorded; 0 when none waits.", []string{"projection"}, nil)
 	descLakeLag      = prometheus.NewDesc("opentrail_lake_store_lag_entries", "Journal entries an event data store has yet to load (the Lake loads every store from one position).", []string{"account", "store"}, nil)
 	descTrailLag     = prometheus.NewDesc("opentrail_trail_delivery_lag_seconds", "How long the oldest event not yet in a delivered log file has waited in a trail's stream (includes the delivery interval); 0 when none waits.", trailLabels, nil)
 	descTrailPending = prometheus.NewDesc("opentrail_trail_delivery_pending_events", "Events a trail's stream holds for its next log file.", trailLabels, nil)
@@ -133,20 +134,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- m
 		}
 	}
-	if a.Store != nil {
-		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(last-min(last, a.Store.Applied())), "event_history")
-	}
-	if a.Lake != nil {
-		lag := float64(last - min(last, a.Lake.Applied()))
-		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, lag, "lake")
-		if a.CT != nil {
+	for _, l := range a.ProjectionLags() {
+		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(l.Entries), l.Name)
+		ch <- prometheus.MustNewConstMetric(descLagAge, prometheus.GaugeValue, l.Behind.Seconds(), l.Name)
+		if l.Name == "lake" && a.CT != nil {
 			for _, d := range a.CT.StoreDefs() {
-				ch <- prometheus.MustNewConstMetric(descLakeLag, prometheus.GaugeValue, lag, d.Account, d.ID)
+				ch <- prometheus.MustNewConstMetric(descLakeLag, prometheus.GaugeValue, float64(l.Entries), d.Account, d.ID)
 			}
 		}
 	}
 	if a.Deliver != nil {
-		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(a.Deliver.Lag()), "trail_delivery")
 		for _, s := range a.Deliver.TrailStats() {
 			kind := "log"
 			if s.Insight {
@@ -175,7 +172,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if a.Logs == nil {
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(a.Logs.Lag()), "log_groups")
 	for _, s := range a.Logs.SubscriptionStats() {
 		l := []string{s.Account, s.Region, s.LogGroup, s.Filter, dest.Redact(s.Destination)}
 		ch <- prometheus.MustNewConstMetric(descSubPending, prometheus.GaugeValue, float64(s.Pending), l...)

@@ -25,11 +25,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/chromedp/cdproto/accessibility"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/input"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/opentrail/opentrail/internal/app"
 	"github.com/opentrail/opentrail/internal/server"
@@ -74,8 +77,9 @@ func chromiumPath(t *testing.T) string {
 func start(t *testing.T) *env {
 	exe := chromiumPath(t)
 	// Account A is the root key's, so that the folder buckets (owned by the root's account) are A's.
-	a, err := app.Open(context.Background(), app.Config{DataDir: t.TempDir(), RootKeyID: rootID, RootKey: rootSecret, Account: acctA, CacheMiB: 16},
-		slog.New(slog.DiscardHandler))
+	// With detection rules, so that Findings shows findings.
+	a, err := app.Open(context.Background(), app.Config{DataDir: t.TempDir(), RootKeyID: rootID, RootKey: rootSecret, Account: acctA, CacheMiB: 16,
+		RulePaths: []string{filepath.Join("..", "detect", "testdata", "rules")}}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +126,7 @@ func start(t *testing.T) *env {
 			e.mu.Unlock()
 		}
 	})
-	if err := chromedp.Run(ctx, cdplog.Enable(), runtime.Enable()); err != nil {
+	if err := chromedp.Run(ctx, cdplog.Enable(), runtime.Enable(), accessibility.Enable()); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
 	return e
@@ -193,12 +197,15 @@ func (e *env) newKey(account, user, role string) key {
 	return key{out.AccessKeyID, out.SecretAccessKey}
 }
 
-// ingest sends records for k's account and waits until event history shows them.
+// ingest sends records for k's account and waits until event history and findings show them.
 func (e *env) ingest(k key, records ...string) {
 	e.post(k, "/v1/records", []byte(`{"Records":[`+strings.Join(records, ",")+`]}`))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := e.a.Store.WaitApplied(ctx, e.a.Journal.Last()); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.a.Detect.WaitApplied(ctx, e.a.Journal.Last()); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -209,6 +216,20 @@ func record(name, user, ip string, at time.Time) string {
 		`"userAgent":"test","requestParameters":{"orderId":"o-1"},"responseElements":null,"readOnly":false,"eventType":"AwsApiCall",`+
 		`"managementEvent":true,"eventCategory":"Management","resources":[{"type":"Example::Order","ARN":"arn:aws:example:us-east-1:%s:order/o-1"}]}`,
 		user, acctA, user, at.UTC().Format(time.RFC3339), name, ip, acctA)
+}
+
+// inRegion moves a record made by record to another region.
+func inRegion(rec, region string) string {
+	return strings.Replace(rec, `"awsRegion":"us-east-1"`, `"awsRegion":"`+region+`"`, 1)
+}
+
+// stopLogging is a record that the rule "CloudTrail Logging Stopped"
+// (../detect/testdata/rules/stop_logging.yml) turns into a finding.
+func stopLogging(account, id, user string, at time.Time) string {
+	return fmt.Sprintf(`{"eventVersion":"1.08","eventID":%q,"userIdentity":{"type":"IAMUser","userName":%q,"arn":"arn:aws:iam::%s:user/%s"},`+
+		`"eventTime":%q,"eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging","awsRegion":"us-east-1","sourceIPAddress":"10.6.6.6",`+
+		`"userAgent":"test","requestParameters":{"name":"main"},"responseElements":null,"readOnly":false,"eventType":"AwsApiCall",`+
+		`"managementEvent":true,"eventCategory":"Management","recipientAccountId":%q}`, id, user, account, user, at.UTC().Format(time.RFC3339), account)
 }
 
 func (e *env) ct(k key) *cloudtrail.Client {
@@ -274,8 +295,36 @@ func (e *env) waitText(sel, want string, within time.Duration) {
 	e.t.Fatalf("%s did not show %q within %v; it shows %q", sel, want, within, got)
 }
 
+// pressEnter presses Enter as a keyboard does: one keyDown that, unless a handler prevents
+// it, also makes a keypress. (chromedp.KeyEvent sends the keypress apart from the keyDown, so
+// a row that opens a dialog on keydown would also press the dialog's focused button.)
+func pressEnter() chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		if err := input.DispatchKeyEvent(input.KeyDown).WithKey("Enter").WithCode("Enter").WithText("\r").
+			WithWindowsVirtualKeyCode(13).WithNativeVirtualKeyCode(13).Do(ctx); err != nil {
+			return err
+		}
+		return input.DispatchKeyEvent(input.KeyUp).WithKey("Enter").WithCode("Enter").WithWindowsVirtualKeyCode(13).WithNativeVirtualKeyCode(13).Do(ctx)
+	})
+}
+
+// choose picks value in the select sel and fires its change event, as a user's choice does.
+func (e *env) choose(sel, value string) {
+	e.t.Helper()
+	var ok bool
+	e.run("choose "+value+" in "+sel, chromedp.WaitReady(fmt.Sprintf(`%s option[value=%q]`, sel, value), chromedp.ByQuery),
+		chromedp.Evaluate(fmt.Sprintf(`(() => { const s = document.querySelector(%q); s.value = %q; s.dispatchEvent(new Event("change", {bubbles: true})); return s.value === %q; })()`,
+			sel, value, value), &ok))
+	if !ok {
+		e.t.Fatalf("%s has no option %q", sel, value)
+	}
+}
+
 // shot saves a screenshot of the page as docs/screenshots/console-<name>.png when asked to.
 func (e *env) shot(name string) { e.shotAt(name, "") }
+
+// shotFull saves a screenshot of the whole page, below the window's height too.
+func (e *env) shotFull(name string) { e.shotAt(name, "*") }
 
 // shotAt scrolls sel into view (unless empty) and saves a screenshot.
 func (e *env) shotAt(name, sel string) {
@@ -284,11 +333,15 @@ func (e *env) shotAt(name, sel string) {
 		return
 	}
 	var png []byte
-	if sel != "" {
+	if sel != "" && sel != "*" {
 		e.run("scroll to "+sel, chromedp.Evaluate(fmt.Sprintf(`document.querySelector(%q).scrollIntoView({block: "start"})`, sel), nil))
 	}
 	time.Sleep(300 * time.Millisecond) // let transitions settle
-	e.run("screenshot "+name, chromedp.CaptureScreenshot(&png))
+	if sel == "*" {
+		e.run("screenshot "+name, chromedp.FullScreenshot(&png, 100)) // quality 100: PNG
+	} else {
+		e.run("screenshot "+name, chromedp.CaptureScreenshot(&png))
+	}
 	path := filepath.Join("..", "..", "docs", "screenshots", "console-"+name+".png")
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		e.t.Fatal(err)
@@ -322,6 +375,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	e.ingest(admin, recs...)
 	e.ingest(other, strings.Replace(record("OtherAccountSecret", "bob", "10.9.9.9", now), acctA, acctB, -1))
+	// A finding for each account, and an event of A's in another region.
+	const stopA, stopB = "aaaaaaaa-0000-4000-8000-00000000000a", "bbbbbbbb-0000-4000-8000-00000000000b"
+	e.ingest(admin, stopLogging(acctA, stopA, "mallory", now.Add(-2*time.Minute)), inRegion(record("EuropeOrder", "zoe", "10.7.7.7", now.Add(-3*time.Minute)), "eu-west-1"))
+	e.ingest(other, stopLogging(acctB, stopB, "bob", now.Add(-2*time.Minute)))
 	if err := os.MkdirAll(filepath.Join("..", "..", "docs", "screenshots"), 0o755); err != nil && *updateScreenshots {
 		t.Fatal(err)
 	}
@@ -347,8 +404,23 @@ func TestConsoleInBrowser(t *testing.T) {
 	})
 
 	e.signIn(admin)
-	e.shot("dashboard")
 	e.waitText("#dash-names", "CreateOrder", 5*time.Second)
+
+	e.sub("DashboardLagAndFindings", func(t *testing.T) {
+		e.waitText("#dash-findings", "CloudTrail Logging Stopped", 5*time.Second)
+		// Event history has applied everything ingest waited for; the other projections catch up.
+		e.waitText(`#dash-lag li[data-projection="event_history"]`, "caught up", 5*time.Second)
+		got := e.text("#dash-lag")
+		for _, want := range []string{"Event history", "Lake", "Trail delivery", "Log groups", "Insights", "Detections"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("projection lag lacks %s: %q", want, got)
+			}
+		}
+		if strings.Contains(got, "entries") || strings.Contains(got, "entry") {
+			t.Errorf("an account admin sees node-wide entry counts: %q", got)
+		}
+	})
+	e.shotFull("dashboard")
 
 	e.sub("OwnEventsOnly", func(t *testing.T) {
 		e.goPage("events", "#ev-table tbody tr[data-event-id]")
@@ -408,6 +480,71 @@ func TestConsoleInBrowser(t *testing.T) {
 		if got := e.text("#ev-table tbody"); !strings.Contains(got, "dave") {
 			t.Errorf("live row lacks its user: %q", got)
 		}
+	})
+
+	e.sub("Findings", func(t *testing.T) {
+		e.goPage("findings", "#findings-table")
+		got := e.text("#findings-table")
+		for _, want := range []string{"CloudTrail Logging Stopped", "critical", "0d7f1c33-6a6b-4bb4-9a1e-1f5cc0a8f003", stopA[:12]} {
+			if !strings.Contains(got, want) {
+				t.Errorf("findings lack %q: %q", want, got)
+			}
+		}
+		if strings.Contains(got, stopB[:12]) {
+			t.Errorf("findings show another account's: %q", got)
+		}
+		e.shot("findings")
+		e.run("open the finding's event", chromedp.Click(`#findings-table a[title="`+stopA+`"]`, chromedp.ByQuery),
+			chromedp.WaitVisible(`#ev-table tbody tr[data-event-id="`+stopA+`"]`, chromedp.ByQuery))
+		if got := e.text("#ev-table tbody"); !strings.Contains(got, "StopLogging") || !strings.Contains(got, "mallory") {
+			t.Errorf("the finding's event link shows %q", got)
+		}
+	})
+
+	e.sub("RegionPicker", func(t *testing.T) {
+		e.goPage("events", "#ev-table tbody tr[data-event-id]")
+		if got := e.text("#ev-table tbody"); strings.Contains(got, "EuropeOrder") {
+			t.Errorf("us-east-1 shows an eu-west-1 event: %q", got)
+		}
+		e.choose("#region", "eu-west-1") // offered: the account has events there
+		e.waitText("#page-region", "eu-west-1", 5*time.Second)
+		e.waitText("#ev-table tbody", "EuropeOrder", 5*time.Second)
+		if got := e.text("#ev-table tbody"); strings.Contains(got, "CreateOrder") || strings.Contains(got, "StopLogging") {
+			t.Errorf("eu-west-1 shows us-east-1 events: %q", got)
+		}
+		// The choice is the session's: a reload keeps it.
+		e.run("reload", chromedp.Reload(), chromedp.WaitVisible("#ev-table tbody tr[data-event-id]", chromedp.ByQuery))
+		e.waitJS(`document.querySelector("#region").value === "eu-west-1"`)
+		if got, region := e.text("#ev-table tbody"), e.text("#page-region"); !strings.Contains(got, "EuropeOrder") || strings.Contains(got, "CreateOrder") || region != "eu-west-1" {
+			t.Errorf("after a reload, %s shows %q", region, got)
+		}
+		// Live mode streams the region's events only.
+		e.run("live on", chromedp.Click("#ev-live", chromedp.ByQuery))
+		e.waitText("#ev-status", "Live:", 5*time.Second)
+		e.post(admin, "/v1/records", []byte(`{"Records":[`+record("HomeLive", "dave", "10.1.1.1", time.Now())+","+
+			inRegion(record("EuropeLive", "zoe", "10.7.7.7", time.Now()), "eu-west-1")+`]}`))
+		e.waitText("#ev-table tbody", "EuropeLive", 2*time.Second)
+		if got := e.text("#ev-table tbody"); strings.Contains(got, "HomeLive") {
+			t.Errorf("live mode in eu-west-1 shows a us-east-1 event: %q", got)
+		}
+		e.goPage("dashboard", "#dash-chart svg")
+		e.waitText("#dash-names", "EuropeOrder", 5*time.Second)
+		if got := e.text("#dash-names"); strings.Contains(got, "CreateOrder") {
+			t.Errorf("the dashboard in eu-west-1 counts us-east-1 events: %q", got)
+		}
+		e.goPage("findings", "#no-findings") // the StopLogging finding is us-east-1's
+		// A region typed in: checked as the API checks a signing region.
+		e.choose("#region", "*other")
+		e.run("type a bad region", chromedp.WaitVisible("#region-other", chromedp.ByQuery), chromedp.SendKeys("#region-other", "Mars", chromedp.ByQuery),
+			chromedp.Click("#region-go", chromedp.ByQuery))
+		e.waitText("#region-error", "not a region name", 5*time.Second)
+		e.run("type a region", chromedp.Evaluate(`document.querySelector("#region-other").value = ""`, nil), chromedp.SendKeys("#region-other", "ap-south-1", chromedp.ByQuery),
+			chromedp.Click("#region-go", chromedp.ByQuery))
+		e.waitText("#page-region", "ap-south-1", 5*time.Second)
+		e.waitText("#no-findings", "ap-south-1", 5*time.Second)
+		e.choose("#region", "us-east-1")
+		e.waitText("#page-region", "us-east-1", 5*time.Second)
+		e.waitText("#findings-table", "CloudTrail Logging Stopped", 5*time.Second)
 	})
 
 	e.sub("Lake", func(t *testing.T) {
@@ -489,7 +626,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			`"insightDetails":{"state":"Start","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","insightType":"ApiCallRateInsight",`+
 			`"insightContext":{"statistics":{"baseline":{"average":0.3},"insight":{"average":6},"insightDuration":4}}},"eventCategory":"Insight"}`,
 			time.Now().Add(-10*time.Minute).UTC().Format(time.RFC3339), acctA))
-		e.goPage("findings", "#no-findings")
+		e.goPage("findings", "#findings-table") // leave the page: opening the same hash again does not reload it
 		e.goPage("insights", "#insight-chart")
 		e.waitText("#insights", "RunInstances", 5*time.Second)
 		deadline := time.Now().Add(5 * time.Second)
@@ -506,7 +643,48 @@ func TestConsoleInBrowser(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		e.shot("insights")
-		e.goPage("findings", "#no-findings")
+	})
+
+	// Every page, once loaded: each control has an accessible name, text meets WCAG AA contrast.
+	e.sub("Accessibility", func(t *testing.T) {
+		for _, p := range a11yPages {
+			e.goPage(p.page, p.ready)
+			e.checkA11y(p.page)
+		}
+		// The checks find what they look for: a nameless button and grey text on white.
+		e.run("spoil the page", chromedp.Evaluate(`(() => { const b = document.createElement("button"); b.id = "spoiled";
+			const p = document.createElement("p"); p.textContent = "faint text"; p.style.color = "#999"; p.style.background = "#fff";
+			document.querySelector("main").append(b, p); })()`, nil))
+		got := strings.Join(e.a11yProblems(), "\n")
+		if !strings.Contains(got, `<button id="spoiled">`) || !strings.Contains(got, "faint text") {
+			t.Errorf("the checks missed a nameless button or faint text: %s", got)
+		}
+	})
+
+	e.sub("Keyboard", func(t *testing.T) {
+		e.goPage("events", "#ev-table tbody tr[data-event-id]")
+		// From the page's heading, Tab walks the filters to the first event.
+		var row string
+		for i := 0; ; i++ {
+			if i == 40 {
+				t.Fatal("40 Tabs did not reach an event row")
+			}
+			e.run("tab", chromedp.KeyEvent(kb.Tab), chromedp.Evaluate(`document.activeElement.matches("#ev-table tbody tr") ? document.activeElement.dataset.eventId : ""`, &row))
+			if row != "" {
+				break
+			}
+		}
+		var focused string
+		e.run("open with Enter", pressEnter(), chromedp.WaitVisible("#detail-json", chromedp.ByQuery),
+			chromedp.Evaluate(`document.activeElement.id`, &focused))
+		if focused != "detail-close" {
+			t.Errorf("the opened event focuses %q, want its Close button", focused)
+		}
+		e.run("close with Escape", chromedp.KeyEvent(kb.Escape), chromedp.WaitNotVisible("#detail", chromedp.ByQuery),
+			chromedp.Evaluate(`document.activeElement.dataset.eventId || document.activeElement.id`, &focused))
+		if focused != row {
+			t.Errorf("closing the event focuses %q, want its row %q", focused, row)
+		}
 	})
 
 	e.sub("Audited", func(t *testing.T) {
@@ -578,6 +756,7 @@ func TestConsoleInBrowser(t *testing.T) {
 				`<input name='{"Name":"forged2","S3BucketName":"console-trail-bucket","x":"' value='"}'></form>`, e.url)
 		}))
 		defer evil.Close()
+		e.noJSErrors()
 		evilURL := strings.Replace(evil.URL, "127.0.0.1", "localhost", 1) // another site than the console's 127.0.0.1
 		var body string
 		e.run("forged form", chromedp.Navigate(evilURL), chromedp.Submit("form", chromedp.ByQuery),
@@ -592,7 +771,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			}
 		}
 		e.mu.Lock()
-		e.jsErrs = nil // the evil page is not the console
+		e.jsErrs = nil // the evil page is not the console (the console's own were reported before it)
 		e.mu.Unlock()
 	})
 
@@ -600,12 +779,25 @@ func TestConsoleInBrowser(t *testing.T) {
 	// the screenshots are written only with -update-screenshots.
 	e.sub("DarkAndPhone", func(t *testing.T) {
 		e.run("dark", emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}))
+		for _, p := range a11yPages {
+			e.goPage(p.page, p.ready)
+			e.checkA11y(p.page + " (dark)")
+		}
 		e.goPage("events", "#ev-table tbody tr[data-event-id]")
 		e.shot("events-dark")
 		e.goPage("dashboard", "#dash-chart svg")
 		e.waitText("#dash-names", "CreateOrder", 5*time.Second)
 		e.shot("dashboard-dark")
 		e.run("phone", emulation.SetDeviceMetricsOverride(390, 844, 2, true))
+		// At a phone's width no page is wider than the screen: wide tables scroll in their own box.
+		for _, p := range a11yPages {
+			e.goPage(p.page, p.ready)
+			var overflow int
+			e.run("width of "+p.page, chromedp.Evaluate(`document.documentElement.scrollWidth - document.documentElement.clientWidth`, &overflow))
+			if overflow > 0 {
+				t.Errorf("%s is %d px wider than a phone's screen", p.page, overflow)
+			}
+		}
 		e.goPage("events", "#ev-table tbody tr[data-event-id]")
 		e.shot("events-phone")
 		e.run("desktop", emulation.ClearDeviceMetricsOverride(),
@@ -634,6 +826,22 @@ func TestConsoleInBrowser(t *testing.T) {
 		if _, err := e.ct(admin).GetTrailStatus(context.Background(), &cloudtrail.GetTrailStatusInput{Name: aws.String("reader-trail")}); err == nil {
 			t.Error("the reader's trail exists")
 		}
+		e.signOut()
+	})
+
+	e.sub("OtherAccountFindings", func(t *testing.T) {
+		e.signIn(other)
+		e.goPage("findings", "#findings-table")
+		if got := e.text("#findings-table"); !strings.Contains(got, stopB[:12]) || strings.Contains(got, stopA[:12]) {
+			t.Errorf("account B's findings: %q", got)
+		}
+		e.signOut()
+	})
+
+	// The operator (root) sees how many journal entries each projection has yet to apply.
+	e.sub("OperatorLag", func(t *testing.T) {
+		e.signIn(key{rootID, rootSecret})
+		e.waitText(`#dash-lag li[data-projection="event_history"]`, "entries", 5*time.Second)
 		e.signOut()
 	})
 

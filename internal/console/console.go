@@ -41,14 +41,25 @@ type Backend interface {
 	LiveEvents(ctx context.Context, p server.Principal, emit func([]event.Record) error) error
 	// TailLogGroup streams a log group's new events that match a filter pattern.
 	TailLogGroup(ctx context.Context, p server.Principal, group, pattern string, emit func([]server.TailLine) error) error
+	// CheckRegion refuses a region the API would refuse to sign for.
+	CheckRegion(region string) error
 }
 
 // Options configure a Console.
 type Options struct {
-	Region      string        // the region sessions act in; default us-east-1
+	Region      string        // the region sessions start in (the home region); default us-east-1
 	IdleTimeout time.Duration // a session unused this long ends; default 30 minutes
 	MaxAge      time.Duration // a session ends this long after sign-in; default 8 hours
 	Now         func() time.Time
+
+	// Regions, when set, are the only regions the server accepts (serve --regions): the region
+	// picker offers exactly these. Otherwise it offers the home region and AccountRegions, and
+	// takes any other name the server accepts.
+	Regions []string
+	// AccountRegions lists the regions an account has events in; nil: none but the home region.
+	AccountRegions func(account string) ([]string, error)
+	// Lag reports how far behind the journal each projection is, node-wide; nil: not shown.
+	Lag func() []ProjectionLag
 }
 
 // Console serves /console/.
@@ -206,6 +217,12 @@ func (c *Console) api(w http.ResponseWriter, r *http.Request, name string) {
 		c.sessions.end(s)
 		http.SetCookie(w, c.cookie(r, "", -1))
 		writeJSON(w, http.StatusOK, map[string]any{})
+	case name == "regions" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, c.regionChoices(s))
+	case name == "region" && r.Method == http.MethodPost:
+		c.setRegion(w, r, s)
+	case name == "lag" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, c.lag(s.key.Role))
 	case strings.HasPrefix(name, "call/") && r.Method == http.MethodPost:
 		c.call(w, r, p, strings.TrimPrefix(name, "call/"))
 	case (name == "live" || name == "tail") && r.Method == http.MethodGet:
@@ -255,7 +272,7 @@ func (c *Console) principal(r *http.Request, s *session) server.Principal {
 		}
 		ua += " (" + b + ")"
 	}
-	return server.Principal{Key: s.key, Region: c.o.Region, SourceIP: clientIP(r), UserAgent: ua}
+	return server.Principal{Key: s.key, Region: s.region(), SourceIP: clientIP(r), UserAgent: ua}
 }
 
 type signInRequest struct {
@@ -298,7 +315,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.throttle.succeed(in.AccessKeyID, ip)
-	s := c.sessions.start(key)
+	s := c.sessions.start(key, c.o.Region)
 	http.SetCookie(w, c.cookie(r, s.id, int(c.o.MaxAge/time.Second)))
 	writeJSON(w, http.StatusOK, s.info())
 }

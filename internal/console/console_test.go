@@ -32,8 +32,9 @@ type fakeBackend struct {
 
 func newFake() *fakeBackend {
 	return &fakeBackend{
-		keys:    map[string]auth.Key{"AKIAADMIN": {AccessKeyID: "AKIAADMIN", Account: "111111111111", User: "alice", Role: auth.RoleAdmin}, "AKIAWRITER": {AccessKeyID: "AKIAWRITER", Account: "111111111111", User: "w", Role: auth.RoleWriter}},
-		secrets: map[string]string{"AKIAADMIN": "right", "AKIAWRITER": "right"},
+		keys: map[string]auth.Key{"AKIAADMIN": {AccessKeyID: "AKIAADMIN", Account: "111111111111", User: "alice", Role: auth.RoleAdmin}, "AKIAWRITER": {AccessKeyID: "AKIAWRITER", Account: "111111111111", User: "w", Role: auth.RoleWriter},
+			"AKIAROOT": {AccessKeyID: "AKIAROOT", Account: "111111111111", Role: auth.RoleRoot}},
+		secrets: map[string]string{"AKIAADMIN": "right", "AKIAWRITER": "right", "AKIAROOT": "right"},
 	}
 }
 
@@ -71,6 +72,15 @@ func (f *fakeBackend) LiveEvents(ctx context.Context, p server.Principal, emit f
 
 func (f *fakeBackend) TailLogGroup(ctx context.Context, p server.Principal, group, pattern string, emit func([]server.TailLine) error) error {
 	return emit(nil)
+}
+
+var regionSyntax = regexp.MustCompile(`^[a-z]{2}-[a-z]+-[0-9]$`)
+
+func (f *fakeBackend) CheckRegion(region string) error {
+	if !regionSyntax.MatchString(region) {
+		return awsapi.Errorf("InvalidSignatureException", "Credential should be scoped to a valid region. ")
+	}
+	return nil
 }
 
 type clock struct{ t time.Time }

@@ -26,6 +26,21 @@ type session struct {
 	created time.Time
 	seen    time.Time
 	streams atomic.Int32 // live streams open in this session
+
+	mu         sync.Mutex
+	regionName string // the region the session acts in (the region picker's choice)
+}
+
+func (s *session) region() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.regionName
+}
+
+func (s *session) setRegion(region string) {
+	s.mu.Lock()
+	s.regionName = region
+	s.mu.Unlock()
 }
 
 // sessionInfo is what the browser learns about its session.
@@ -35,6 +50,7 @@ type sessionInfo struct {
 	User        string `json:"user"`
 	Role        string `json:"role"`
 	ARN         string `json:"arn"`
+	Region      string `json:"region"`
 	CSRF        string `json:"csrf"`
 	Expires     string `json:"expires"`
 }
@@ -57,10 +73,10 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// start begins a session for key.
-func (ss *sessions) start(key auth.Key) *session {
+// start begins a session for key, acting in region.
+func (ss *sessions) start(key auth.Key, region string) *session {
 	now := ss.now()
-	s := &session{id: randomToken(), key: key, csrf: randomToken(), created: now, seen: now}
+	s := &session{id: randomToken(), key: key, csrf: randomToken(), created: now, seen: now, regionName: region}
 	s.hash = sha256.Sum256([]byte(s.id))
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -130,7 +146,7 @@ func (s *session) checkCSRF(token string) bool {
 
 func (s *session) info() sessionInfo {
 	return sessionInfo{AccessKeyID: s.key.AccessKeyID, Account: s.key.Account, User: s.key.User, Role: s.key.Role,
-		ARN: s.key.ARN(), CSRF: s.csrf}
+		ARN: s.key.ARN(), Region: s.region(), CSRF: s.csrf}
 }
 
 // throttle slows down guessing: after a few failed sign-ins for one access key ID, or from

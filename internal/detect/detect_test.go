@@ -214,6 +214,7 @@ func TestFindingsQuery(t *testing.T) {
 		raws = append(raws, stopLogging(fmt.Sprintf("s%02d", i), t0.Add(time.Duration(i)*time.Minute)))
 	}
 	raws = append(raws, whoami("w1", t0)) // low: below a high MinLevel
+	raws = append(raws, strings.Replace(stopLogging("west", t0.Add(30*time.Minute)), `"us-east-1"`, `"eu-west-1"`, 1))
 	n.ingest(t, acctA, raws...)
 
 	// Pages of 10, newest first, every finding once.
@@ -230,16 +231,22 @@ func TestFindingsQuery(t *testing.T) {
 		}
 		q.NextToken = p.NextToken
 	}
-	if len(all) != 26 {
-		t.Fatalf("%d findings over all pages, want 26", len(all))
+	if len(all) != 27 {
+		t.Fatalf("%d findings over all pages, want 27", len(all))
 	}
 	for i := 1; i < len(all); i++ {
 		if all[i].Time.After(all[i-1].Time) {
 			t.Fatalf("finding %d (%s) is newer than %d (%s)", i, all[i].Time, i-1, all[i-1].Time)
 		}
 	}
-	if got := n.findings(t, Query{Account: acctA, MinLevel: "high"}); len(got) != 25 {
-		t.Errorf("MinLevel high: %d findings, want 25", len(got))
+	if got := n.findings(t, Query{Account: acctA, MinLevel: "high"}); len(got) != 26 {
+		t.Errorf("MinLevel high: %d findings, want 26", len(got))
+	}
+	if got := n.findings(t, Query{Account: acctA, Region: "eu-west-1"}); len(got) != 1 || got[0].EventIDs[0] != "west" {
+		t.Errorf("Region eu-west-1: %+v", got)
+	}
+	if got := n.findings(t, Query{Account: acctA, Region: "us-east-1"}); len(got) != 26 {
+		t.Errorf("Region us-east-1: %d findings, want 26", len(got))
 	}
 	if got := n.findings(t, Query{Account: acctA, RuleID: "0d7f1c33-6a6b-4bb4-9a1e-1f5cc0a8f004"}); len(got) != 1 {
 		t.Errorf("by rule: %v", ruleIDs(got))
@@ -252,6 +259,9 @@ func TestFindingsQuery(t *testing.T) {
 	p, _ := n.s.Findings(Query{Account: acctA, Max: 5})
 	if _, err := n.s.Findings(Query{Account: acctB, Max: 5, NextToken: p.NextToken}); err != ErrBadToken {
 		t.Errorf("token of account A used by B: %v", err)
+	}
+	if _, err := n.s.Findings(Query{Account: acctA, Region: "eu-west-1", Max: 5, NextToken: p.NextToken}); err != ErrBadToken {
+		t.Errorf("token of all regions used for one: %v", err)
 	}
 	tampered := []byte(p.NextToken)
 	tampered[3] ^= 1

@@ -89,6 +89,7 @@ func (f *Finding) key() []byte {
 // Query selects findings of one account, newest first.
 type Query struct {
 	Account    string
+	Region     string    // "" = every region
 	Start, End time.Time // inclusive; zero: unbounded
 	RuleID     string    // "" = every rule
 	MinLevel   string    // "" = every level
@@ -120,7 +121,7 @@ func (s *Service) Findings(q Query) (Page, error) {
 		end = q.End.UnixNano()
 	}
 	// The token is bound to every parameter but Max and NextToken.
-	tq := history.Query{Account: q.Account, Attr: "findings", Value: q.RuleID + "\x00" + q.MinLevel, Start: start, End: end}
+	tq := history.Query{Account: q.Account, Region: q.Region, Attr: "findings", Value: q.RuleID + "\x00" + q.MinLevel, Start: start, End: end}
 	prefix := kv.FindingPrefix(q.Account)
 	lower := kv.FindingKey(q.Account, end, [8]byte{})
 	upper := kv.FindingKey(q.Account, start, [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
@@ -160,7 +161,7 @@ func (s *Service) Findings(q Query) (Page, error) {
 			s.log.Error("skip undecodable finding", "err", err)
 			continue
 		}
-		if q.RuleID != "" && f.RuleID != q.RuleID {
+		if q.RuleID != "" && f.RuleID != q.RuleID || q.Region != "" && f.Region != q.Region {
 			continue
 		}
 		if max(dest.LevelRank(f.Level), 0) < minRank {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -207,4 +208,26 @@ func queryHash(q Query) uint64 {
 	h := sha256.New()
 	fmt.Fprintf(h, "%q|%q|%t|%q|%q|%d|%d", q.Account, q.Region, q.Insight, q.Attr, q.Value, q.Start, q.End)
 	return binary.BigEndian.Uint64(h.Sum(nil))
+}
+
+// Regions lists, sorted, the regions that hold events of account in the index (management or
+// insight events, within retention): one seek per region, however many events each holds.
+func (s *Store) Regions(account string) ([]string, error) {
+	lo := kv.LookupAccountPrefix(account)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: kv.PrefixUpper(lo)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var regions []string
+	for ok := it.First(); ok; {
+		region, prefix, good := kv.LookupRegion(lo, it.Key())
+		if !good {
+			return regions, fmt.Errorf("store: bad index key %x", it.Key())
+		}
+		regions = append(regions, region)
+		ok = it.SeekGE(kv.PrefixUpper(prefix))
+	}
+	slices.Sort(regions) // keys order regions by length first
+	return regions, it.Error()
 }

@@ -126,6 +126,39 @@ func TestLookup(t *testing.T) {
 	}
 }
 
+func TestRegions(t *testing.T) {
+	s, j := setup(t)
+	if got, err := s.Regions(acct); err != nil || len(got) != 0 {
+		t.Fatalf("regions of an empty index = %v, %v", got, err)
+	}
+	var raws []string
+	for i, region := range []string{"us-east-1", "eu-west-1", "us-east-1", "ap-southeast-2", "eu-west-1", "us-west-2"} {
+		raws = append(raws, fmt.Sprintf(`{"eventID":"r%d","eventTime":"2024-01-01T00:00:%02dZ","awsRegion":%q,"eventName":"N"}`, i, i, region))
+	}
+	raws = append(raws,
+		`{"eventID":"data","eventTime":"2024-01-01T00:00:30Z","awsRegion":"ca-central-1","eventCategory":"Data","managementEvent":false,"eventName":"N"}`,
+		`{"eventID":"other","eventTime":"2024-01-01T00:00:30Z","awsRegion":"sa-east-1","recipientAccountId":"210987654321","eventName":"N"}`,
+		`{"eventID":"ins","eventTime":"2024-01-01T00:00:30Z","awsRegion":"me-south-1","eventType":"AwsCloudTrailInsight","insightDetails":{"eventName":"N","eventSource":"s.amazonaws.com"}}`)
+	if err := s.WaitApplied(context.Background(), ingest(t, j, raws...)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		account string
+		want    []string
+	}{
+		// Data events are not in event history, so their region is not either.
+		{acct, []string{"ap-southeast-2", "eu-west-1", "me-south-1", "us-east-1", "us-west-2"}},
+		{"210987654321", []string{"sa-east-1"}},
+		{"999999999999", nil},
+		{"21098765432", nil}, // a prefix of another account's ID
+	} {
+		got, err := s.Regions(tc.account)
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("Regions(%s) = %v, %v; want %v", tc.account, got, err, tc.want)
+		}
+	}
+}
+
 func TestLookupPagesSurviveWrites(t *testing.T) {
 	s, j := setup(t)
 	var raws []string

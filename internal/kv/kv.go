@@ -138,6 +138,19 @@ func LookupPrefix(account, region string, cat, attr byte, value string) []byte {
 	return appendStr(b, value)
 }
 
+// LookupAccountPrefix is the prefix of every index entry of one account, all regions.
+func LookupAccountPrefix(account string) []byte { return appendStr([]byte{prefixLookup}, account) }
+
+// LookupRegion decodes the region of an index key under accountPrefix
+// (LookupAccountPrefix), and returns the prefix of that region's entries.
+func LookupRegion(accountPrefix, key []byte) (region string, regionPrefix []byte, ok bool) {
+	region, ok = strAfter(accountPrefix, key)
+	if !ok {
+		return "", nil, false
+	}
+	return region, appendStr(append([]byte(nil), accountPrefix...), region), true
+}
+
 // LookupKey is an index entry; entries sort newest first (by event time, then seq).
 func LookupKey(prefix []byte, nanos int64, seq uint64) []byte {
 	b := make([]byte, 0, len(prefix)+16)
@@ -234,12 +247,15 @@ func OutboxKindPrefix(dead bool, kind string) []byte {
 }
 
 // OutboxStreamName decodes the stream name of a key under OutboxKindPrefix(dead, kind).
-func OutboxStreamName(kindPrefix, key []byte) (string, bool) {
-	if len(key) < len(kindPrefix) || string(key[:len(kindPrefix)]) != string(kindPrefix) {
+func OutboxStreamName(kindPrefix, key []byte) (string, bool) { return strAfter(kindPrefix, key) }
+
+// strAfter decodes the length-prefixed string that follows prefix in key.
+func strAfter(prefix, key []byte) (string, bool) {
+	if len(key) < len(prefix) || string(key[:len(prefix)]) != string(prefix) {
 		return "", false
 	}
-	n, w := binary.Uvarint(key[len(kindPrefix):])
-	rest := key[len(kindPrefix):]
+	n, w := binary.Uvarint(key[len(prefix):])
+	rest := key[len(prefix):]
 	if w <= 0 || uint64(len(rest)-w) < n {
 		return "", false
 	}

@@ -19,6 +19,7 @@ type FindingsRequest struct {
 	StartTime  *float64 `json:"StartTime,omitempty"` // epoch seconds, inclusive
 	EndTime    *float64 `json:"EndTime,omitempty"`
 	RuleId     string   `json:"RuleId,omitempty"`
+	Region     string   `json:"Region,omitempty"` // only findings of this region; "" = every region
 	MinLevel   string   `json:"MinLevel,omitempty"`
 	MaxResults *int     `json:"MaxResults,omitempty"` // 1..1000, default 50
 	NextToken  string   `json:"NextToken,omitempty"`
@@ -110,7 +111,10 @@ func findingsQuery(rq *request, body []byte) (detect.Query, error) {
 			return detect.Query{}, awsapi.Errorf("SerializationException", "could not read the request: %v", err)
 		}
 	}
-	q := detect.Query{Account: rq.key.Account, RuleID: in.RuleId, Max: findingsDefaultMax, NextToken: in.NextToken}
+	q := detect.Query{Account: rq.key.Account, Region: in.Region, RuleID: in.RuleId, Max: findingsDefaultMax, NextToken: in.NextToken}
+	if in.Region != "" && !regionRE.MatchString(in.Region) {
+		return q, awsapi.Errorf("InvalidParameterException", "Region %q is not a region name such as us-east-1.", trimParam(in.Region))
+	}
 	for _, t := range []struct {
 		name string
 		v    *float64

@@ -123,6 +123,12 @@ func TestDetections(t *testing.T) {
 	if _, got, _ := e.findings(readerA, server.FindingsRequest{RuleId: ruleBruteForce}); len(got.Findings) != 1 {
 		t.Errorf("RuleId: %+v", got.Findings)
 	}
+	if _, got, _ := e.findings(readerA, server.FindingsRequest{Region: "eu-west-1"}); len(got.Findings) != 1 || got.Findings[0].RuleId != ruleStopLogging {
+		t.Errorf("Region eu-west-1: %+v", got.Findings)
+	}
+	if _, got, _ := e.findings(readerA, server.FindingsRequest{Region: "us-east-1"}); len(got.Findings) != 1 || got.Findings[0].RuleId != ruleBruteForce {
+		t.Errorf("Region us-east-1: %+v", got.Findings)
+	}
 	late := float64(t0.Add(150 * time.Second).Unix())
 	if _, got, _ := e.findings(readerA, server.FindingsRequest{StartTime: &late}); len(got.Findings) != 1 || got.Findings[0].RuleId != ruleStopLogging {
 		t.Errorf("StartTime: %+v", got.Findings)
@@ -134,6 +140,7 @@ func TestDetections(t *testing.T) {
 	}{
 		{server.FindingsRequest{MaxResults: &zero}, "InvalidParameterException"},
 		{server.FindingsRequest{MinLevel: "severe"}, "InvalidParameterException"},
+		{server.FindingsRequest{Region: "Mars"}, "InvalidParameterException"},
 		{server.FindingsRequest{StartTime: &late, EndTime: &early}, "InvalidParameterException"},
 		{server.FindingsRequest{NextToken: "forged"}, "InvalidNextTokenException"},
 		{server.FindingsRequest{NextToken: page.NextToken, RuleId: ruleStopLogging}, "InvalidNextTokenException"},

@@ -257,6 +257,10 @@ func (s *Server) checkRegion(region string) error {
 	return nil
 }
 
+// CheckRegion is the rule every request's signing region meets, for callers
+// that pick a region another way (the console's region picker).
+func (s *Server) CheckRegion(region string) error { return s.checkRegion(region) }
+
 // precheck checks the Authorization header (form, time, known key) and its
 // scope (service and region) without reading the body.
 func (s *Server) precheck(r *http.Request, rq *request, service string) error {

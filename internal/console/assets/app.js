@@ -2,7 +2,9 @@
 // to /console/api/, which runs it through the server's own authorisation and audit.
 "use strict";
 
-const state = { session: null, page: null, cleanup: [] };
+// gen counts the pages shown: a page still loading when another is chosen draws into its own
+// detached view and stops what it started.
+const state = { session: null, page: null, cleanup: [], gen: 0 };
 const main = document.getElementById("main");
 
 // ---- DOM helpers -------------------------------------------------------------------------
@@ -32,6 +34,13 @@ function announce(msg) { const a = document.getElementById("announce"); a.textCo
 function field(labelText, input) {
   if (!input.id) input.id = "f-" + Math.random().toString(36).slice(2);
   return h("div", { class: "field" }, h("label", { for: input.id }, labelText), input);
+}
+// activate makes a focusable element that is not a button (a table row) act as one: click,
+// Enter or Space. The keydown is prevented so that it does not also press whatever takes the
+// focus next (the Close button of the dialog it opens).
+function activate(el, fn) {
+  el.addEventListener("click", fn);
+  el.addEventListener("keydown", ev => { if (ev.target === el && (ev.key === "Enter" || ev.key === " ")) { ev.preventDefault(); fn(); } });
 }
 function pad(n) { return String(n).padStart(2, "0"); }
 function fmtTime(t) {
@@ -186,8 +195,7 @@ function signInPage() {
     try {
       state.session = await api("signin", { accessKeyId: id.value.trim(), secret: secret.value });
       secret.value = "";
-      if (!location.hash || location.hash === "#/") location.hash = "#/dashboard";
-      route();
+      go(!location.hash || location.hash === "#/" ? "#/dashboard" : location.hash);
     } catch (e) { err.textContent = e.message; secret.value = ""; secret.focus(); }
     finally { btn.disabled = false; }
   });
@@ -196,49 +204,104 @@ function signInPage() {
 }
 document.getElementById("signout").addEventListener("click", async () => {
   try { await api("signout", {}); } catch (e) { /* the session may have expired already */ }
-  state.session = null; location.hash = "#/"; route();
+  state.session = null; go("#/");
 });
 
 // ---- routing -----------------------------------------------------------------------------------
 const pages = { dashboard: dashboardPage, events: eventsPage, lake: lakePage, trails: trailsPage, stores: storesPage, logs: logsPage, insights: insightsPage, findings: findingsPage };
 const titles = { dashboard: "Dashboard", events: "Event history", lake: "Lake", trails: "Trails", stores: "Event data stores", logs: "Log groups", insights: "Insights", findings: "Findings" };
+// go shows the page of hash: through hashchange when the hash changes, at once when it does not.
+function go(hash) { if (location.hash !== hash) location.hash = hash; else route(); }
+// onLeave runs f when the page is left (at once if it was left already).
+function onLeave(f, gen) { if (gen !== state.gen) f(); else state.cleanup.push(f); }
 async function route() {
+  const gen = ++state.gen;
   for (const f of state.cleanup.splice(0)) f();
   if (!state.session) {
     try { state.session = await api("session"); } catch (e) { state.session = null; }
     if (state.session && !state.session.csrf) state.session = null;
+    if (gen !== state.gen) return;
   }
   if (!state.session) { document.title = "Sign in · OpenTrail"; signInPage(); return; }
   document.getElementById("topbar").hidden = false;
   const ss = state.session;
   document.getElementById("who").replaceChildren(h("div", {}, ss.user || "root", " · ", h("span", {}, ss.role)), h("div", {}, "account " + ss.account));
+  drawRegions();
   const name = (location.hash.match(/^#\/(\w+)/) || [])[1];
   const page = pages[name] ? name : "dashboard";
   for (const a of document.querySelectorAll("header nav a")) {
     if (a.getAttribute("href") === "#/" + page) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
-  document.title = titles[page] + " · OpenTrail";
+  document.title = `${titles[page]} · ${ss.region} · OpenTrail`;
   state.page = page;
-  main.replaceChildren(h("h1", {}, titles[page]));
-  try { await pages[page](); } catch (e) { main.append(errorBox(e)); }
+  const view = h("div", { class: "view" }, h("h1", {}, titles[page], h("span", { class: "h1-region", id: "page-region" }, ss.region)));
+  main.replaceChildren(view);
+  try { await pages[page](view, gen); } catch (e) { view.append(errorBox(e)); }
+  if (gen !== state.gen) return;
   if (document.activeElement === document.body || !main.contains(document.activeElement)) main.focus({ preventScroll: true });
 }
 window.addEventListener("hashchange", route);
 
+// ---- region picker -----------------------------------------------------------------------------
+// The session acts in one region, kept on the server: every page's calls and streams use it, and
+// a reload keeps it. The picker offers the regions the server accepts or, when it accepts any,
+// the account's regions and a name typed in.
+const regionSel = document.getElementById("region"), regionOther = document.getElementById("region-other"),
+  regionGo = document.getElementById("region-go"), regionErr = document.getElementById("region-error");
+const OTHER_REGION = "*other"; // never a region name
+let regionGen = 0;
+async function drawRegions() {
+  let c;
+  try { c = await api("regions"); } catch (e) { c = { region: state.session?.region, regions: [], other: false }; }
+  if (!state.session || !c.region) return;
+  if (regionSel.value === OTHER_REGION && !regionOther.hidden) return; // the user is typing a name
+  regionSel.replaceChildren(...(c.regions.includes(c.region) ? c.regions : [c.region, ...c.regions]).map(r => h("option", { value: r }, r)),
+    c.other ? h("option", { value: OTHER_REGION }, "Other region…") : null);
+  regionSel.value = c.region;
+}
+function showOtherRegion(on) { regionOther.hidden = regionGo.hidden = !on; if (on) regionOther.focus(); }
+async function setRegion(region) {
+  const gen = ++regionGen;
+  regionErr.textContent = "";
+  try {
+    const ss = await api("region", { region });
+    if (gen !== regionGen) return; // a later choice wins
+    state.session = ss;
+    showOtherRegion(false);
+    announce(`Region ${ss.region}`);
+    await route();
+    regionSel.focus();
+  } catch (e) {
+    if (gen !== regionGen) return;
+    regionErr.textContent = e.message;
+    if (regionOther.hidden && state.session) regionSel.value = state.session.region;
+  }
+}
+regionSel.addEventListener("change", () => {
+  if (regionSel.value === OTHER_REGION) { regionErr.textContent = ""; showOtherRegion(true); return; }
+  showOtherRegion(false);
+  setRegion(regionSel.value);
+});
+document.getElementById("region-form").addEventListener("submit", ev => {
+  ev.preventDefault();
+  setRegion(regionSel.value === OTHER_REGION ? regionOther.value.trim() : regionSel.value);
+});
+regionOther.addEventListener("keydown", ev => { if (ev.key === "Escape") { showOtherRegion(false); regionSel.value = state.session.region; regionSel.focus(); } });
+
 // eventStream opens a server-sent event stream, closed when the page changes.
-function eventStream(url, handlers) {
+function eventStream(url, handlers, gen) {
   const es = new EventSource(url);
   for (const [k, f] of Object.entries(handlers)) {
     if (k === "open") es.onopen = f;
     else if (k === "fail") es.onerror = f;
     else es.addEventListener(k, ev => f(JSON.parse(ev.data)));
   }
-  state.cleanup.push(() => es.close());
+  onLeave(() => es.close(), gen);
   return es;
 }
 
 // ---- dashboard ---------------------------------------------------------------------------------
-async function dashboardPage() {
+async function dashboardPage(main, gen) {
   const now = Date.now();
   let hourAgo = Math.floor(now / 60000) * 60000 - 59 * 60000;
   const counts = new Array(60).fill(0);
@@ -257,9 +320,9 @@ async function dashboardPage() {
       h("section", { class: "panel", "aria-labelledby": "dash-s" }, h("h2", { id: "dash-s" }, "Top event sources"), srcList),
       h("section", { class: "panel", "aria-labelledby": "dash-n" }, h("h2", { id: "dash-n" }, "Top event names"), nameList),
       h("section", { class: "panel", "aria-labelledby": "dash-i" }, h("h2", { id: "dash-i" }, "Insights, last 7 days"), insightBox),
-      h("section", { class: "panel", "aria-labelledby": "dash-l" }, h("h2", { id: "dash-l" }, "Projection lag"), lagBox)),
-    h("section", { class: "panel", "aria-labelledby": "dash-t" }, h("h2", { id: "dash-t" }, "Trails"), trailsBox),
-    findingsPanel);
+      h("section", { class: "panel", "aria-labelledby": "dash-l" }, h("h2", { id: "dash-l" }, "Projection lag"), lagBox),
+      findingsPanel),
+    h("section", { class: "panel", "aria-labelledby": "dash-t" }, h("h2", { id: "dash-t" }, "Trails"), trailsBox));
   // slide keeps the chart on the last hour as minutes pass.
   const slide = () => {
     const k = Math.floor((Date.now() - hourAgo) / 60000) - 59;
@@ -291,13 +354,13 @@ async function dashboardPage() {
   }
   truncated = !!token;
   draw();
-  eventStream("/console/api/live", { events: evs => { slide(); evs.forEach(add); draw(); } });
+  eventStream("/console/api/live", { events: evs => { slide(); evs.forEach(add); draw(); } }, gen);
   const timer = setInterval(() => { if (slide()) draw(); }, 10000);
-  state.cleanup.push(() => clearInterval(timer));
+  onLeave(() => clearInterval(timer), gen);
   // Trails with their status.
   ct("DescribeTrails", {}).then(async out => {
     const trails = out.trailList || [];
-    if (!trails.length) { trailsBox.replaceChildren(h("p", { class: "muted" }, "No trails. ", h("a", { href: "#/trails" }, "Create one"), ".")); return; }
+    if (!trails.length) { trailsBox.replaceChildren(h("p", { class: "muted" }, `No trails in ${state.session.region}. `, h("a", { href: "#/trails" }, "Create one"), ".")); return; }
     const rows = await Promise.all(trails.map(async t => {
       let st = {};
       try { st = await ct("GetTrailStatus", { Name: t.TrailARN }); } catch (e) { st = { err: e.message }; }
@@ -307,21 +370,44 @@ async function dashboardPage() {
     }));
     trailsBox.replaceChildren(h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Trail"), h("th", { scope: "col" }, "Status"), h("th", { scope: "col" }, "Last delivery"), h("th", { scope: "col" }, "Last error"))), h("tbody", {}, rows))));
   }).catch(e => trailsBox.replaceChildren(errorBox(e)));
-  // Projection lag, from the server's public metrics.
-  fetch("/metrics").then(r => r.ok ? r.text() : Promise.reject(new Error("metrics are not served"))).then(text => {
-    const lags = [...text.matchAll(/^opentrail_projection_lag_entries\{projection="([^"]+)"\} (\S+)$/gm)];
-    lagBox.replaceChildren(lags.length ? h("ul", { class: "toplist" }, lags.map(m => h("li", {}, h("span", {}, m[1].replace(/_/g, " ")), h("span", { class: Number(m[2]) > 1000 ? "warn" : "good" }, `${Number(m[2])} entries`)))) : h("p", { class: "muted" }, "No projections report lag."));
-  }).catch(() => lagBox.replaceChildren(h("p", { class: "muted" }, "Projection lag is reported on the operator's metrics listener (serve --metrics-listen).")));
+  // Projection lag, node-wide: entries and seconds for the operator, freshness for a tenant.
+  const drawLag = async () => {
+    try {
+      const out = await api("lag");
+      if (!out.reported) { lagBox.replaceChildren(h("p", { class: "muted" }, "This server does not report projection lag to the console.")); return; }
+      lagBox.replaceChildren(h("ul", { class: "toplist", id: "dash-lag" }, out.projections.map(p => h("li", { "data-projection": p.name },
+        h("span", {}, projectionNames[p.name] || p.name.replace(/_/g, " ")),
+        h("span", { class: p.caughtUp ? "good" : "warn" }, out.detail
+          ? `${p.entries} ${p.entries === 1 ? "entry" : "entries"}${p.caughtUp ? "" : ", oldest " + fmtSeconds(p.behindSeconds)}`
+          : p.caughtUp ? "caught up" : `about ${fmtSeconds(p.behindSeconds)} behind`)))),
+      h("p", { class: "muted" }, out.detail ? "Journal entries each projection has yet to apply, node-wide, and how long the oldest has waited."
+        : "How fresh each view of your data is: new events show there once their projection has caught up."));
+    } catch (e) { lagBox.replaceChildren(errorBox(e)); }
+  };
+  drawLag();
+  const lagTimer = setInterval(drawLag, 10000);
+  onLeave(() => clearInterval(lagTimer), gen);
   ct("LookupEvents", { EventCategory: "insight", StartTime: (now - 7 * 86400000) / 1000, MaxResults: 50 }).then(out => {
     const evs = (out.Events || []).filter(e => JSON.parse(e.CloudTrailEvent).insightDetails?.state === "Start");
     insightBox.replaceChildren(h("div", { class: "stat" }, String(evs.length)), h("p", { class: "muted" }, evs.length ? h("a", { href: "#/insights" }, "See insights") : "No insights opened."));
   }).catch(e => insightBox.replaceChildren(h("p", { class: "muted" }, e.message)));
-  api("call/opentrail/ListFindings", { MaxResults: 5 }).then(out => {
+  api("call/opentrail/ListFindings", { MaxResults: 5, Region: state.session.region }).then(out => {
     const fs = out.Findings || [];
     if (!fs.length) return;
     findingsPanel.hidden = false;
-    findingsPanel.append(h("ul", { class: "toplist" }, fs.map(f => h("li", {}, h("span", {}, f.Title || f.RuleTitle || f.FindingId || "finding"), h("span", { class: "muted" }, f.Severity || f.Level || "")))));
-  }).catch(() => { /* findings are optional */ });
+    findingsPanel.append(h("ul", { class: "toplist findlist", id: "dash-findings" }, fs.map(f => h("li", {},
+      h("div", {}, h("a", { href: "#/findings" }, f.RuleTitle || f.RuleId), h("div", { class: "muted" }, fmtTime(f.Time))), h("div", {}, levelBadge(f.Level))))));
+  }).catch(e => { if (!unavailable(e)) { findingsPanel.hidden = false; findingsPanel.append(errorBox(e)); } });
+}
+const projectionNames = { event_history: "Event history", lake: "Lake", trail_delivery: "Trail delivery", log_groups: "Log groups", insights: "Insights", detections: "Detections" };
+function fmtSeconds(sec) {
+  if (sec < 60) return `${+sec.toFixed(1)} s`;
+  if (sec < 3600) return `${Math.round(sec / 60)} min`;
+  return `${+(sec / 3600).toFixed(1)} h`;
+}
+function levelBadge(level) {
+  const l = String(level || "").toLowerCase();
+  return h("span", { class: "badge " + (l === "critical" || l === "high" ? "bad" : l === "medium" ? "warn" : "muted") }, l || "—");
 }
 
 // ---- event history -----------------------------------------------------------------------------
@@ -355,8 +441,7 @@ function eventRow(e, onOpen) {
     h("td", { class: "opt" }, res), h("td", { class: "opt mono" }, rec.sourceIPAddress || ""), h("td", { class: rec.errorCode ? "bad" : "" }, rec.errorCode || ""));
   [...tr.cells].forEach((c, i) => { c.hidden = hiddenCols.has(i); });
   const open = () => onOpen(e, rec);
-  tr.addEventListener("click", open);
-  tr.addEventListener("keydown", ev => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); open(); } });
+  activate(tr, open);
   return tr;
 }
 function eventsTable(id) {
@@ -367,7 +452,7 @@ function eventsTable(id) {
   applyColumns(table);
   return { wrap: h("div", { class: "table-wrap" }, table), tbody, table };
 }
-async function eventsPage() {
+async function eventsPage(main, gen) {
   const q = new URLSearchParams(location.hash.split("?")[1] || "");
   const attr = h("select", { id: "ev-attr" }, h("option", { value: "" }, "Any (no filter)"), lookupAttrs.map(a => h("option", { value: a, selected: q.get("attr") === a }, a)));
   const value = h("input", { type: "text", id: "ev-value", value: q.get("value") || "", placeholder: "e.g. CreateTrail" });
@@ -430,7 +515,7 @@ async function eventsPage() {
     finally { loading = false; if (pending.length) { addLive(pending); pending = []; } }
   };
   const stopLive = () => { if (es) { es.close(); es = null; } liveOpen = false; pending = []; };
-  state.cleanup.push(stopLive);
+  onLeave(stopLive, gen);
   const startLive = () => {
     stopLive();
     const p = new URLSearchParams();
@@ -439,7 +524,7 @@ async function eventsPage() {
       open: () => { liveOpen = true; if (!loading) showStatus(); },
       events: evs => { if (pageIdx !== 0) return; if (loading) pending.push(...evs); else addLive(evs); },
       failure: e => { liveOpen = false; status.replaceChildren(errorBox(e)); },
-    });
+    }, gen);
   };
   form.addEventListener("submit", ev => {
     ev.preventDefault();
@@ -474,7 +559,7 @@ const samples = [
 function utcSQL(d) { return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`; }
 function storeID(arn) { return String(arn).split("/").pop(); }
 function rowsOf(out) { return (out.QueryResultRows || []).map(r => r.map(c => Object.entries(c)[0] || ["", ""])); }
-async function lakePage() {
+async function lakePage(main, gen) {
   const stores = (await ct("ListEventDataStores", {})).EventDataStores || [];
   const store = h("select", { id: "lake-store" }, stores.map(s => h("option", { value: storeID(s.EventDataStoreArn) }, `${s.Name} (${storeID(s.EventDataStoreArn)})`)));
   const sample = h("select", { id: "lake-sample" }, h("option", { value: "" }, "Insert a sample query…"), samples.map(([n], i) => h("option", { value: String(i) }, n)));
@@ -488,7 +573,7 @@ async function lakePage() {
   const fill = i => { const id = store.value || "EVENT_DATA_STORE_ID"; sql.value = samples[i][1].replace("$EDS", id).replace("$DAYAGO", utcSQL(new Date(Date.now() - 86400000))); };
   sample.addEventListener("change", () => { if (sample.value !== "") fill(Number(sample.value)); sample.value = ""; sql.focus(); });
   if (!stores.length) {
-    main.append(h("section", { class: "panel" }, h("p", { class: "empty" }, "This account has no event data stores. Create one with CreateEventDataStore to query events with SQL.")));
+    main.append(h("section", { class: "panel" }, h("p", { class: "empty" }, `This account has no event data stores in ${state.session.region}. Create one with CreateEventDataStore to query events with SQL.`)));
     return;
   }
   fill(0);
@@ -509,7 +594,7 @@ async function lakePage() {
         h("tbody", {}, qs.map(q => {
           const tr = h("tr", { class: "clickable", tabindex: "0" }, h("td", { class: "nowrap" }, fmtTime(q.CreationTime)), h("td", {}, q.QueryStatus), h("td", { class: "mono" }, q.QueryId));
           const openQ = async () => { try { const d = await ct("DescribeQuery", { EventDataStore: store.value, QueryId: q.QueryId }); sql.value = d.QueryString || sql.value; showResults(q.QueryId, d); } catch (e) { status.replaceChildren(errorBox(e)); } };
-          tr.addEventListener("click", openQ); tr.addEventListener("keydown", ev => { if (ev.key === "Enter") openQ(); });
+          activate(tr, openQ);
           return tr;
         })))) : h("p", { class: "muted" }, "No queries yet."));
     } catch (e) { history.replaceChildren(errorBox(e)); }
@@ -601,7 +686,7 @@ function selectorsList(out) {
 function kv(pairs) { return h("dl", { class: "kv" }, pairs.filter(p => p[1] !== undefined && p[1] !== null && p[1] !== "").map(([k, v]) => [h("dt", {}, k), h("dd", {}, v instanceof Node ? v : String(v))])); }
 
 // ---- trails ------------------------------------------------------------------------------------
-async function trailsPage() {
+async function trailsPage(main, gen) {
   const writable = state.session.role !== "reader";
   const name = h("input", { type: "text", id: "trail-name", required: true, pattern: "[A-Za-z0-9][A-Za-z0-9._\\-]{2,127}", placeholder: "management-events" });
   const bucket = h("input", { type: "text", id: "trail-bucket", required: true, placeholder: "my-trail-bucket" });
@@ -637,7 +722,7 @@ async function trailsPage() {
   };
   const load = async () => {
     const trails = (await ct("DescribeTrails", {})).trailList || [];
-    if (!trails.length) { list.replaceChildren(h("p", { class: "empty" }, "No trails yet.")); return; }
+    if (!trails.length) { list.replaceChildren(h("p", { class: "empty" }, `No trails in ${state.session.region} yet.`)); return; }
     const rows = await Promise.all(trails.map(async t => {
       let st = {};
       try { st = await ct("GetTrailStatus", { Name: t.TrailARN }); } catch (e) { st = {}; }
@@ -659,10 +744,10 @@ async function trailsPage() {
 }
 
 // ---- event data stores -----------------------------------------------------------------------------
-async function storesPage() {
+async function storesPage(main, gen) {
   const list = (await ct("ListEventDataStores", {})).EventDataStores || [];
   const detail = h("section", { class: "panel", id: "store-detail", hidden: true });
-  if (!list.length) { main.append(h("section", { class: "panel" }, h("p", { class: "empty" }, "No event data stores."))); return; }
+  if (!list.length) { main.append(h("section", { class: "panel" }, h("p", { class: "empty" }, `No event data stores in ${state.session.region}.`))); return; }
   // The list carries names and ARNs only (AWS deprecated its other members): each store is read once.
   const stores = await Promise.all(list.map(s => ct("GetEventDataStore", { EventDataStore: s.EventDataStoreArn }).catch(() => s)));
   const rows = stores.map(d => {
@@ -682,7 +767,7 @@ async function storesPage() {
 }
 
 // ---- log groups --------------------------------------------------------------------------------
-async function logsPage() {
+async function logsPage(main, gen) {
   let groups = [];
   try { groups = (await logsAPI("DescribeLogGroups", {})).logGroups || []; }
   catch (e) { if (unavailable(e)) { main.append(h("section", { class: "panel" }, h("p", { class: "empty" }, "Log groups are not served by this server."))); return; } throw e; }
@@ -706,14 +791,14 @@ async function logsPage() {
           } catch (e) { detail.replaceChildren(errorBox(e)); }
         });
         return h("tr", {}, h("td", {}, g.logGroupName), h("td", {}, g.retentionInDays ? `${g.retentionInDays} days` : "Never expire"), h("td", {}, g.storedBytes ?? 0), h("td", { class: "nowrap" }, g.creationTime ? fmtTime(g.creationTime / 1000) : ""), h("td", {}, btn));
-      })))) : h("p", { class: "empty" }, "No log groups.")),
+      })))) : h("p", { class: "empty" }, `No log groups in ${state.session.region}.`)),
   detail,
   h("section", { class: "panel", "aria-labelledby": "lg-t" }, h("h2", { id: "lg-t" }, "Live tail"),
     (() => {
-      const f = h("form", { class: "toolbar", id: "tail-form" }, field("Log group", group), field("Filter pattern", pattern), startBtn, stopBtn);
+      const f = h("form", { class: "toolbar", id: "tail-form", "aria-labelledby": "lg-t" }, field("Log group", group), field("Filter pattern", pattern), startBtn, stopBtn);
       let es = null, rows = 0;
       const stop = () => { if (es) { es.close(); es = null; } startBtn.disabled = false; stopBtn.disabled = true; };
-      state.cleanup.push(stop);
+      onLeave(stop, gen);
       stopBtn.addEventListener("click", () => { stop(); status.textContent = "Stopped."; });
       f.addEventListener("submit", ev => {
         ev.preventDefault(); stop();
@@ -731,14 +816,14 @@ async function logsPage() {
             }
           },
           failure: e => { status.replaceChildren(errorBox(e)); stop(); },
-        });
+        }, gen);
       });
       return f;
     })(), status, out));
 }
 
 // ---- Insights ----------------------------------------------------------------------------------
-async function insightsPage() {
+async function insightsPage(main, gen) {
   const box = h("section", { class: "panel", id: "insights" });
   main.append(box);
   let evs;
@@ -784,24 +869,56 @@ async function insightsPage() {
 }
 
 // ---- Findings ----------------------------------------------------------------------------------
-async function findingsPage() {
-  const box = h("section", { class: "panel", id: "findings" });
+const levels = ["informational", "low", "medium", "high", "critical"];
+function eventLink(id) {
+  return h("a", { href: "#/events?" + new URLSearchParams({ attr: "EventId", value: id, range: "90d" }), class: "mono event-link", title: id, "aria-label": `Event ${id}` },
+    id.length > 13 ? id.slice(0, 12) + "…" : id);
+}
+async function findingsPage(main, gen) {
+  const minLevel = h("select", { id: "f-level" }, h("option", { value: "" }, "Any level"), levels.map(l => h("option", { value: l }, `${l} and above`)));
+  const status = h("p", { class: "status muted", id: "f-status", role: "status" });
+  const list = h("div", { id: "findings-list" });
+  const prev = h("button", { type: "button", id: "f-prev", disabled: true }, "← Newer"), next = h("button", { type: "button", id: "f-next", disabled: true }, "Older →");
+  const box = h("section", { class: "panel", id: "findings" },
+    h("div", { class: "toolbar" }, field("Level", minLevel)), status, list, h("div", { class: "pager" }, prev, next));
   main.append(box);
-  let out;
-  try { out = await api("call/opentrail/ListFindings", { MaxResults: 50 }); }
-  catch (e) {
-    box.append(unavailable(e) ? h("p", { class: "empty", id: "no-findings" }, "Findings are not available on this server: no detections are configured.") : errorBox(e));
-    return;
-  }
-  const fs = out.Findings || [];
-  if (!fs.length) { box.append(h("p", { class: "empty", id: "no-findings" }, "No findings.")); return; }
-  box.append(h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, ["Time", "Severity", "Title", "Rule"].map(c => h("th", { scope: "col" }, c)))),
-    h("tbody", {}, fs.map(f => {
-      const tr = h("tr", { class: "clickable", tabindex: "0" }, h("td", { class: "nowrap" }, fmtTime(f.Time || f.CreatedAt || f.EventTime || "")), h("td", {}, f.Severity || f.Level || ""), h("td", {}, f.RuleTitle || f.Title || ""), h("td", {}, f.RuleId || f.Rule || ""));
-      tr.addEventListener("click", () => showJSON(f.Title || "Finding", f));
-      tr.addEventListener("keydown", ev => { if (ev.key === "Enter") showJSON(f.Title || "Finding", f); });
-      return tr;
-    })))));
+  let tokens = [undefined], idx = 0;
+  const load = async () => {
+    status.textContent = "Loading…";
+    let out;
+    try { out = await api("call/opentrail/ListFindings", { MaxResults: 50, Region: state.session.region, MinLevel: minLevel.value || undefined, NextToken: tokens[idx] }); }
+    catch (e) {
+      status.textContent = "";
+      list.replaceChildren(unavailable(e) ? h("p", { class: "empty", id: "no-findings" }, "Findings are not available on this server: no detections are configured.") : errorBox(e));
+      return;
+    }
+    const fs = out.Findings || [];
+    tokens[idx + 1] = out.NextToken;
+    prev.disabled = idx === 0; next.disabled = !out.NextToken;
+    status.textContent = `${fs.length} finding${fs.length === 1 ? "" : "s"} on this page, newest first, in ${state.session.region}`;
+    if (!fs.length) {
+      list.replaceChildren(h("p", { class: "empty", id: "no-findings" }, idx === 0 && !minLevel.value
+        ? `No findings in ${state.session.region}: no loaded rule has matched this account's events here.` : "No findings match."));
+      return;
+    }
+    list.replaceChildren(h("div", { class: "table-wrap" }, h("table", { id: "findings-table" },
+      h("caption", { class: "sr-only" }, "Findings, newest first"),
+      h("thead", {}, h("tr", {}, ["Time", "Level", "Rule", "Events", "Grouped by", ""].map((c, i) => h("th", { scope: "col", class: i === 4 ? "opt" : null }, c)))),
+      h("tbody", {}, fs.map(f => {
+        const more = h("button", { type: "button", "aria-label": `Details of finding ${f.RuleTitle} at ${fmtTime(f.Time)}` }, "Details");
+        more.addEventListener("click", () => showJSON(`${f.RuleTitle} · ${f.FindingId}`, f));
+        const group = Object.entries(f.GroupBy || {}).map(([k, v]) => `${k} = ${v}`).join(", ");
+        return h("tr", { "data-finding": f.FindingId },
+          h("td", { class: "nowrap" }, fmtTime(f.Time)), h("td", {}, levelBadge(f.Level)),
+          h("td", {}, h("div", {}, f.RuleTitle || f.RuleId), h("div", { class: "muted mono" }, f.RuleId), (f.Tags || []).length ? h("div", { class: "muted" }, f.Tags.join(" · ")) : null),
+          h("td", {}, h("div", { class: "event-links" }, (f.EventIds || []).slice(0, 10).map(eventLink), (f.EventIds || []).length > 10 ? h("span", { class: "muted" }, `and ${f.EventIds.length - 10} more`) : null)),
+          h("td", { class: "opt" }, group || "—"), h("td", {}, more));
+      })))));
+  };
+  minLevel.addEventListener("change", () => { tokens = [undefined]; idx = 0; load(); });
+  next.addEventListener("click", () => { idx++; load(); });
+  prev.addEventListener("click", () => { idx = Math.max(0, idx - 1); load(); });
+  await load();
 }
 
 route();
