@@ -1,9 +1,11 @@
 package sigma
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
@@ -225,13 +227,13 @@ func (e *Event) Values(path string) []string {
 		defer e.release()
 	}
 	fields.Lock()
-	id, ok := fields.ids[path]
+	f := fields.ids[path]
 	fields.Unlock()
 	var vs []value
-	if ok {
-		vs = e.resolve(field{path, id})
+	if f != nil {
+		vs = e.resolve(*f)
 	} else {
-		vs = e.lookup(path)
+		vs = e.lookup(field{path: path})
 	}
 	if len(vs) == 0 {
 		return nil
@@ -250,14 +252,19 @@ func (e *Event) Values(path string) []string {
 type field struct {
 	path string
 	id   int
+	// head is the field of the path's first segment when more follows (nil
+	// otherwise), rest what follows: rules name many paths under
+	// userIdentity or requestParameters, whose member is then found once.
+	head *field
+	rest string
 }
 
 // fields numbers every field path a rule names, so that an Event caches
 // resolved values in a slice rather than a map. It only grows, by the number
-// of distinct paths in the rules parsed.
+// of distinct paths in the rules parsed (and their first segments).
 var fields struct {
 	sync.Mutex
-	ids map[string]int
+	ids map[string]*field
 	n   atomic.Int64
 }
 
@@ -265,16 +272,25 @@ var fields struct {
 func fieldOf(path string) field {
 	fields.Lock()
 	defer fields.Unlock()
-	id, ok := fields.ids[path]
-	if !ok {
-		if fields.ids == nil {
-			fields.ids = map[string]int{}
-		}
-		id = len(fields.ids)
-		fields.ids[path] = id
-		fields.n.Store(int64(id + 1))
+	if fields.ids == nil {
+		fields.ids = map[string]*field{}
 	}
-	return field{path: path, id: id}
+	f := registerField(path)
+	fields.n.Store(int64(len(fields.ids)))
+	return *f
+}
+
+// registerField is fieldOf with fields locked.
+func registerField(path string) *field {
+	if f := fields.ids[path]; f != nil {
+		return f
+	}
+	f := &field{path: path, id: len(fields.ids)}
+	fields.ids[path] = f
+	if i := strings.IndexByte(path, '.'); i > 0 && i < len(path)-1 {
+		f.head, f.rest = registerField(path[:i]), path[i+1:]
+	}
+	return f
 }
 
 // resolve returns the values f names, cached. Outside Eval (which gives e a
@@ -291,21 +307,38 @@ func (e *Event) resolve(f field) []value {
 	}
 	vs := sc.slots[f.id]
 	if vs == nil {
-		vs = e.lookup(f.path)
+		vs = e.lookup(f)
 		sc.slots[f.id] = vs
 		sc.used = append(sc.used, f.id)
 	}
 	return vs
 }
 
-// lookup returns the values path names, arrays followed by their elements.
+// lookup returns the values f names, arrays followed by their elements.
 // They are appended to the scratch's values; what lookup returns has no room
 // to grow, so that later lookups never write into it.
-func (e *Event) lookup(path string) []value {
+func (e *Event) lookup(f field) []value {
 	e.take()
 	sc := e.sc
+	if f.head != nil && !e.dotted {
+		// The member f.head names, found once for every path under it (as
+		// walk finds it: no key of the record holds a dot).
+		hv := e.resolve(*f.head)
+		start := len(sc.vals)
+		if len(hv) > 0 && (hv[0].kind == kindObject || hv[0].kind == kindArray) {
+			e.emit(hv[0].text, f.rest)
+		}
+		return e.expand(start)
+	}
 	start := len(sc.vals)
-	e.walk(e.top, e.dotted, path)
+	e.walk(e.top, e.dotted, f.path)
+	return e.expand(start)
+}
+
+// expand appends the elements of the arrays among the values from start,
+// and returns those values.
+func (e *Event) expand(start int) []value {
+	sc := e.sc
 	for i, n := start, len(sc.vals); i < n; i++ {
 		if v := sc.vals[i]; v.kind == kindArray {
 			e.elements(v.text)
@@ -333,7 +366,15 @@ func (e *Event) walk(members []member, dotted bool, path string) {
 		}
 		for i := range members {
 			m := &members[i]
-			if !m.esc && e.raw[m.key0:m.key1] == head || m.esc && e.key(m) == head {
+			if m.esc {
+				if e.key(m) == head {
+					e.emit(e.val(m), rest)
+					return
+				}
+				continue
+			}
+			// Most keys differ in length or first byte: compare those first.
+			if int(m.key1-m.key0) == len(head) && (head == "" || e.raw[m.key0] == head[0]) && e.raw[m.key0:m.key1] == head {
 				e.emit(e.val(m), rest)
 				return
 			}
@@ -678,10 +719,27 @@ func (p *scanner) str() bool {
 	if p.i >= len(p.s) || p.s[p.i] != '"' {
 		return false
 	}
-	// Most strings of a record are short: look at their first bytes one by
-	// one before paying for IndexByte's call.
+	// Eight bytes at a time, looking for a quote or a backslash in each
+	// (a record's strings are mostly too short for IndexByte to pay).
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	j := p.i + 1
-	for end := min(j+16, len(p.s)); j < end; j++ {
+	for j+8 <= len(p.s) {
+		w := binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(p.s[j:]), 8))
+		q, bs := w^('"'*ones), w^('\\'*ones)
+		// The lowest byte that is zero in q or bs sets its high bit here.
+		m := ((q-ones)&^q | (bs-ones)&^bs) & highs
+		if m == 0 {
+			j += 8
+			continue
+		}
+		j += bits.TrailingZeros64(m) / 8
+		if p.s[j] == '"' {
+			p.i = j + 1
+			return true
+		}
+		j += 2 // a backslash and the character it escapes
+	}
+	for ; j < len(p.s); j++ {
 		switch p.s[j] {
 		case '"':
 			p.i = j + 1
@@ -690,26 +748,7 @@ func (p *scanner) str() bool {
 			j++
 		}
 	}
-	if j >= len(p.s) {
-		return false
-	}
-	for {
-		k := strings.IndexByte(p.s[j:], '"')
-		if k < 0 {
-			return false
-		}
-		j += k
-		// The quote ends the string unless an odd number of backslashes precede it.
-		n := 0
-		for b := j - 1; b > p.i && p.s[b] == '\\'; b-- {
-			n++
-		}
-		if n%2 == 0 {
-			p.i = j + 1
-			return true
-		}
-		j++
-	}
+	return false
 }
 
 // unquote decodes a JSON string literal, quotes included.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/opentrail/opentrail/internal/fixture"
 )
 
 // An Event reads the caller's bytes in place (NewEvent stopped copying them):
@@ -129,5 +131,53 @@ func depth(raw []byte) int {
 		case json.Delim('}'), json.Delim(']'):
 			d--
 		}
+	}
+}
+
+// sameAsWalk fails t unless every registered path that has a head resolves
+// in raw to what walking the record from its top finds.
+func sameAsWalk(t *testing.T, raw []byte) {
+	t.Helper()
+	fields.Lock()
+	var fs []field
+	for _, f := range fields.ids {
+		if f.head != nil {
+			fs = append(fs, *f)
+		}
+	}
+	fields.Unlock()
+	for _, f := range fs {
+		a, errA := NewEvent(raw)
+		b, errB := NewEvent(raw)
+		if errA != nil || errB != nil {
+			return
+		}
+		a.take()
+		b.take()
+		got, want := a.resolve(f), b.lookup(field{path: f.path})
+		if !slices.Equal(got, want) {
+			t.Fatalf("%q: %s resolves to %+v, walking from the top finds %+v", raw, f.path, got, want)
+		}
+		a.release()
+		b.release()
+	}
+}
+
+// Paths are resolved from their first segment's member, found once: the
+// same values as walking every path from the top (keys holding dots, arrays,
+// absent and scalar members).
+func TestHeadAgreesWithWalk(t *testing.T) {
+	benchRules(t, fixture.Records(t)) // registers their paths
+	for _, p := range []string{"a.b", "a.b.c", "userIdentity.x.y", "requestParameters.dotted.key", "a..b", "k\\.k", "resources.ARN", "eventName.x"} {
+		fieldOf(p)
+	}
+	var raws []string
+	for _, r := range fixture.Records(t) {
+		raws = append(raws, string(r))
+	}
+	raws = append(append(append(raws, record), indexRecords...), fuzzRecords...)
+	raws = append(raws, `{"a":{"b":[{"c":1},{"d":2},[{"c":3}]]},"resources":"x","eventName":{"x":1}}`, `{"a":"{\"b\":1}","a.b":2}`, `{"a":"{\"b\":1}"}`, `{"a":"[1]","resources":"{}"}`, `{"a":[{"":{"b":1}}]}`)
+	for _, r := range raws {
+		sameAsWalk(t, []byte(r))
 	}
 }
