@@ -4,15 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 )
 
 // TestRulesCheck: every error is printed as file:line:col, the good rules are
@@ -61,16 +57,8 @@ func TestRulesTestEDS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the server")
 	}
-	bin := buildBinary(t)
-	srv := startServerBinary(t, bin, t.TempDir())
+	bin, srv, id := startWithEDS(t, "backtest")
 	c := srv.client()
-	ctx := context.Background()
-	st, err := c.cloudTrail().CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("backtest"), RetentionPeriod: aws.Int32(3653)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	arn := aws.ToString(st.EventDataStoreArn)
-	id := arn[strings.LastIndex(arn, "/")+1:]
 
 	t0 := time.Date(2024, 3, 4, 5, 0, 0, 0, time.UTC)
 	rec := func(id string, at time.Time, source, name, user, extra string) string {
@@ -96,7 +84,7 @@ func TestRulesTestEDS(t *testing.T) {
 	}
 	for i := 0; i < len(recs); i += 500 {
 		body := `{"Records":[` + strings.Join(recs[i:min(i+500, len(recs))], ",") + `]}`
-		if err := c.post(ctx, "/v1/records", []byte(body), nil); err != nil {
+		if err := c.post(context.Background(), "/v1/records", []byte(body), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -123,21 +111,12 @@ func TestRulesTestEDS(t *testing.T) {
 	os.WriteFile(filepath.Join(rules, "ordered.yml"), []byte("title: Stopped then looked\nid: stop-then-whoami\nlevel: high\n"+
 		"correlation:\n    type: temporal_ordered\n    rules: [0d7f1c33-6a6b-4bb4-9a1e-1f5cc0a8f003, 0d7f1c33-6a6b-4bb4-9a1e-1f5cc0a8f004]\n"+
 		"    timespan: 5m\n    generate: true\n"), 0o644)
-	run := func(args ...string) (string, string, error) {
-		cmd := exec.Command(bin, append([]string{"rules", "test"}, args...)...)
-		cmd.Env = append(os.Environ(), "OPENTRAIL_ENDPOINT="+srv.endpoint,
-			"OPENTRAIL_ROOT_ACCESS_KEY_ID="+srv.keyID, "OPENTRAIL_ROOT_SECRET_ACCESS_KEY="+srv.secret)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		return string(out), stderr.String(), err
-	}
 	// The Lake loads the journal in the background: run until the store has
 	// carol's every record (the server's own audit records come and go).
 	var out, stderr string
 	carol := regexp.MustCompile(`(?m)^1500 +low +carol-lists `)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		out, stderr, err = run("--eds", id, "--start-time", t0.Format(time.RFC3339), "--page-rows", "100", rules)
+		out, stderr, err = runCLI(bin, srv, "rules", "test", "--eds", id, "--start-time", t0.Format(time.RFC3339), "--page-rows", "100", rules)
 		if err == nil && carol.MatchString(out) || time.Now().After(deadline) {
 			break
 		}

@@ -3,7 +3,6 @@ package lake
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/opentrail/opentrail/internal/archive/archivetest"
 	"github.com/opentrail/opentrail/internal/event"
-	"github.com/opentrail/opentrail/internal/fixture"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/selector"
@@ -169,26 +167,9 @@ func table(r *Result) string {
 	return b.String()
 }
 
-// fixtureRecords are the fixture records, with the account rewritten so they all belong to acct.
-func fixtureRecords(t testing.TB) [][]byte {
-	var out [][]byte
-	for _, r := range fixture.Records(t) {
-		var m map[string]any
-		if err := json.Unmarshal(r, &m); err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := m["eventTime"]; !ok {
-			continue
-		}
-		// The records keep their bytes except recipientAccountId, which must be ours.
-		s := string(r)
-		if a, ok := m["recipientAccountId"].(string); ok && a != acct {
-			s = strings.Replace(s, `"recipientAccountId":"`+a+`"`, `"recipientAccountId":"`+acct+`"`, 1)
-		}
-		out = append(out, []byte(s))
-	}
-	return out
-}
+// fixtureRecords are the fixture records that have an eventTime, with the
+// account rewritten so they all belong to acct (archivetest.BenchAccount).
+var fixtureRecords = archivetest.FixtureRecords
 
 func TestLoadFixturesAndEventJSON(t *testing.T) {
 	v := newEnv(t, allEvents(acct, edsID))

@@ -22,7 +22,7 @@ const BenchAccount = "123456789012"
 // measured on it, so that their figures compare.
 func BenchArchive(b testing.TB, files int) (string, int64) {
 	root := b.TempDir()
-	mgmt := benchFixture(b)
+	mgmt := FixtureRecords(b)
 	var size int64
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	for f := range files {
@@ -47,9 +47,9 @@ func BenchArchive(b testing.TB, files int) (string, int64) {
 	return root, size
 }
 
-// benchFixture is the fixture's records that have an eventTime, with
-// recipientAccountId BenchAccount.
-func benchFixture(t testing.TB) [][]byte {
+// FixtureRecords are the fixture's records that have an eventTime, their
+// bytes kept but for recipientAccountId, which is BenchAccount.
+func FixtureRecords(t testing.TB) [][]byte {
 	var out [][]byte
 	for _, r := range fixture.Records(t) {
 		var m map[string]any
