@@ -32,32 +32,19 @@ func TestQueryCommand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the server")
 	}
-	bin := buildBinary(t)
-	srv := startServerBinary(t, bin, t.TempDir())
-	c := srv.client()
-	ctx := context.Background()
-	st, err := c.cloudTrail().CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("cli"), RetentionPeriod: aws.Int32(3653)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := aws.ToString(st.EventDataStoreArn)[strings.LastIndex(aws.ToString(st.EventDataStoreArn), "/")+1:]
-	if err := c.post(ctx, "/v1/records", []byte(`{"Records":[
+	bin, srv, id := startWithEDS(t, "cli")
+	if err := srv.client().post(context.Background(), "/v1/records", []byte(`{"Records":[
 		{"eventTime":"2024-02-03T04:05:06Z","eventName":"RotateKey","eventSource":"vault.example.com"},
 		{"eventTime":"2024-02-03T04:05:07Z","eventName":"RotateKey","eventSource":"vault.example.com"},
 		{"eventTime":"2024-02-03T04:05:08Z","eventName":"Login","eventSource":"sso.example.com"}]}`), nil); err != nil {
 		t.Fatal(err)
 	}
 	run := func(args ...string) (string, string, error) {
-		cmd := exec.Command(bin, append([]string{"query"}, args...)...)
-		cmd.Env = append(os.Environ(), "OPENTRAIL_ENDPOINT="+srv.endpoint,
-			"OPENTRAIL_ROOT_ACCESS_KEY_ID="+srv.keyID, "OPENTRAIL_ROOT_SECRET_ACCESS_KEY="+srv.secret)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		return string(out), stderr.String(), err
+		return runCLI(bin, srv, append([]string{"query"}, args...)...)
 	}
 	sql := "SELECT eventName, count(*) AS n FROM eds WHERE eventSource LIKE '%.example.com' GROUP BY eventName ORDER BY eventName"
 	var out, stderr string
+	var err error
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		out, stderr, err = run("--eds", id, sql)
 		if err == nil && strings.Contains(out, "RotateKey") || time.Now().After(deadline) {
@@ -81,4 +68,31 @@ func TestQueryCommand(t *testing.T) {
 	if _, stderr, err := run("--eds", id, "SELECT nope FROM eds"); err == nil || !strings.Contains(stderr, "nope") {
 		t.Fatalf("bad SQL: %v %s", err, stderr)
 	}
+}
+
+// startWithEDS starts a server process with an event data store; it
+// returns the binary, the server and the store's ID.
+func startWithEDS(t *testing.T, name string) (string, *benchServer, string) {
+	t.Helper()
+	bin := buildBinary(t)
+	srv := startServerBinary(t, bin, t.TempDir())
+	st, err := srv.client().cloudTrail().CreateEventDataStore(context.Background(),
+		&cloudtrail.CreateEventDataStoreInput{Name: aws.String(name), RetentionPeriod: aws.Int32(3653)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := aws.ToString(st.EventDataStoreArn)
+	return bin, srv, arn[strings.LastIndex(arn, "/")+1:]
+}
+
+// runCLI runs the binary with args as the root key against srv and returns
+// its stdout and stderr.
+func runCLI(bin string, srv *benchServer, args ...string) (string, string, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "OPENTRAIL_ENDPOINT="+srv.endpoint,
+		"OPENTRAIL_ROOT_ACCESS_KEY_ID="+srv.keyID, "OPENTRAIL_ROOT_SECRET_ACCESS_KEY="+srv.secret)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	return string(out), stderr.String(), err
 }

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -81,12 +82,16 @@ func rulesTest(args []string) error {
 	s3f := addS3Flags(fs, "with --logs s3://...: ")
 	show := fs.Bool("show", false, "also print every finding as a JSON line")
 	workers := fs.Int("workers", 0, "log files decoded and evaluated in parallel (default: number of CPUs)")
+	pageRows := fs.Int("page-rows", edsPageRows, "with --eds: records read per Lake query")
 	quiet := fs.Bool("quiet", false, "no statistics on stderr")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 || (*logs == "") == (*eds == "") {
 		return usagef("give rule paths and one of --logs or --eds")
+	}
+	if *pageRows < 1 {
+		return usagef("--page-rows: want at least 1, got %d", *pageRows)
 	}
 	var start time.Time
 	if *since != "" {
@@ -141,7 +146,7 @@ func rulesTest(args []string) error {
 		if cerr != nil {
 			return cerr
 		}
-		total, err = backtestEDS(ctx, rs, c.cloudTrail(), *eds, start, onFinding)
+		total, err = backtestEDS(ctx, rs, c.cloudTrail(), *eds, start, *pageRows, onFinding)
 	}
 	if err != nil {
 		return err
@@ -158,9 +163,17 @@ func rulesTest(args []string) error {
 	return nil
 }
 
-// backtestEDS evaluates rs over an event data store's records, read through a
-// Lake query ordered by event time.
-func backtestEDS(ctx context.Context, rs *detect.RuleSet, ct *cloudtrail.Client, eds string, start time.Time, onFinding func(*detect.Finding)) (*detect.Backtest, error) {
+// edsPageRows is how many records one Lake query of rules test --eds reads
+// by default: about 15 MB of CloudTrail records, well under the result size a
+// node keeps (64 MiB).
+const edsPageRows = 10000
+
+// backtestEDS evaluates rs over an event data store's records from start, in
+// event time order, read through Lake queries of at most pageRows records
+// each: a query's results are bounded, a store is not. Each query resumes
+// after the last record of the one before, by (eventTime, eventID).
+func backtestEDS(ctx context.Context, rs *detect.RuleSet, ct *cloudtrail.Client, eds string, start time.Time, pageRows int,
+	onFinding func(*detect.Finding)) (*detect.Backtest, error) {
 	id := eds
 	if i := strings.LastIndexByte(id, '/'); i >= 0 {
 		id = id[i+1:]
@@ -168,54 +181,105 @@ func backtestEDS(ctx context.Context, rs *detect.RuleSet, ct *cloudtrail.Client,
 	if !edsIDRE.MatchString(id) {
 		return nil, fmt.Errorf("--eds %q: expected an event data store ID or ARN", eds)
 	}
-	sql := "SELECT eventJson FROM " + id
-	if !start.IsZero() {
-		sql += " WHERE eventTime >= '" + start.UTC().Format("2006-01-02 15:04:05") + "'"
+	bt := detect.NewBacktest(rs)
+	bt.OnFinding = onFinding
+	var lastTime, lastID string // the last record read; lastTime "" before the first
+	for {
+		n := 0
+		err := edsQuery(ctx, ct, edsPageSQL(id, start, lastTime, lastID, pageRows), func(row []string) {
+			bt.Eval(detect.Prepare([]byte(row[0])))
+			lastID, lastTime = row[1], row[2]
+			n++
+		})
+		var big *edsResultTooLarge
+		switch {
+		case errors.As(err, &big) && n == 0 && pageRows > 1:
+			pageRows = max(1, pageRows/4) // records far larger than CloudTrail's usual 1-2 KB
+			continue
+		case err != nil:
+			return nil, err
+		case n < pageRows:
+			return bt, nil
+		}
 	}
-	sql += " ORDER BY eventTime"
+}
+
+// edsPageSQL selects the next pageRows records of store id at or after start
+// and after (lastTime, lastID), with what the next query resumes after.
+func edsPageSQL(id string, start time.Time, lastTime, lastID string, pageRows int) string {
+	var where []string
+	if !start.IsZero() {
+		where = append(where, "eventTime >= TIMESTAMP '"+start.UTC().Format("2006-01-02 15:04:05.999999")+"'")
+	}
+	if lastTime != "" {
+		t, i := "TIMESTAMP "+sqlString(lastTime), sqlString(lastID)
+		where = append(where, "(eventTime > "+t+" OR eventTime = "+t+" AND eventID > "+i+")")
+	}
+	sql := "SELECT eventJson, eventID, CAST(eventTime AS VARCHAR) FROM " + id
+	if len(where) > 0 {
+		sql += " WHERE " + strings.Join(where, " AND ")
+	}
+	return sql + " ORDER BY eventTime, eventID LIMIT " + strconv.Itoa(pageRows)
+}
+
+func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// edsResultTooLarge is a Lake query that failed because its result was larger
+// than the node keeps.
+type edsResultTooLarge struct{ msg string }
+
+func (e *edsResultTooLarge) Error() string { return e.msg }
+
+// edsQuery runs sql through the server's Lake and calls fn with each result
+// row's values, in order, page by page.
+func edsQuery(ctx context.Context, ct *cloudtrail.Client, sql string, fn func(row []string)) error {
 	started, err := ct.StartQuery(ctx, &cloudtrail.StartQueryInput{QueryStatement: aws.String(sql)})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	qid := aws.ToString(started.QueryId)
-	delay := 50 * time.Millisecond
+	delay := 20 * time.Millisecond
 	for {
 		desc, err := ct.DescribeQuery(ctx, &cloudtrail.DescribeQueryInput{QueryId: aws.String(qid)})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		st := string(desc.QueryStatus)
 		if st == "FINISHED" {
 			break
 		}
 		if st != "QUEUED" && st != "RUNNING" {
-			return nil, fmt.Errorf("query %s %s: %s", qid, st, aws.ToString(desc.ErrorMessage))
+			msg := fmt.Sprintf("query %s %s: %s", qid, st, aws.ToString(desc.ErrorMessage))
+			if strings.Contains(aws.ToString(desc.ErrorMessage), "result is larger than") {
+				return &edsResultTooLarge{msg}
+			}
+			return errors.New(msg)
 		}
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
 			ct.CancelQuery(context.Background(), &cloudtrail.CancelQueryInput{QueryId: aws.String(qid)})
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 		delay = min(2*delay, time.Second)
 	}
-	bt := detect.NewBacktest(rs)
-	bt.OnFinding = onFinding
 	var next *string
 	for {
 		page, err := ct.GetQueryResults(ctx, &cloudtrail.GetQueryResultsInput{QueryId: aws.String(qid), NextToken: next})
 		if err != nil {
-			return nil, err
+			return err
 		}
-		for _, row := range page.QueryResultRows {
-			for _, col := range row {
-				for _, v := range col {
-					bt.Eval(detect.Prepare([]byte(v)))
+		for _, cols := range page.QueryResultRows {
+			row := make([]string, len(cols))
+			for i, col := range cols {
+				for _, v := range col { // one column name to its value
+					row[i] = v
 				}
 			}
+			fn(row)
 		}
 		if next = page.NextToken; next == nil {
-			return bt, nil
+			return nil
 		}
 	}
 }

@@ -61,9 +61,10 @@ func (b *Backtest) Eval(ev *sigma.Event) {
 		return
 	}
 	if !b.rs.correlations {
-		// Without correlations there is no state, and the account is read only for a match.
+		// Without correlations there is no state, and the account is read
+		// only for a finding (counting a match needs none).
 		for _, mt := range b.rs.set.Eval(ev, nil) {
-			b.found(&mt, ev, first(ev.Values("recipientAccountId")))
+			b.found(&mt, ev, "")
 		}
 		return
 	}
@@ -83,10 +84,14 @@ func (b *Backtest) Eval(ev *sigma.Event) {
 	}
 }
 
+// found counts match mt on ev of account ("": read it from ev if needed).
 func (b *Backtest) found(mt *sigma.Match, ev *sigma.Event, account string) {
 	if b.OnFinding == nil {
 		b.Matches[mt.Rule.Key()]++
 		return
+	}
+	if account == "" {
+		account = first(ev.Values("recipientAccountId"))
 	}
 	f := findingOf(mt, account, first(ev.Values("awsRegion")), ev.ID(), ev.Time())
 	b.Matches[f.RuleID]++

@@ -2,7 +2,6 @@ package detect
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/opentrail/opentrail/internal/archive"
 	"github.com/opentrail/opentrail/internal/archive/archivetest"
-	"github.com/opentrail/opentrail/internal/fixture"
 )
 
 func logKey(account, region string, at time.Time, n int) string {
@@ -108,45 +106,15 @@ func hundredRules(b testing.TB) string {
 	return dir
 }
 
-// lambdaInvoke is a data event like seed 000's.
-func lambdaInvoke(fn, id string, at time.Time) []byte {
-	return []byte(`{"eventVersion":"1.08","userIdentity":{"type":"AssumedRole","principalId":"ABCDEFGHIJKLMNOPQRST:some-user","arn":"arn:aws:sts::123456789012:assumed-role/some-role/some-user","accountId":"123456789012","accessKeyId":"ABCDEFGHIJKLMNOPQRST"},` +
-		`"eventTime":"` + at.UTC().Format(time.RFC3339) + `","eventSource":"lambda.amazonaws.com","eventName":"Invoke","awsRegion":"ap-northeast-1","sourceIPAddress":"1.2.3.4","userAgent":"Mozilla/5.0",` +
-		`"requestParameters":{"functionName":"arn:aws:lambda:ap-northeast-1:123456789012:function:` + fn + `","invocationType":"RequestResponse","logType":"Tail"},"responseElements":null,` +
-		`"additionalEventData":{"customerEniId":"eni-0123456789abcdef0"},"requestID":"11bdbfa8-940e-491a-ba4c-7fcd85993886","eventID":"` + id + `","readOnly":false,` +
-		`"resources":[{"accountId":"123456789012","type":"AWS::Lambda::Function","ARN":"arn:aws:lambda:ap-northeast-1:123456789012:function:` + fn + `"}],` +
-		`"eventType":"AwsApiCall","managementEvent":false,"recipientAccountId":"123456789012","eventCategory":"Data"}`)
-}
-
 // BenchmarkBacktestLogs is opentrail rules test --logs with 100 rules over
-// the archive lake's BenchmarkQueryLogs scans (200 files of 1,000 records:
-// a third Lambda Invokes, the rest the fixture's records), on every core.
+// the archive the lake's BenchmarkQueryLogs (query --logs) scans: 200 files of
+// 1,000 records, a third Lambda Invokes, the rest the fixture's records. Run
+// the two in turns to compare them.
 func BenchmarkBacktestLogs(b *testing.B) {
-	root := b.TempDir()
-	var mgmt [][]byte
-	for _, r := range fixture.Records(b) {
-		var m map[string]any
-		if json.Unmarshal(r, &m) == nil && m["eventTime"] != nil {
-			mgmt = append(mgmt, r)
-		}
-	}
-	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	for f := range 200 {
-		var recs [][]byte
-		for i := range 1000 {
-			if i%3 == 0 {
-				recs = append(recs, lambdaInvoke(fmt.Sprintf("fn-%d", i%20), fmt.Sprintf("%08d-0000-0000-0000-%012d", f, i), base.Add(time.Duration(f)*time.Minute)))
-			} else {
-				recs = append(recs, mgmt[(f*1000+i)%len(mgmt)])
-			}
-		}
-		archivetest.WriteLogFile(b, root, logKey("123456789012", "us-east-1", base.Add(time.Duration(f)*5*time.Minute), f), recs...)
-	}
-	a, _ := archive.Open(context.Background(), root, nil)
-	files, _ := a.List(context.Background(), archive.Filter{}, nil)
-	var size int64
-	for _, f := range files {
-		size += f.Size
+	root, size := archivetest.BenchArchive(b, 200)
+	a, err := archive.Open(context.Background(), root, nil)
+	if err != nil {
+		b.Fatal(err)
 	}
 	rs := Load([]string{hundredRules(b)})
 	if rs.Errors() != 0 || rs.Running() != 100 {

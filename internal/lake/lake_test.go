@@ -3,7 +3,6 @@ package lake
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,8 +17,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/opentrail/opentrail/internal/archive/archivetest"
 	"github.com/opentrail/opentrail/internal/event"
-	"github.com/opentrail/opentrail/internal/fixture"
 	"github.com/opentrail/opentrail/internal/journal"
 	"github.com/opentrail/opentrail/internal/kv"
 	"github.com/opentrail/opentrail/internal/selector"
@@ -168,26 +167,9 @@ func table(r *Result) string {
 	return b.String()
 }
 
-// fixtureRecords are the fixture records, with the account rewritten so they all belong to acct.
-func fixtureRecords(t testing.TB) [][]byte {
-	var out [][]byte
-	for _, r := range fixture.Records(t) {
-		var m map[string]any
-		if err := json.Unmarshal(r, &m); err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := m["eventTime"]; !ok {
-			continue
-		}
-		// The records keep their bytes except recipientAccountId, which must be ours.
-		s := string(r)
-		if a, ok := m["recipientAccountId"].(string); ok && a != acct {
-			s = strings.Replace(s, `"recipientAccountId":"`+a+`"`, `"recipientAccountId":"`+acct+`"`, 1)
-		}
-		out = append(out, []byte(s))
-	}
-	return out
-}
+// fixtureRecords are the fixture records that have an eventTime, with the
+// account rewritten so they all belong to acct (archivetest.BenchAccount).
+var fixtureRecords = archivetest.FixtureRecords
 
 func TestLoadFixturesAndEventJSON(t *testing.T) {
 	v := newEnv(t, allEvents(acct, edsID))
@@ -254,18 +236,7 @@ func TestLoadFixturesAndEventJSON(t *testing.T) {
 }
 
 // lambdaInvoke is the seed 000 record with its function, ENI and ID varied.
-func lambdaInvoke(fn, eni, id string, at time.Time) []byte {
-	add := `null`
-	if eni != "" {
-		add = `{"customerEniId":"` + eni + `","functionVersion":"arn:aws:lambda:ap-northeast-1:123456789012:function:` + fn + `:$LATEST"}`
-	}
-	return []byte(`{"eventVersion":"1.08","userIdentity":{"type":"AssumedRole","principalId":"ABCDEFGHIJKLMNOPQRST:some-user","arn":"arn:aws:sts::123456789012:assumed-role/some-role/some-user","accountId":"123456789012","accessKeyId":"ABCDEFGHIJKLMNOPQRST","sessionContext":{"sessionIssuer":{"type":"Role","principalId":"ABCDEFGHIJKLMNOPQRST","arn":"arn:aws:iam::123456789012:role/some-role","accountId":"123456789012","userName":"some-role"},"attributes":{"creationDate":"2021-12-04T03:12:23Z","mfaAuthenticated":"true"}}},` +
-		`"eventTime":"` + at.UTC().Format(time.RFC3339) + `","eventSource":"lambda.amazonaws.com","eventName":"Invoke","awsRegion":"ap-northeast-1","sourceIPAddress":"1.2.3.4","userAgent":"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_5) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/96.0.4664.55 Safari/537.36",` +
-		`"requestParameters":{"functionName":"arn:aws:lambda:ap-northeast-1:123456789012:function:` + fn + `","invocationType":"RequestResponse","logType":"Tail","contentType":"application/json"},"responseElements":null,` +
-		`"additionalEventData":` + add + `,"requestID":"11bdbfa8-940e-491a-ba4c-7fcd85993886","eventID":"` + id + `","readOnly":false,` +
-		`"resources":[{"accountId":"123456789012","type":"AWS::Lambda::Function","ARN":"arn:aws:lambda:ap-northeast-1:123456789012:function:` + fn + `"}],` +
-		`"eventType":"AwsApiCall","managementEvent":false,"recipientAccountId":"123456789012","eventCategory":"Data"}`)
-}
+var lambdaInvoke = archivetest.LambdaInvoke
 
 // seedQuery is seed 000's Athena query, as written, with the table name left to fill in.
 const seedQuery = `SELECT

@@ -21,31 +21,9 @@ import (
 	"github.com/opentrail/opentrail/internal/archive"
 )
 
-// benchArchive writes files × 1000 records (seed 000's Lambda Invokes and the
-// fixture's management events) in AWS's layout and returns its root and size.
-func benchArchive(b *testing.B, files int) (string, int64) {
-	root := b.TempDir()
-	mgmt := fixtureRecords(b)
-	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	for f := range files {
-		var recs [][]byte
-		for i := range 1000 {
-			if i%3 == 0 {
-				recs = append(recs, lambdaInvoke(fmt.Sprintf("fn-%d", i%20), fmt.Sprintf("eni-%017x", i%8), fmt.Sprintf("%08d-0000-0000-0000-%012d", f, i), base.Add(time.Duration(f)*time.Minute)))
-			} else {
-				recs = append(recs, mgmt[(f*1000+i)%len(mgmt)])
-			}
-		}
-		archivetest.WriteLogFile(b, root, logKey(acct, "us-east-1", base.Add(time.Duration(f)*5*time.Minute), f), recs...)
-	}
-	var size int64
-	ar, _ := archive.Open(context.Background(), root, nil)
-	fs, _ := ar.List(context.Background(), archive.Filter{}, nil)
-	for _, f := range fs {
-		size += f.Size
-	}
-	return root, size
-}
+// benchArchive is the archive every benchmark of query --logs reads, and
+// rules test --logs' (detect's BenchmarkBacktestLogs) too.
+var benchArchive = archivetest.BenchArchive
 
 // BenchmarkArchiveDecode is the reader alone: list, read, gunzip, split records.
 func BenchmarkArchiveDecode(b *testing.B) {
@@ -77,7 +55,9 @@ func BenchmarkQueryLogs(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(200000*b.N)/b.Elapsed().Seconds(), "records/s")
-	b.ReportMetric((cpuTime()-cpu0).Seconds()/b.Elapsed().Seconds(), "cores")
+	cpu := cpuTime() - cpu0
+	b.ReportMetric(cpu.Seconds()/b.Elapsed().Seconds(), "cores")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(200000*b.N), "cpu-µs/record")
 	os.Remove(root)
 }
 

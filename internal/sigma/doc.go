@@ -146,8 +146,12 @@
 // # Speed
 //
 // NewEvent splits the record's top-level members once, as offsets into the
-// record. During Eval a field is resolved on first use and cached for every
-// rule, nested objects are split once, and all of it lives in a scratch
+// record, which it reads where the caller keeps it (not copied: the caller
+// must not change it while the Event is in use; what the package hands out is
+// copied), skipping strings eight bytes at a time. During Eval a field is
+// resolved on first use and cached for every rule (a nested path through
+// its top-level member's value, itself resolved once), nested objects are
+// split once, and all of it lives in a scratch
 // taken from a pool, so that a record costs a few allocations whatever the
 // rules. NewSet indexes each detection rule by a field its condition pins to
 // exact values (eventName, else eventSource, else the field with the fewest

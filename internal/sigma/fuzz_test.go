@@ -133,6 +133,7 @@ func FuzzEval(f *testing.F) {
 		}
 		ev.Values("userIdentity.arn")
 		ev.Values("a.b")
+		sameAsWalk(t, raw)
 	})
 }
 
