@@ -40,7 +40,10 @@ func newSender(s *Service, r dest.FindingRoute, d dest.Destination) *sender {
 			return errors.Is(err, dest.ErrRejected)
 		},
 		Valid:       func(v []byte) bool { return json.Valid(v) },
-		MaxEntries:  1, // a finding is one delivery: a retry repeats nothing that was accepted
+		// A finding is one delivery; a batch is sent one finding at a time and
+		// reports how far it got (outbox.Partial), so one removal from the
+		// outbox covers many findings and a retry repeats none that was accepted.
+		MaxEntries:  alertBatch,
 		MaxAttempts: s.o.MaxAttempts,
 		Backoff:     s.o.Backoff,
 		MaxBackoff:  s.o.MaxBackoff,
@@ -60,15 +63,18 @@ type alertPayload struct {
 	Records []json.RawMessage `json:"records"`
 }
 
+// alertBatch is how many findings a sender takes from its outbox at once.
+const alertBatch = 64
+
 func (sd *sender) deliverBatch(ctx context.Context, batch []outbox.Entry) error {
-	for _, e := range batch {
+	for i, e := range batch {
 		var f Finding
 		if err := json.Unmarshal(e.Value, &f); err != nil {
-			return &permanent{fmt.Errorf("undecodable finding: %w", err)}
+			return &outbox.Partial{N: i, Err: &permanent{fmt.Errorf("undecodable finding: %w", err)}}
 		}
 		if err := sd.deliver(ctx, &f); err != nil {
 			sd.s.stats.failed(f.RuleID, sd.name)
-			return err
+			return &outbox.Partial{N: i, Err: err}
 		}
 		sd.s.stats.delivered(f.RuleID, sd.name)
 	}

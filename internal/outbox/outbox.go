@@ -62,6 +62,20 @@ type Entry struct {
 	Value []byte
 }
 
+// Partial is what Deliver returns when it delivered the first N entries of
+// its batch one by one and entry N failed with Err; the entries after it were
+// not tried. The first N are removed as delivered, and entry N alone is
+// retried or dead-lettered as a failed batch is. A destination that takes
+// one entry per request (a finding per webhook call) can so be handed many
+// entries at a time without ever repeating one it accepted.
+type Partial struct {
+	N   int
+	Err error
+}
+
+func (p *Partial) Error() string { return p.Err.Error() }
+func (p *Partial) Unwrap() error { return p.Err }
+
 // Options configure a Stream. Pending, Dead and Deliver are required.
 type Options struct {
 	// Name identifies the stream in logs; it must not hold a secret.
@@ -238,15 +252,15 @@ func (s *Stream) Run(ctx context.Context) {
 		}
 		if err == nil {
 			attempts, backoff = 0, s.o.Backoff
-			if err := s.drop(batch, false); err != nil {
-				s.o.Log.Error("remove delivered entries from the outbox", "stream", s.o.Name, "err", err)
-			}
-			s.delivered.Add(int64(len(batch)))
-			s.pending.Add(-int64(len(batch)))
-			s.mu.Lock()
-			s.lastOKAt = s.o.Now()
-			s.mu.Unlock()
+			s.done(batch)
 			continue
+		}
+		if part, ok := err.(*Partial); ok && part.N >= 0 && part.N < len(batch) {
+			if part.N > 0 {
+				attempts, backoff = 0, s.o.Backoff
+				s.done(batch[:part.N])
+			}
+			batch, err = batch[part.N:part.N+1], part.Err
 		}
 		s.failures.Add(1)
 		s.mu.Lock()
@@ -267,6 +281,18 @@ func (s *Stream) Run(ctx context.Context) {
 		sleep(ctx, backoff)
 		backoff = min(2*backoff, s.o.MaxBackoff)
 	}
+}
+
+// done removes a delivered batch and counts it.
+func (s *Stream) done(batch []Entry) {
+	if err := s.drop(batch, false); err != nil {
+		s.o.Log.Error("remove delivered entries from the outbox", "stream", s.o.Name, "err", err)
+	}
+	s.delivered.Add(int64(len(batch)))
+	s.pending.Add(-int64(len(batch)))
+	s.mu.Lock()
+	s.lastOKAt = s.o.Now()
+	s.mu.Unlock()
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -356,7 +382,9 @@ func (s *Stream) drop(batch []Entry, dead bool) error {
 		return err
 	}
 	// Unless a replay moved the start back meanwhile, the next read begins after this batch.
-	s.from.CompareAndSwap(s.readFrom, last+1)
+	if s.from.CompareAndSwap(s.readFrom, last+1) {
+		s.readFrom = last + 1 // a batch partly delivered drops its failed entry next
+	}
 	return nil
 }
 

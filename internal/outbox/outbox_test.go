@@ -204,3 +204,50 @@ func TestPutKeepsCallerSeq(t *testing.T) {
 	defer stop()
 	waitFor(t, "delivery", func() bool { return fmt.Sprint(k.got()) == "[[x] [y]]" || fmt.Sprint(k.got()) == "[[x y]]" })
 }
+
+// TestPartial: a Deliver that sends entries one by one reports how far it
+// got; what it sent is never sent again, the entry that failed alone is
+// retried or dead-lettered, and the entries after it are delivered in order.
+func TestPartial(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	errPermanent := errors.New("rejected")
+	var mu sync.Mutex
+	var sent []string
+	flaky := 2 // failures left for "flaky"
+	deliver := func(_ context.Context, batch []Entry) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for i, e := range batch {
+			switch v := string(e.Value); {
+			case v == "bad":
+				return &Partial{N: i, Err: errPermanent}
+			case v == "flaky" && flaky > 0:
+				flaky--
+				return &Partial{N: i, Err: errors.New("HTTP 503")}
+			}
+			sent = append(sent, string(e.Value))
+		}
+		return nil
+	}
+	s := New(db, Options{Name: "test", Pending: kv.OutboxPrefix(false, "test", "p"), Dead: kv.OutboxPrefix(true, "test", "p"),
+		Deliver: deliver, MaxEntries: 10, MaxAttempts: 5, Backoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond, Idle: 10 * time.Millisecond,
+		Permanent: func(err error) bool { return errors.Is(err, errPermanent) }})
+	appendAll(t, db, s, "a", "flaky", "b", "bad", "c")
+	stop := run(t, s)
+	defer stop()
+	waitFor(t, "every payload handled", func() bool { st := s.Stats(); return st.Delivered == 4 && st.DeadLetters == 1 })
+	mu.Lock()
+	got := fmt.Sprint(sent)
+	mu.Unlock()
+	if got != "[a flaky b c]" {
+		t.Errorf("sent %s, want each once, in order", got)
+	}
+	dead, err := s.DeadLetters(0)
+	if err != nil || len(dead) != 1 || string(dead[0].Value) != "bad" {
+		t.Errorf("dead letters %v, %v", dead, err)
+	}
+	if st := s.Stats(); st.Failures != 3 || st.Pending != 0 {
+		t.Errorf("stats = %+v, want 3 failures and nothing pending", st)
+	}
+}
