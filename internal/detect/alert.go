@@ -39,7 +39,7 @@ func newSender(s *Service, r dest.FindingRoute, d dest.Destination) *sender {
 		Permanent: func(err error) bool {
 			return errors.Is(err, dest.ErrRejected)
 		},
-		Valid:       func(v []byte) bool { return json.Valid(v) },
+		Valid: func(v []byte) bool { return json.Valid(v) },
 		// A finding is one delivery; a batch is sent one finding at a time and
 		// reports how far it got (outbox.Partial), so one removal from the
 		// outbox covers many findings and a retry repeats none that was accepted.
