@@ -3,9 +3,6 @@ package detect
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +10,7 @@ import (
 
 	"github.com/opentrail/opentrail/internal/archive"
 	"github.com/opentrail/opentrail/internal/archive/archivetest"
+	"github.com/opentrail/opentrail/internal/sigma/sigmatest"
 )
 
 func logKey(account, region string, at time.Time, n int) string {
@@ -73,39 +71,6 @@ func TestBacktestLogs(t *testing.T) {
 	}
 }
 
-var topLevelID = regexp.MustCompile(`(?m)^id:\s*\S+`)
-
-// hundredRules writes the 33 SigmaHQ CloudTrail rules of the sigma package's
-// testdata and variants of them under new IDs, 100 rules in all.
-func hundredRules(b testing.TB) string {
-	src := "../sigma/testdata/rules"
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var texts []string
-	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".yml") {
-			t, err := os.ReadFile(filepath.Join(src, e.Name()))
-			if err != nil {
-				b.Fatal(err)
-			}
-			texts = append(texts, string(t))
-		}
-	}
-	dir := b.TempDir()
-	for i := range 100 {
-		t := texts[i%len(texts)]
-		if i >= len(texts) {
-			t = topLevelID.ReplaceAllString(t, fmt.Sprintf("id: 00000000-0000-4000-8000-%012d", i))
-		}
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("r%03d.yml", i)), []byte(t), 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return dir
-}
-
 // BenchmarkBacktestLogs is opentrail rules test --logs with 100 rules over
 // the archive the lake's BenchmarkQueryLogs (query --logs) scans: 200 files of
 // 1,000 records, a third Lambda Invokes, the rest the fixture's records. Run
@@ -116,7 +81,7 @@ func BenchmarkBacktestLogs(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rs := Load([]string{hundredRules(b)})
+	rs := Load([]string{sigmatest.HundredRules(b)})
 	if rs.Errors() != 0 || rs.Running() != 100 {
 		b.Fatalf("%d rules running, %d errors", rs.Running(), rs.Errors())
 	}

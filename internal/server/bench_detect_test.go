@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,41 +21,8 @@ import (
 	"github.com/opentrail/opentrail/internal/app"
 	"github.com/opentrail/opentrail/internal/fixture"
 	"github.com/opentrail/opentrail/internal/logs/dest"
+	"github.com/opentrail/opentrail/internal/sigma/sigmatest"
 )
-
-var topLevelID = regexp.MustCompile(`(?m)^id:\s*\S+`)
-
-// benchRules writes 100 rules to a folder: the 33 SigmaHQ CloudTrail rules of
-// internal/sigma/testdata/rules, then variants of them under new IDs until
-// there are 100.
-func benchRules(b *testing.B) string {
-	src := "../sigma/testdata/rules"
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var texts []string
-	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".yml") {
-			t, err := os.ReadFile(filepath.Join(src, e.Name()))
-			if err != nil {
-				b.Fatal(err)
-			}
-			texts = append(texts, string(t))
-		}
-	}
-	dir := b.TempDir()
-	for i := range 100 {
-		t := texts[i%len(texts)]
-		if i >= len(texts) {
-			t = topLevelID.ReplaceAllString(t, fmt.Sprintf("id: 00000000-0000-4000-8000-%012d", i))
-		}
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("r%03d.yml", i)), []byte(t), 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return dir
-}
 
 // BenchmarkIngestDetections: POST /v1/records throughput of 500-record
 // requests of real records (TrailDiscover and the seed), with no rules and
@@ -68,7 +34,7 @@ func BenchmarkIngestDetections(b *testing.B) {
 			e := startWith(b, func(c *app.Config) {
 				c.CacheMiB = 256
 				if rules > 0 {
-					c.RulePaths = []string{benchRules(b)}
+					c.RulePaths = []string{sigmatest.HundredRules(b)}
 				}
 			})
 			if rules > 0 && e.a.Detect.RuleErrors() != 0 {
@@ -140,7 +106,7 @@ func BenchmarkFindingLatency(b *testing.B) {
 		mu.Unlock()
 	}))
 	defer hook.Close()
-	rules := benchRules(b)
+	rules := sigmatest.HundredRules(b)
 	stop, err := os.ReadFile("../detect/testdata/rules/stop_logging.yml")
 	if err != nil {
 		b.Fatal(err)
