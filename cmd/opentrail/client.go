@@ -246,6 +246,15 @@ func (f s3Flags) config() objstore.S3Config {
 
 func (f s3Flags) open(ctx context.Context) (*objstore.S3, error) { return openS3(ctx, f.config()) }
 
+// storeFor is the S3 store an archive path of the form s3://bucket/prefix
+// is read from, and nil for a local folder.
+func (f s3Flags) storeFor(ctx context.Context, path string) (objstore.Store, error) {
+	if !strings.HasPrefix(path, "s3://") {
+		return nil, nil
+	}
+	return f.open(ctx)
+}
+
 func openS3(ctx context.Context, c objstore.S3Config) (*objstore.S3, error) {
 	s3, err := objstore.NewS3(ctx, c)
 	if err != nil {

@@ -19,7 +19,6 @@ import (
 
 	"github.com/opentrail/opentrail/internal/archive"
 	"github.com/opentrail/opentrail/internal/ingest"
-	"github.com/opentrail/opentrail/internal/objstore"
 )
 
 // runImport sends the records of CloudTrail archives (a folder or an S3 prefix)
@@ -74,13 +73,9 @@ key any account's. The summary says which accounts the records went to. Files th
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var store objstore.Store
-	if strings.HasPrefix(src, "s3://") {
-		s3, err := s3f.open(ctx)
-		if err != nil {
-			return err
-		}
-		store = s3
+	store, err := s3f.storeFor(ctx, src)
+	if err != nil {
+		return err
 	}
 	ar, err := archive.Open(ctx, src, store)
 	if err != nil {

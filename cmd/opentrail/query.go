@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 
 	"github.com/opentrail/opentrail/internal/lake"
-	"github.com/opentrail/opentrail/internal/objstore"
 )
 
 const queryAbout = `Runs SQL on a running server (StartQuery, then GetQueryResults), or with --logs
@@ -62,13 +61,9 @@ func runQuery(args []string) error {
 	}
 	ctx := context.Background()
 	if *logs != "" {
-		var s3 objstore.Store
-		if strings.HasPrefix(*logs, "s3://") {
-			st, err := s3f.open(ctx)
-			if err != nil {
-				return err
-			}
-			s3 = st
+		s3, err := s3f.storeFor(ctx, *logs)
+		if err != nil {
+			return err
 		}
 		if *maxWait > 0 {
 			var cancel context.CancelFunc

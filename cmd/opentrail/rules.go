@@ -21,7 +21,6 @@ import (
 
 	"github.com/opentrail/opentrail/internal/archive"
 	"github.com/opentrail/opentrail/internal/detect"
-	"github.com/opentrail/opentrail/internal/objstore"
 )
 
 // rulesCommands are opentrail rules' subcommands.
@@ -127,13 +126,9 @@ func rulesTest(args []string) error {
 	var bytes int64
 	var err error
 	if *logs != "" {
-		var s3 objstore.Store
-		if strings.HasPrefix(*logs, "s3://") {
-			st, err := s3f.open(ctx)
-			if err != nil {
-				return err
-			}
-			s3 = st
+		s3, serr := s3f.storeFor(ctx, *logs)
+		if serr != nil {
+			return serr
 		}
 		a, aerr := archive.Open(ctx, *logs, s3)
 		if aerr != nil {

@@ -145,11 +145,7 @@ func BenchmarkSubscriptionLatency(b *testing.B) {
 		mu.Unlock()
 	}
 	b.StopTimer()
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
-	b.ReportMetric(float64(len(lat)), "events")
+	reportLatencies(b, lat, "events")
 }
 
 // BenchmarkSubscriptionFanout: 100 subscription filters on one log group
@@ -199,4 +195,14 @@ func BenchmarkSubscriptionFanout(b *testing.B) {
 		b.ReportMetric((all-sent).Seconds()*1000, "drain-after-last-ack-ms")
 		b.ReportMetric(float64(maxLag), "max-feed-lag-after-last-ack")
 	}
+}
+
+// reportLatencies reports the median, 99th percentile and maximum of lat,
+// and how many there were as unit.
+func reportLatencies(b *testing.B, lat []time.Duration, unit string) {
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+	b.ReportMetric(float64(len(lat)), unit)
 }
