@@ -70,55 +70,49 @@ func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request, rq *request
 		s.fail(w, rq, awsapi.Errorf("ValidationException", "Limit must not be negative"))
 		return
 	}
-	var (
-		source string // of the replay's audit record
-		list   func() (any, error)
-		replay func(ctx context.Context) (int, error)
-	)
+	var misplaced string
+	switch {
+	case in.Kind != DeadSubscription && in.Kind != DeadFindings && in.Kind != DeadTrailNotifications:
+		s.fail(w, rq, awsapi.Errorf("ValidationException", "Kind must be %s, %s or %s, not %q", DeadSubscription, DeadFindings, DeadTrailNotifications, in.Kind))
+		return
+	case in.Kind != DeadSubscription && (in.LogGroupName != "" || in.FilterName != ""):
+		misplaced = "LogGroupName and FilterName are only for Kind " + DeadSubscription
+	case in.Kind != DeadFindings && in.Destination != "":
+		misplaced = "Destination is only for Kind " + DeadFindings
+	case in.Kind != DeadTrailNotifications && in.TopicArn != "":
+		misplaced = "TopicArn is only for Kind " + DeadTrailNotifications
+	}
+	if misplaced != "" {
+		s.fail(w, rq, awsapi.Errorf("ValidationException", "%s", misplaced))
+		return
+	}
 	account := rq.key.Account // whose dead letters; "" = every account's (root)
 	if rq.key.Role == auth.RoleRoot {
 		account = ""
 	}
+	// What each kind lists and replays, and under which actions and event source.
+	listOp, replayOp, source := "opentrail:ListDeadLetters", "opentrail:ReplayDeadLetters", "cloudtrail.amazonaws.com"
+	var (
+		list   func() (any, error)
+		replay func(ctx context.Context) (int, error)
+	)
 	switch in.Kind {
 	case DeadSubscription:
-		if in.Destination != "" || in.TopicArn != "" {
-			s.fail(w, rq, awsapi.Errorf("ValidationException", "Destination and TopicArn are not for a subscription filter's dead letters"))
-			return
-		}
 		if s.logs == nil {
 			s.fail(w, rq, awsapi.Errorf("ResourceNotFoundException", "The specified log group does not exist."))
 			return
 		}
-		rq.op = "logs:DescribeSubscriptionFilters"
-		source = "logs.amazonaws.com"
+		listOp, replayOp, source = "logs:DescribeSubscriptionFilters", "logs:ReplayDeadLetters", "logs.amazonaws.com"
 		list = func() (any, error) { return s.logs.DeadLetters(rq.caller(), in.LogGroupName, in.FilterName, in.Limit) }
 		replay = func(ctx context.Context) (int, error) {
 			return s.logs.Replay(ctx, rq.caller(), in.LogGroupName, in.FilterName)
 		}
-	case DeadFindings, DeadTrailNotifications:
-		if in.LogGroupName != "" || in.FilterName != "" {
-			s.fail(w, rq, awsapi.Errorf("ValidationException", "LogGroupName and FilterName are only for a subscription filter's dead letters"))
-			return
-		}
-		rq.op = "opentrail:ListDeadLetters"
-		source = "cloudtrail.amazonaws.com"
-		if in.Kind == DeadFindings {
-			if in.TopicArn != "" {
-				s.fail(w, rq, awsapi.Errorf("ValidationException", "TopicArn is only for trail notifications' dead letters"))
-				return
-			}
-			list, replay = s.deadFindings(in, account)
-		} else {
-			if in.Destination != "" {
-				s.fail(w, rq, awsapi.Errorf("ValidationException", "Destination is only for findings' dead letters"))
-				return
-			}
-			list, replay = s.deadNotifications(in, account)
-		}
-	default:
-		s.fail(w, rq, awsapi.Errorf("ValidationException", "Kind must be %s, %s or %s, not %q", DeadSubscription, DeadFindings, DeadTrailNotifications, in.Kind))
-		return
+	case DeadFindings:
+		list, replay = s.deadFindings(in, account)
+	case DeadTrailNotifications:
+		list, replay = s.deadNotifications(in, account)
 	}
+	rq.op = listOp
 	if !s.allowed(rq, rq.op, true) {
 		s.fail(w, rq, denied(rq.key, rq.op))
 		return
@@ -132,11 +126,7 @@ func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request, rq *request
 		awsapi.WriteJSON(w, rq.id, http.StatusOK, map[string]any{"DeadLetters": out})
 		return
 	}
-	if in.Kind == DeadSubscription {
-		rq.op = "logs:ReplayDeadLetters"
-	} else {
-		rq.op = "opentrail:ReplayDeadLetters"
-	}
+	rq.op = replayOp
 	if !s.allowed(rq, rq.op, false) {
 		s.fail(w, rq, denied(rq.key, rq.op))
 		return
