@@ -51,8 +51,8 @@ func (l *WALLoss) Error() string {
 }
 
 // CheckWAL inspects the newest write-ahead log in the database dir; it returns
-// a *WALLoss when that log is corrupt before its end, nil when it is intact or
-// only torn at its end (what a crash leaves).
+// a *WALLoss when whole write batches follow a corruption, nil when the log is
+// intact or only torn in its last batch (what a crash leaves).
 func CheckWAL(dir string) (*WALLoss, error) {
 	file, num, err := newestWAL(dir)
 	if err != nil || file == "" {
@@ -65,7 +65,10 @@ func CheckWAL(dir string) (*WALLoss, error) {
 	s := walScan{data: data, logNum: uint32(num)}
 	end := s.prefix()
 	loss := &WALLoss{File: file, Offset: int64(end), Size: int64(len(data))}
-	if !s.after(end, loss) {
+	// Only whole batches after the corruption can be lost by opening: pieces
+	// of a batch with no intact start or end are a write the crash cut short,
+	// never acknowledged (a batch is acknowledged once synced whole).
+	if !s.after(end, loss) || loss.Batches == 0 {
 		return nil, nil
 	}
 	return loss, nil
